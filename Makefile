@@ -1,0 +1,44 @@
+# Every target creates/updates the virtual environment itself.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run demo test lint bench deps-debian clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the tests use: promtool/prometheus, blackbox_exporter (bench), chromium + CJK fonts.
+deps-debian:
+	@missing=""; \
+	for p in prometheus prometheus-blackbox-exporter chromium fonts-noto-cjk; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+run: $(STAMP)
+	$(VENV)/bin/portalguard demo --simulator-only --keep-running
+
+demo: $(STAMP)
+	$(VENV)/bin/portalguard demo
+
+test: $(STAMP) deps-debian
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP) deps-debian
+	$(PY) bench/probe_throughput.py
+	$(PY) bench/time_to_failover.py
+	$(PY) bench/fallback_load.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,68 @@
+"""Action ``fallback_page``: flips the portal's page switch so ``/book`` serves the fallback page.
+
+The switch lives in the store (the web app reads it per request). ``observe`` does not trust the
+switch alone: it fetches our own ``/book/{portal}`` and sees what a patient would get.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import httpx
+
+from failover.actions.base import ActionDeps, ActionError, Incident
+from watchdog.targets import StrictModel
+
+
+class FallbackPageConfig(StrictModel):
+    type: Literal["fallback_page"]
+
+
+def own_base_url(listen: str) -> str:
+    """The loopback URL of our own web server, for self-checks (0.0.0.0 listens, 127.0.0.1 asks)."""
+    host, _, port = listen.rpartition(":")
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host in ("[::]", "::"):
+        host = "[::1]"
+    return f"http://{host}:{port}"
+
+
+class FallbackPage:
+    def __init__(self, name: str, config: FallbackPageConfig, deps: ActionDeps) -> None:
+        self.name = name
+        self.deps = deps
+        self.url = f"{own_base_url(deps.settings.server.listen)}/book/{deps.portal_id}"
+
+    async def observe(self) -> bool:
+        try:
+            resp = await self.deps.http.get(self.url, follow_redirects=False, timeout=5.0)
+        except httpx.HTTPError as err:
+            raise ActionError(
+                f"fallback page: cannot reach our own {self.url} ({type(err).__name__}); is `portalguard run` up "
+                f"and server.listen right?"
+            ) from None
+        if resp.status_code == 200:
+            return True
+        if resp.status_code in (302, 303, 307) and resp.headers.get("location") == self.deps.portal.book_url:
+            return False
+        raise ActionError(f"fallback page: {self.url} answered HTTP {resp.status_code}, neither page nor redirect")
+
+    async def apply(self, incident: Incident) -> None:
+        self.deps.store.set_page(self.deps.portal_id, True)
+
+    async def revert(self, incident: Incident) -> None:
+        self.deps.store.set_page(self.deps.portal_id, False)
+
+    async def maintain(self, incident: Incident) -> None:
+        return None
+
+    async def check(self) -> str:
+        if not self.deps.store.writable():
+            raise ActionError(f"fallback page: the store {self.deps.store.path} is not writable", permanent=True)
+        state = "fallback page" if await self.observe() else "redirect to book_url"
+        return f"{self.url} serves the {state}"
+
+    async def drill(self, incident: Incident) -> str:
+        await self.check()
+        return f"preview at {self.url}?preview=<token> (patients still see the portal)"

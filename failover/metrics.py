@@ -1,0 +1,66 @@
+"""The failover side's Prometheus metrics, registered beside the watchdog's in one registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+ERROR_KINDS = ("transient", "permanent")
+
+
+class FailoverMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        pa = ["portal", "action"]
+        self.failover_active = Gauge(
+            "portalguard_failover_active", "1 while the portal is in failover", ["portal"], registry=registry
+        )
+        self.transitions = Counter(
+            "portalguard_failover_transitions_total", "Failover switches", ["portal", "to"], registry=registry
+        )
+        self.desired = Gauge(
+            "portalguard_action_desired", "1 if the action should be on", pa, registry=registry
+        )
+        self.observed = Gauge(
+            "portalguard_action_observed", "1 on, 0 off, -1 unknown (as last observed)", pa, registry=registry
+        )
+        self.errors = Counter(
+            "portalguard_action_errors_total", "Failed action attempts", [*pa, "kind"], registry=registry
+        )
+        self.override_active = Gauge(
+            "portalguard_override_active",
+            "1 while a manual override is in force",
+            ["portal", "mode"],
+            registry=registry,
+        )
+        self.maintenance_active = Gauge(
+            "portalguard_maintenance_active",
+            "1 while a maintenance window is in force",
+            ["portal", "mode"],
+            registry=registry,
+        )
+        self.action_ready = Gauge(
+            "portalguard_action_ready",
+            "1 if the action's last preflight passed",
+            ["action"],
+            registry=registry,
+        )
+        self.booking_requests = Counter(
+            "portalguard_booking_requests_total", "Booking requests stored", ["portal"], registry=registry
+        )
+        self.http_requests = Counter(
+            "portalguard_http_requests_total", "HTTP requests served", ["route", "code"], registry=registry
+        )
+
+    def declare_portal(self, portal: str, actions: list[str]) -> None:
+        self.failover_active.labels(portal).set(0)
+        self.booking_requests.labels(portal)
+        for to in ("on", "off"):
+            self.transitions.labels(portal, to)
+        for mode in ("on", "off"):
+            self.override_active.labels(portal, mode).set(0)
+        for mode in ("suppress", "failover"):
+            self.maintenance_active.labels(portal, mode).set(0)
+        for action in actions:
+            self.desired.labels(portal, action).set(0)
+            self.observed.labels(portal, action).set(-1)
+            for kind in ERROR_KINDS:
+                self.errors.labels(portal, action, kind)

@@ -1,0 +1,104 @@
+"""The whole config file: the watchdog's part (``watchdog.targets``) plus the failover part."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, SecretStr, model_validator
+
+from failover.actions.fallback_page import FallbackPageConfig
+from failover.actions.google_ads import GoogleAdsConfig
+from failover.actions.notify import NotifyConfig
+from failover.actions.webhook import WebhookConfig
+from watchdog.targets import Duration, HttpUrl, Portal, PortalId, StrictModel, WatchdogConfig
+
+ActionConfig = Annotated[
+    FallbackPageConfig | GoogleAdsConfig | NotifyConfig | WebhookConfig, Field(discriminator="type")
+]
+
+
+def _listen(value: str) -> str:
+    if not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$", value):
+        raise ValueError(f'"{value}" is not host:port (use 127.0.0.1:8080)')
+    return value
+
+
+Listen = Annotated[str, AfterValidator(_listen)]
+
+
+class ServerSettings(StrictModel):
+    listen: Listen = "127.0.0.1:8080"
+    public_url: HttpUrl | None = Field(None, description="How patients reach /book (behind the proxy).")
+    metrics_listen: Listen | None = Field(
+        "127.0.0.1:9464", description="Separate /metrics listener; null serves /metrics on `listen` only."
+    )
+
+
+class StaffAuth(StrictModel):
+    """Credentials for /staff. Without any, /staff is disabled (never open)."""
+
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> StaffAuth:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+
+class BookingSettings(StrictModel):
+    retention: Duration = 90 * 86400.0
+    rate_limit_per_minute: int = Field(10, ge=1, description="Form posts per client IP per minute.")
+    max_body_bytes: int = Field(16_384, ge=1024)
+
+
+class FailoverTuning(StrictModel):
+    tick: Duration = 1.0
+    backoff_max: Duration = 300.0
+    max_switches_per_hour: int = Field(4, ge=1, description="More and the portal is flapping: staff decide.")
+    doctor_every: Duration = 6 * 3600.0
+
+
+class FailoverPortal(Portal):
+    actions: list[str] = Field(default_factory=list, description="Names from the top-level `actions`.")
+    min_failover: Duration = 300.0
+
+
+class Settings(WatchdogConfig):
+    store: str = "./portalguard.db"
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    staff: StaffAuth = Field(default_factory=StaffAuth)
+    booking: BookingSettings = Field(default_factory=BookingSettings)
+    failover: FailoverTuning = Field(default_factory=FailoverTuning)
+    actions: dict[PortalId, ActionConfig] = Field(default_factory=dict)
+    portals: dict[PortalId, FailoverPortal] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        for pid, portal in self.portals.items():
+            for name in portal.actions:
+                if name not in self.actions:
+                    known = ", ".join(sorted(self.actions)) or "none defined"
+                    raise ValueError(f"portals.{pid}.actions: unknown action {name!r} (known: {known})")
+        self._campaigns_not_shared()
+        return self
+
+    def _campaigns_not_shared(self) -> None:
+        # Two portals toggling the same campaign would pause it while the other still needs it.
+        owner: dict[str, str] = {}
+        for pid, portal in self.portals.items():
+            for name in portal.actions:
+                cfg = self.actions[name]
+                if isinstance(cfg, GoogleAdsConfig):
+                    for cid in cfg.campaign_ids:
+                        if owner.setdefault(cid, pid) != pid:
+                            raise ValueError(
+                                f"campaign {cid} is used by portals {owner[cid]} and {pid}; "
+                                "give each portal its own campaigns"
+                            )
+
+    def portal_actions(self, portal_id: str) -> dict[str, ActionConfig]:
+        return {name: self.actions[name] for name in self.portals[portal_id].actions}

@@ -1,0 +1,164 @@
+"""What the watchdog probes and how it judges: the pydantic models of the config's watchdog part.
+
+Strict (unknown keys rejected), defaults in the schema, messages that name what is expected.
+``failover.settings`` extends these models with the failover part of the same YAML file.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    WithJsonSchema,
+    model_validator,
+)
+
+from watchdog.duration import format_duration, parse_duration
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: object) -> float:
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError(f'"{value}" is not a duration (use 15s, 2m)')
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$", "examples": ["15s", "2m"]}),
+]
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s?#]+", value):
+        # The value is not echoed: URLs may carry tokens (webhooks, basic auth).
+        raise ValueError("is not an http(s) URL (use https://host/path)")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def _timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f'"{value}" is not a time zone (use an IANA name like Asia/Tokyo)') from None
+    return value
+
+
+class Clinic(StrictModel):
+    name: str = Field(min_length=1, description="Shown on the fallback page and in notifications.")
+    phone: str = Field(pattern=r"^\+?[0-9][0-9\- ()]{5,20}$", description="Shown as a tel: link.")
+    timezone: Annotated[str, AfterValidator(_timezone)] = "Asia/Tokyo"
+    name_en: str = ""
+    address: str = ""
+    hours: str = Field("", description="Opening hours, free text, shown on the fallback page.")
+    website: str = ""
+
+
+class Expect(StrictModel):
+    status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200], min_length=1)
+    contains: list[str] = Field(default_factory=list, description="Texts the page must contain.")
+    not_contains: list[str] = Field(
+        default_factory=list, description="Texts that mean maintenance/outage even on a 200 page."
+    )
+
+
+class Login(StrictModel):
+    username: str = Field(min_length=1)
+    password: SecretStr
+    success_contains: list[str] = Field(min_length=1, description="Texts seen only after a good login.")
+    username_field: str = "username"
+    password_field: str = "password"
+    form_action: str | None = Field(None, description="Where the form posts; default: the form's action.")
+
+
+EndpointName = Annotated[str, Field(pattern=r"^(public|admin)(-[a-z0-9][a-z0-9-]*)?$")]
+
+
+class Endpoint(StrictModel):
+    url: HttpUrl
+    expect: Expect = Field(default_factory=Expect)
+    login: Login | None = None
+    allow_redirect_hosts: list[str] = Field(
+        default_factory=list, description="Other hosts a redirect may lead to without counting as failure."
+    )
+
+
+class Threshold(StrictModel):
+    failures: int = Field(3, ge=1)
+    seconds: Duration = 30.0
+
+
+class Recovery(StrictModel):
+    successes: int = Field(4, ge=1)
+    seconds: Duration = 60.0
+
+
+Trigger = Literal["public", "admin", "any", "all"]
+
+
+class Portal(StrictModel):
+    endpoints: dict[EndpointName, Endpoint] = Field(min_length=1)
+    interval: Duration = 15.0
+    timeout: Duration = 10.0
+    down_after: Threshold = Field(default_factory=Threshold)
+    up_after: Recovery = Field(default_factory=Recovery)
+    trigger: Trigger = "public"
+    book_url: HttpUrl = Field(description="Where /book sends patients while the portal is up.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Portal:
+        if self.interval < 1:
+            raise ValueError(f"interval {format_duration(self.interval)} is too short (at least 1s)")
+        if self.timeout >= self.interval:
+            raise ValueError(
+                f"timeout ({format_duration(self.timeout)}) must be shorter than interval "
+                f"({format_duration(self.interval)})"
+            )
+        roles = {endpoint_role(name) for name in self.endpoints}
+        needed = {"public": {"public"}, "admin": {"admin"}, "any": set(), "all": {"public", "admin"}}
+        missing = needed[self.trigger] - roles
+        if missing:
+            raise ValueError(f"trigger: {self.trigger} needs an endpoint named {sorted(missing)[0]}")
+        return self
+
+
+def endpoint_role(name: str) -> Literal["public", "admin"]:
+    """``public-search`` -> ``public``: the role decides what ``trigger`` counts."""
+    return "admin" if name.startswith("admin") else "public"
+
+
+class ProbeSettings(StrictModel):
+    concurrency: int = Field(256, ge=1, le=10000, description="Probes in flight at once, all portals.")
+    jitter: float = Field(0.1, ge=0, le=0.5, description="Fraction of the interval a first probe is spread.")
+    max_body_bytes: int = Field(2_000_000, ge=1024, description="Bytes of a page read at most.")
+    user_agent: str = "portalguard/0.1 (+booking portal watchdog)"
+
+
+PortalId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class WatchdogConfig(StrictModel):
+    clinic: Clinic
+    canaries: list[HttpUrl] = Field(
+        default_factory=list, description="Always-up URLs; if all fail, our own network is down."
+    )
+    canary_interval: Duration = 15.0
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    portals: dict[PortalId, Portal] = Field(min_length=1)
