@@ -115,11 +115,7 @@ def explain(err: ValidationError) -> list[str]:
 def _clean_loc(loc: tuple[int | str, ...]) -> list[str]:
     # pydantic puts a union's tag ("google_ads") and dict-key markers ("[key]") in the path.
     tags = {"fallback_page", "google_ads", "notify", "webhook", "[key]"}
-    out = [
-        str(p)
-        for i, p in enumerate(loc)
-        if not (str(p) in tags and i > 0 and loc[0] == "actions") and p != "[key]"
-    ]
+    out = [str(p) for i, p in enumerate(loc) if not (str(p) in tags and i > 0 and loc[0] == "actions") and p != "[key]"]
     return out
 
 

@@ -16,9 +16,7 @@ class FailoverMetrics:
         self.transitions = Counter(
             "portalguard_failover_transitions_total", "Failover switches", ["portal", "to"], registry=registry
         )
-        self.desired = Gauge(
-            "portalguard_action_desired", "1 if the action should be on", pa, registry=registry
-        )
+        self.desired = Gauge("portalguard_action_desired", "1 if the action should be on", pa, registry=registry)
         self.observed = Gauge(
             "portalguard_action_observed", "1 on, 0 off, -1 unknown (as last observed)", pa, registry=registry
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -85,6 +85,23 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX booking_requests_created ON booking_requests (created);
     """,
+    2: """
+    CREATE TABLE endpoint_state (
+        portal TEXT NOT NULL,                     -- '' for canaries
+        endpoint TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        status INTEGER,
+        error_kind TEXT,
+        detail TEXT NOT NULL DEFAULT '',
+        since REAL NOT NULL,                      -- when this ok/kind began
+        checked REAL NOT NULL,                    -- last probe
+        PRIMARY KEY (portal, endpoint)
+    );
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 }
 
 REQUEST_STATUSES = ("new", "contacted", "booked", "cancelled")
@@ -100,6 +117,18 @@ class PortalRow:
     verdict: str
     verdict_since: float | None
     page_on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRow:
+    portal: str
+    endpoint: str
+    ok: bool
+    status: int | None
+    error_kind: str | None
+    detail: str
+    since: float
+    checked: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +201,7 @@ class Store:
             self._db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
         except sqlite3.Error as err:
-            raise StoreError(
-                f"store {self.path}: {err} (check the `store:` path and its permissions)"
-            ) from None
+            raise StoreError(f"store {self.path}: {err} (check the `store:` path and its permissions)") from None
 
     def close(self) -> None:
         with self._lock:
@@ -247,9 +274,7 @@ class Store:
     def set_verdict(self, portal: str, verdict: str, since: float) -> None:
         with self._tx() as db:
             self._ensure_portal(db, portal)
-            db.execute(
-                "UPDATE portal_state SET verdict=?, verdict_since=? WHERE portal=?", (verdict, since, portal)
-            )
+            db.execute("UPDATE portal_state SET verdict=?, verdict_since=? WHERE portal=?", (verdict, since, portal))
 
     def set_page(self, portal: str, on: bool) -> None:
         with self._tx() as db:
@@ -259,6 +284,35 @@ class Store:
     @staticmethod
     def _ensure_portal(db: sqlite3.Connection, portal: str) -> None:
         db.execute("INSERT OR IGNORE INTO portal_state (portal) VALUES (?)", (portal,))
+
+    def put_endpoint(self, row: EndpointRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO endpoint_state VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    row.portal,
+                    row.endpoint,
+                    int(row.ok),
+                    row.status,
+                    row.error_kind,
+                    row.detail,
+                    row.since,
+                    row.checked,
+                ),
+            )
+
+    def endpoints(self, portal: str) -> list[EndpointRow]:
+        rows = self._query("SELECT * FROM endpoint_state WHERE portal=? ORDER BY endpoint", (portal,))
+        return [EndpointRow(r[0], r[1], bool(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+    def set_value(self, key: str, value: Any) -> None:
+        """A small named value (heartbeat, drill results): JSON in the kv table."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO kv VALUES (?,?)", (key, json.dumps(value, ensure_ascii=False)))
+
+    def value(self, key: str, default: Any = None) -> Any:
+        rows = self._query("SELECT value FROM kv WHERE key=?", (key,))
+        return json.loads(rows[0][0]) if rows else default
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -270,10 +324,7 @@ class Store:
         return ActionRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8], r[9])
 
     def actions(self, portal: str) -> list[ActionRow]:
-        names = [
-            r[0]
-            for r in self._query("SELECT action FROM action_state WHERE portal=? ORDER BY action", (portal,))
-        ]
+        names = [r[0] for r in self._query("SELECT action FROM action_state WHERE portal=? ORDER BY action", (portal,))]
         return [self.action(portal, n) for n in names]
 
     def put_action(self, row: ActionRow) -> None:
@@ -310,9 +361,7 @@ class Store:
     def override(self, portal: str, now: float | None = None) -> Override | None:
         """The portal's override in force at ``now`` (an expired one is not in force)."""
         now = self.clock() if now is None else now
-        rows = self._query(
-            "SELECT * FROM overrides WHERE portal=? AND (expires IS NULL OR expires>?)", (portal, now)
-        )
+        rows = self._query("SELECT * FROM overrides WHERE portal=? AND (expires IS NULL OR expires>?)", (portal, now))
         return Override(*rows[0]) if rows else None
 
     def add_maintenance(self, portal: str, start: float, end: float, mode: str, reason: str) -> int:
@@ -346,9 +395,7 @@ class Store:
 
     # -- events and claims --------------------------------------------------------------------
 
-    def add_event(
-        self, kind: str, portal: str | None = None, action: str | None = None, **detail: Any
-    ) -> None:
+    def add_event(self, kind: str, portal: str | None = None, action: str | None = None, **detail: Any) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO events (ts,portal,kind,action,detail) VALUES (?,?,?,?,?)",

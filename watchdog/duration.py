@@ -18,8 +18,12 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """The inverse, rounded to whole seconds: ``90`` -> ``1m30s``."""
-    rest = int(round(seconds))
+    """The inverse, rounded to whole seconds: ``90`` -> ``1m30s``; under a second in ms: ``0.25`` -> ``250ms``."""
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    if 0 < round(seconds * 1000) < 1000:  # a sub-second timeout or tick must not read "0s"
+        return f"{round(seconds * 1000)}ms"
+    rest = round(seconds)
     if rest == 0:
         return "0s"
     out = []

@@ -23,9 +23,7 @@ def canary_label(url: str) -> str:
 class WatchdogMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         pe = ["portal", "endpoint"]
-        self.probe_success = Gauge(
-            "portalguard_probe_success", "1 if the last probe succeeded", pe, registry=registry
-        )
+        self.probe_success = Gauge("portalguard_probe_success", "1 if the last probe succeeded", pe, registry=registry)
         self.probe_duration = Histogram(
             "portalguard_probe_duration_seconds", "Probe duration", pe, buckets=_BUCKETS, registry=registry
         )
@@ -44,12 +42,8 @@ class WatchdogMetrics:
             pe,
             registry=registry,
         )
-        self.canary_up = Gauge(
-            "portalguard_canary_up", "1 if the canary answered", ["canary"], registry=registry
-        )
-        self.portal_up = Gauge(
-            "portalguard_portal_up", "1 unless the verdict is DOWN", ["portal"], registry=registry
-        )
+        self.canary_up = Gauge("portalguard_canary_up", "1 if the canary answered", ["canary"], registry=registry)
+        self.portal_up = Gauge("portalguard_portal_up", "1 unless the verdict is DOWN", ["portal"], registry=registry)
         self.portal_state = Gauge(
             "portalguard_portal_state", "The verdict, one-hot", ["portal", "state"], registry=registry
         )

@@ -34,9 +34,7 @@ class ProbeResult:
             raise ValueError("a ProbeResult has an error_kind exactly when it is not ok")
 
     @classmethod
-    def success(
-        cls, duration: float, status: int | None = None, tls_expiry: float | None = None
-    ) -> ProbeResult:
+    def success(cls, duration: float, status: int | None = None, tls_expiry: float | None = None) -> ProbeResult:
         return cls(True, duration, status, None, "", tls_expiry)
 
     @classmethod

@@ -35,11 +35,27 @@ def _duration(value: object) -> float:
     raise ValueError(f'"{value}" is not a duration (use 15s, 2m)')
 
 
+_DURATION_SCHEMA = {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$", "examples": ["15s", "2m"]}
 Duration = Annotated[
     float,
     BeforeValidator(_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$", "examples": ["15s", "2m"]}),
+    WithJsonSchema(_DURATION_SCHEMA),
+]
+
+
+def _seconds(value: object) -> float:
+    # A key named ``seconds`` may hold a plain number (``seconds: 30``): the unit is in its name.
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return _duration(value)
+
+
+Seconds = Annotated[
+    float,
+    BeforeValidator(_seconds),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, _DURATION_SCHEMA]}),
 ]
 
 
@@ -102,12 +118,12 @@ class Endpoint(StrictModel):
 
 class Threshold(StrictModel):
     failures: int = Field(3, ge=1)
-    seconds: Duration = 30.0
+    seconds: Seconds = 30.0
 
 
 class Recovery(StrictModel):
     successes: int = Field(4, ge=1)
-    seconds: Duration = 60.0
+    seconds: Seconds = 60.0
 
 
 Trigger = Literal["public", "admin", "any", "all"]

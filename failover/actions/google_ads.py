@@ -22,9 +22,7 @@ class GoogleAdsConfig(StrictModel):
     customer_id: str = Field(pattern=r"^\d{10}$", description="10 digits, no dashes.")
     login_customer_id: str | None = Field(None, pattern=r"^\d{10}$", description="Manager account, if any.")
     campaign_ids: list[str] = Field(min_length=1)
-    max_daily_budget: float = Field(
-        gt=0, description="Refuse to enable a campaign whose daily budget is higher."
-    )
+    max_daily_budget: float = Field(gt=0, description="Refuse to enable a campaign whose daily budget is higher.")
     max_active: Duration = 86400.0
     api_version: Literal["v23", "v24", "v25", "v26"] = "v26"
     timeout: Duration = 30.0

@@ -12,7 +12,5 @@ from watchdog.targets import Duration, StrictModel
 class WebhookConfig(StrictModel):
     type: Literal["webhook"]
     url: SecretStr = Field(description="http(s) URL; may carry a token, so it is treated as a secret.")
-    secret: SecretStr | None = Field(
-        None, description="HMAC-SHA256 key for the X-Portalguard-Signature header."
-    )
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the X-Portalguard-Signature header.")
     timeout: Duration = 10.0

@@ -1,0 +1,102 @@
+"""What every command shares: the config and store (loaded lazily), time display, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from functools import cached_property
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
+
+import click
+
+from failover.config_file import ConfigError, config_path, load
+from failover.settings import Settings
+from failover.store import Store, StoreError
+from watchdog.duration import parse_duration
+
+EXIT_CONFIG = 2
+
+
+class App:
+    """``ctx.obj``: commands ask for ``.settings`` / ``.store``; errors exit 2 with the reason."""
+
+    def __init__(self, config_option: str | None) -> None:
+        self.config_option = config_option
+
+    @cached_property
+    def settings(self) -> Settings:
+        try:
+            return load(config_path(self.config_option))
+        except ConfigError as err:
+            fail("\n".join(err.messages), EXIT_CONFIG)
+
+    @cached_property
+    def store(self) -> Store:
+        try:
+            return Store(self.settings.store)
+        except StoreError as err:
+            fail(str(err), EXIT_CONFIG)
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.clinic.timezone)
+
+    def portal_ids(self, portal: str | None) -> list[str]:
+        """The chosen portal, or every portal; an unknown id exits 2 listing the known ones."""
+        known = list(self.settings.portals)
+        if portal is None:
+            return known
+        if portal not in self.settings.portals:
+            fail(f"unknown portal {portal!r} (configured: {', '.join(known)})", EXIT_CONFIG)
+        return [portal]
+
+    def when(self, ts: float | None) -> str:
+        """A unix time as local clinic time, e.g. ``2026-11-23 10:02:13 JST``."""
+        if ts is None:
+            return "-"
+        return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    def parse_time(self, text: str, now: float) -> float:
+        """``now``, ``+2h`` (from now), or an ISO date-time (clinic time zone unless it names one)."""
+        if text == "now":
+            return now
+        if text.startswith("+"):
+            return now + duration_arg(text[1:])
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise click.BadParameter(f"{text!r} is not a time (use now, +2h, or 2026-11-24T02:00)") from None
+        return (dt if dt.tzinfo else dt.replace(tzinfo=self.tz)).timestamp()
+
+
+def duration_arg(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"portalguard: {message}", err=True)
+    sys.exit(code)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    """A plain text table; widths count East Asian wide characters as two columns."""
+    import unicodedata
+
+    def width(s: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+    cols = [max([width(h), *(width(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c + " " * (w - width(c)) for c, w in zip(cells, cols, strict=True)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in cols]), *(line(r) for r in rows)])

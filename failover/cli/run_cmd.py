@@ -1,0 +1,27 @@
+"""``portalguard run``: the service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+
+from failover.cli.common import App
+
+
+@click.command("run")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
+@click.pass_obj
+def run(app: App, log_level: str) -> None:
+    """Run the watchdog, the failover orchestrator, the fallback page and /metrics until SIGTERM/SIGINT.
+
+    Logs verdict changes and every action; stops cleanly (actions in flight finish, state is saved).
+    """
+    from failover.service import serve_until_signalled
+
+    settings = app.settings  # validate before anything starts
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "apprise", "google", "grpc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    asyncio.run(serve_until_signalled(settings))

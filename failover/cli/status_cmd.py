@@ -1,0 +1,131 @@
+"""``portalguard status``: what the service knows and does, read from the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from failover.cli.common import App, print_json
+
+STALE_AFTER = 10.0  # seconds without a heartbeat before we say the service is not running
+
+
+def status_data(app: App) -> dict[str, Any]:
+    """The status document (also what `--json` prints): per portal id, plus the service."""
+    store, now = app.store, app.store.clock()
+    heartbeat = store.value("heartbeat")
+    out: dict[str, Any] = {
+        "service": {
+            "running": heartbeat is not None and now - heartbeat < STALE_AFTER,
+            "heartbeat": heartbeat,
+        },
+        "portals": {},
+    }
+    for pid in app.settings.portals:
+        out["portals"][pid] = _portal(app, pid, now)
+    return out
+
+
+def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
+    store = app.store
+    row = store.portal(pid)
+    override = store.override(pid, now)
+    window = store.active_maintenance(pid, now)
+    actions = {a.action: a for a in store.actions(pid)}
+    return {
+        "verdict": row.verdict,
+        "verdict_since": row.verdict_since,
+        "failover": row.failover,
+        "failover_since": row.since,
+        "reason": row.reason,
+        "incident": row.incident,
+        "override": None
+        if override is None
+        else {
+            "mode": override.mode,
+            "reason": override.reason,
+            "expires": override.expires,
+        },
+        "maintenance": None
+        if window is None
+        else {
+            "id": window.id,
+            "mode": window.mode,
+            "start": window.start,
+            "end": window.end,
+            "reason": window.reason,
+        },
+        "endpoints": {
+            e.endpoint: {
+                "ok": e.ok,
+                "status": e.status,
+                "failure": e.error_kind,
+                "detail": e.detail,
+                "since": e.since,
+            }
+            for e in store.endpoints(pid)
+        },
+        "actions": {name: _action(actions.get(name), row.failover) for name in app.settings.portals[pid].actions},
+        "last_drill": store.value(f"drill:{pid}"),
+    }
+
+
+def _action(row: Any, failover: bool) -> dict[str, Any]:
+    if row is None:  # the service has not reconciled it yet
+        return {
+            "desired": "on" if failover else "off",
+            "observed": "unknown",
+            "last_error": None,
+            "attempts": 0,
+        }
+    return {
+        "desired": row.desired,
+        "observed": row.observed,
+        "last_error": row.last_error,
+        "permanent": row.permanent,
+        "attempts": row.attempts,
+        "next_attempt": row.next_attempt or None,
+    }
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(app: App, as_json: bool) -> None:
+    """Per portal: the verdict, failover state, each action's desired/observed state and last error,
+    the override or maintenance window in force, and the last drill. Works while the service is stopped.
+    """
+    data = status_data(app)
+    if as_json:
+        print_json(data)
+        return
+    svc = data["service"]
+    click.echo(
+        f"service: {'running' if svc['running'] else 'NOT RUNNING'} (last heartbeat {app.when(svc['heartbeat'])})"
+    )
+    for pid, p in data["portals"].items():
+        click.echo("")
+        state = "FAILOVER ON" if p["failover"] else "failover off"
+        click.echo(
+            f"{pid}: {p['verdict'].upper()} since {app.when(p['verdict_since'])} — {state}"
+            + (f" since {app.when(p['failover_since'])} ({p['reason']})" if p["failover"] else "")
+        )
+        if p["override"]:
+            o = p["override"]
+            until = f" until {app.when(o['expires'])}" if o["expires"] else " (until `failover auto`)"
+            click.echo(f"  override: {o['mode']}{until} — {o['reason']}")
+        if p["maintenance"]:
+            m = p["maintenance"]
+            click.echo(f"  maintenance #{m['id']} ({m['mode']}) until {app.when(m['end'])} — {m['reason']}")
+        for name, e in p["endpoints"].items():
+            what = "ok" if e["ok"] else f"FAILING {e['failure']} {e['detail']}"
+            click.echo(f"  endpoint {name}: {what} (since {app.when(e['since'])})")
+        for name, a in p["actions"].items():
+            mark = "✓" if a["desired"] == a["observed"] else "…"
+            err = f" — error: {a['last_error']}" if a["last_error"] else ""
+            click.echo(f"  {mark} action {name}: desired {a['desired']}, observed {a['observed']}{err}")
+        drill = p["last_drill"]
+        click.echo(
+            f"  last drill: {app.when(drill['at']) + (' passed' if drill['ok'] else ' FAILED') if drill else 'never'}"
+        )

@@ -1,0 +1,59 @@
+"""Should a portal be in failover? A pure function of the inputs (no I/O, no clock).
+
+Precedence: manual override > maintenance window > the verdict. The verdict only moves the state
+on DOWN (on) and UP (off); DEGRADED, RECOVERING and UNKNOWN keep what is. Damping holds failover
+on for ``min_failover``, and a portal that failed over too often within an hour is flapping: it
+is held in failover (no ads toggling) and staff decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from failover.store import Maintenance, Override
+from watchdog.duration import format_duration
+from watchdog.verdict import Health
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    now: float
+    health: Health
+    failover: bool  # the current state
+    failover_since: float | None
+    override: Override | None
+    maintenance: Maintenance | None
+    min_failover: float
+    starts_last_hour: int  # failovers started within the last hour
+    max_starts_per_hour: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    failover: bool
+    cause: str  # why, for the audit log and `status`
+    flapping: bool = False
+
+
+def decide(i: Inputs) -> Decision:
+    if i.override is not None:
+        return Decision(i.override.mode == "on", f"override {i.override.mode}: {i.override.reason}")
+    if i.maintenance is not None:
+        on = i.maintenance.mode == "failover"
+        return Decision(on, f"maintenance window #{i.maintenance.id} ({i.maintenance.mode})")
+    if i.health is Health.DOWN:
+        return Decision(True, "portal down")
+    if i.health is not Health.UP or not i.failover:
+        return Decision(i.failover, f"verdict {i.health.value}: keep")
+    return _switch_off(i)
+
+
+def _switch_off(i: Inputs) -> Decision:
+    held_for = i.now - (i.failover_since or i.now)
+    if held_for < i.min_failover:
+        return Decision(True, f"portal up; held {format_duration(i.min_failover - held_for)} more (min_failover)")
+    if i.starts_last_hour >= i.max_starts_per_hour:
+        return Decision(
+            True, f"portal up but failed over {i.starts_last_hour}× within an hour: held on (flapping)", True
+        )
+    return Decision(False, "portal up")

@@ -1,0 +1,219 @@
+"""``portalguard run``: one process, one asyncio loop — watchdog, orchestrator, web app, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import httpx
+import uvicorn
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from watchdog.scheduler import ProbeJob, Scheduler
+
+from failover.actions import Action, ActionDeps, build_action
+from failover.doctor import run_checks
+from failover.metrics import FailoverMetrics
+from failover.orchestrator import Orchestrator
+from failover.settings import Settings
+from failover.staff import StaffAlerts
+from failover.store import EndpointRow, Store
+from watchdog.http_client import make_probe_client
+from watchdog.metrics import WatchdogMetrics
+from watchdog.monitor import EndpointView, Monitor
+from watchdog.probes import run_probe
+from watchdog.verdict import Health
+
+log = logging.getLogger("portalguard")
+RETENTION_EVERY = 3600.0
+
+
+def build_actions(
+    settings: Settings, store: Store, http: httpx.AsyncClient, staff: StaffAlerts, clock: Callable[[], float]
+) -> dict[str, dict[str, Action]]:
+    """Every portal's actions, each bound to its portal (shared by `run`, `doctor` and `drill`)."""
+    out: dict[str, dict[str, Action]] = {}
+    for pid, portal in settings.portals.items():
+        deps = ActionDeps(settings, pid, portal, store, http, staff, clock)
+        out[pid] = {name: build_action(name, cfg, deps) for name, cfg in settings.portal_actions(pid).items()}
+    return out
+
+
+class Service:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.store = Store(settings.store, clock)
+        self.registry = CollectorRegistry()
+        self.wmetrics = WatchdogMetrics(self.registry)
+        self.fmetrics = FailoverMetrics(self.registry)
+        # A portal that was in failover when we stopped must show a sustained recovery before "UP".
+        settled = {pid: Health.DOWN for pid in settings.portals if self.store.portal(pid).failover}
+        self.monitor = Monitor(settings, self.wmetrics, clock, settled)
+        self.monitor.endpoint_listeners.append(self._persist_endpoint)
+        self.staff = StaffAlerts(settings, self.store, clock)
+        self.http = httpx.AsyncClient(timeout=10.0)
+        self.actions = build_actions(settings, self.store, self.http, self.staff, clock)
+        self.orchestrator = Orchestrator(
+            settings,
+            self.store,
+            self.fmetrics,
+            self.staff,
+            self.actions,
+            self.monitor.health,
+            self.monitor.network_down,
+            clock,
+        )
+        self.monitor.listeners.append(self.orchestrator.on_verdict)
+        self.probe_client = make_probe_client(settings.probe)
+        self.scheduler = Scheduler(
+            self.monitor.jobs(),
+            self._probe,
+            self.monitor.on_result,
+            settings.probe.concurrency,
+            settings.probe.jitter,
+            random.Random(),
+        )
+        self._forget_permanent_errors()
+
+    async def _probe(self, job: ProbeJob):  # type: ignore[no-untyped-def]
+        return await run_probe(self.probe_client, job.kind, job.target, job.timeout, self.settings.probe)
+
+    def _persist_endpoint(self, pid: str, view: EndpointView) -> None:
+        r = view.result
+        kind = r.error_kind.value if r.error_kind else None
+        self.store.put_endpoint(
+            EndpointRow(pid, view.endpoint, r.ok, r.status, kind, r.detail, view.since, view.checked)
+        )
+
+    def _forget_permanent_errors(self) -> None:
+        # A permanent error stops retries until something changes; a restart (often after fixing the
+        # config or credentials) is such a change.
+        for pid in self.settings.portals:
+            for row in self.store.actions(pid):
+                if row.permanent:
+                    self.store.put_action(replace(row, permanent=False, next_attempt=0.0))
+
+    # -- running -----------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        servers = self._servers()
+        tasks = [asyncio.create_task(s.serve(), name="http") for s in servers]
+        while not all(s.started for s in servers):
+            if any(t.done() for t in tasks):  # e.g. the port is taken: surface uvicorn's failure
+                await asyncio.gather(*tasks)
+                raise OSError(f"cannot listen on {self.settings.server.listen}")
+            await asyncio.sleep(0.01)
+        background = [
+            asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            asyncio.create_task(self._every(self.settings.failover.doctor_every, self.doctor), name="doctor"),
+            asyncio.create_task(self._every(RETENTION_EVERY, self._purge), name="retention"),
+            *[asyncio.create_task(w(), name="warm") for w in self._warmers()],
+        ]
+        log.info(
+            "portalguard running: %d portal(s), web on %s",
+            len(self.settings.portals),
+            self.settings.server.listen,
+        )
+        if ready is not None:
+            ready.set()
+        try:
+            await self.orchestrator.run(stop)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            for server in servers:
+                server.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.http.aclose()
+            await self.probe_client.aclose()
+            self.store.add_event("service", None, state="stopped")
+            self.store.close()
+
+    def _servers(self) -> list[uvicorn.Server]:
+        from failover.web.app import create_app
+
+        app = create_app(self.settings, self.store, self.fmetrics, self.registry, self._announce, self.clock)
+        servers = [_server(app, self.settings.server.listen)]
+        if self.settings.server.metrics_listen:
+            servers.append(_server(_metrics_app(self.registry), self.settings.server.metrics_listen))
+        return servers
+
+    def _warmers(self) -> list[Callable[[], object]]:
+        return [a.warm for acts in self.actions.values() for a in acts.values() if hasattr(a, "warm")]  # type: ignore[attr-defined]
+
+    async def _every(self, period: float, job: Callable[[], object]) -> None:
+        while True:
+            try:
+                await job()  # type: ignore[misc]
+            except Exception:
+                log.exception("periodic job %s failed", getattr(job, "__name__", job))
+            await asyncio.sleep(period)
+
+    async def doctor(self) -> None:
+        for result in await run_checks(self.actions):
+            self.fmetrics.action_ready.labels(result.action).set(int(result.ready))
+            if not result.ready:
+                log.warning("preflight %s/%s not ready: %s", result.portal, result.action, result.detail)
+
+    async def _purge(self) -> None:
+        from failover.cli.requests_cmd import purge_expired
+
+        purge_expired(self.store, self.settings, self.clock())
+
+    async def _announce(self, portal: str, request_id: int) -> None:
+        base = self.settings.server.public_url or f"http://{self.settings.server.listen}"
+        await self.staff.send(
+            "booking_request",
+            portal,
+            claim=f"booking:{request_id}",
+            request_id=request_id,
+            portal_id=portal,
+            staff_url=f"{base.rstrip('/')}/staff",
+        )
+
+
+def _server(app: object, listen: str) -> uvicorn.Server:
+    host, _, port = listen.rpartition(":")
+    config = uvicorn.Config(
+        app, host=host.strip("[]"), port=int(port), log_level="warning", lifespan="off", access_log=False
+    )
+    return _EmbeddedServer(config)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: signals belong to the service, which stops every part in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _metrics_app(registry: CollectorRegistry) -> Starlette:
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/metrics", metrics)])
+
+
+async def serve_until_signalled(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then stop cleanly (actions in flight finish, servers close)."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(asyncio.CancelledError):
+        await Service(settings).run(stop)

@@ -1,0 +1,115 @@
+"""Fetching pages the way probes need it: redirects followed by hand under the same-host rule,
+cookies kept per probe, bodies read up to a cap and decoded."""
+
+from __future__ import annotations
+
+import re
+from contextlib import aclosing
+from dataclasses import dataclass
+
+import httpx
+
+from watchdog.probes.errors import ProbeFailure, Trace
+from watchdog.probes.tls import cert_expiry
+from watchdog.result import FailureKind
+from watchdog.targets import Endpoint, ProbeSettings
+
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-]+)""", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    url: httpx.URL  # where the page was finally found, after redirects
+    status: int
+    text: str  # at most ``max_body_bytes`` of the body, decoded
+
+
+class Browser:
+    """One probe's view of the web: its own cookie jar and the hosts it may be led to.
+
+    Never shared between probes, so a session cookie of one probe cannot leak into another.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, endpoint: Endpoint, settings: ProbeSettings, trace: Trace) -> None:
+        self._client = client
+        self._max_body = settings.max_body_bytes
+        self._trace = trace
+        self._cookies = httpx.Cookies()
+        own_host = httpx.URL(endpoint.url).host
+        self._allowed_hosts = {own_host, *(host.lower() for host in endpoint.allow_redirect_hosts)}
+
+    def require_allowed(self, url: httpx.URL, what: str) -> None:
+        """Fail with ``redirect`` unless ``url`` is on the endpoint's host or an allowed one."""
+        if url.scheme not in ("http", "https"):
+            raise ProbeFailure(FailureKind.REDIRECT, f"{what} unsupported scheme {url.scheme or '?'}")
+        if url.host not in self._allowed_hosts:
+            raise ProbeFailure(FailureKind.REDIRECT, f"{what} other host {url.host}")
+
+    async def fetch(self, method: str, url: str | httpx.URL, data: dict[str, str] | None = None) -> Page:
+        """The page at ``url`` after following at most ``MAX_REDIRECTS`` allowed redirects."""
+        target = httpx.URL(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            page, location = await self._send(method, target, data)
+            if location is None:
+                return page
+            target = self._redirect_target(page.url, location)
+            if page.status in (301, 302, 303) and method != "GET":
+                method, data = "GET", None  # what browsers do; 307/308 repeat the request
+        raise ProbeFailure(FailureKind.REDIRECT, f"more than {MAX_REDIRECTS} redirects")
+
+    def _redirect_target(self, current: httpx.URL, location: str) -> httpx.URL:
+        try:
+            target = current.join(location)
+        except httpx.InvalidURL:
+            raise ProbeFailure(FailureKind.REDIRECT, "redirect to an invalid location") from None
+        self.require_allowed(target, "redirect to")
+        return target
+
+    async def _send(self, method: str, url: httpx.URL, data: dict[str, str] | None) -> tuple[Page, str | None]:
+        request = self._client.build_request(method, url, data=data)
+        self._cookies.set_cookie_header(request)
+        response = await self._client.send(request, stream=True)
+        try:
+            self._note(response)
+            location = response.headers.get("location")
+            if response.status_code in _REDIRECT_STATUSES and location:
+                return Page(url, response.status_code, ""), location
+            body = await read_capped(response, self._max_body)
+        finally:
+            await response.aclose()
+        return Page(url, response.status_code, decode(body, response)), None
+
+    def _note(self, response: httpx.Response) -> None:
+        self._trace.status = response.status_code
+        self._cookies.extract_cookies(response)
+        if self._trace.tls_expiry is None:
+            # The first TLS hop is the endpoint's own host (later hops may be allowed others).
+            self._trace.tls_expiry = cert_expiry(response)
+
+
+async def read_capped(response: httpx.Response, cap: int) -> bytes:
+    """At most ``cap`` bytes of the (decompressed) body; stops reading the network past the cap."""
+    chunks: list[bytes] = []
+    size = 0
+    async with aclosing(response.aiter_bytes()) as stream:
+        async for chunk in stream:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= cap:
+                break
+    return b"".join(chunks)[:cap]
+
+
+def decode(body: bytes, response: httpx.Response) -> str:
+    """The body as text: the header's charset, else a ``<meta charset>`` (Japanese sites still
+    serve Shift_JIS and EUC-JP), else UTF-8. Undecodable bytes never fail a probe by themselves."""
+    charset = response.charset_encoding
+    if charset is None:
+        match = _META_CHARSET.search(body[:4096])
+        charset = match.group(1).decode("ascii") if match else "utf-8"
+    try:
+        return body.decode(charset, errors="replace")
+    except LookupError:  # an unknown charset name
+        return body.decode("utf-8", errors="replace")
