@@ -6,8 +6,12 @@ may be secret. ``portalguard config check`` and ``portalguard run`` both go thro
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import types
+import typing
+from collections.abc import Collection, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +36,8 @@ _SECRET_KEYS = {
     "urls",
 }
 _PATTERN_HINTS = {
-    "customer_id": "must be 10 digits without dashes (e.g. 1234567890)",
-    "login_customer_id": "must be 10 digits without dashes (e.g. 1234567890)",
+    "customer_id": "is not a customer id (use its 10 digits without dashes, e.g. 1234567890)",
+    "login_customer_id": "is not a customer id (use its 10 digits without dashes, e.g. 1234567890)",
     "phone": "is not a phone number (use digits and dashes, e.g. 03-1234-5678)",
 }
 
@@ -51,13 +55,23 @@ def config_path(option: str | None) -> Path:
     return Path(option or os.environ.get(ENV_VAR) or DEFAULT_FILE)
 
 
-def load(path: Path, environ: dict[str, str] | None = None) -> Settings:
+def load(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
     raw = _read_yaml(path)
-    expanded = _expand(raw, os.environ if environ is None else environ, path.name, ())
+    refs = _Refs(os.environ if environ is None else environ)
+    expanded = refs.expand(raw, ())
+    if refs.missing:
+        raise ConfigError(
+            [
+                f"{path.name}: {'.'.join(loc)}: environment variable {name} is not set "
+                "(set it where portalguard runs, e.g. in the systemd EnvironmentFile)"
+                for loc, name in refs.missing
+            ]
+        )
     try:
         return Settings.model_validate(expanded)
     except ValidationError as err:
-        raise ConfigError([f"{path.name}: {line}" for line in explain(err)]) from None
+        lines = explain(err, hidden=refs.from_env, redact=refs.used)
+        raise ConfigError([f"{path.name}: {line}" for line in lines]) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -73,99 +87,230 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError([f"{path}: cannot read: {err}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError([f"{path.name}: {where}invalid YAML: {problem}"]) from None
+    if data is None:
+        raise ConfigError([f"{path.name}: the file is empty (config/example.yaml is a commented start)"])
     if not isinstance(data, dict):
-        raise ConfigError([f"{path.name}: must be a YAML mapping with clinic:, canaries: and portals:"])
+        kind = "a list" if isinstance(data, list) else "a single value"
+        raise ConfigError(
+            [f"{path.name}: the top level must be a mapping (clinic:, canaries:, portals:, ...), not {kind}"]
+        )
     return data
 
 
-def _expand(node: Any, env: dict[str, str] | os._Environ[str], fname: str, loc: tuple[str, ...]) -> Any:
-    if isinstance(node, dict):
-        return {k: _expand(v, env, fname, (*loc, str(k))) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_expand(v, env, fname, (*loc, str(i))) for i, v in enumerate(node)]
-    if not isinstance(node, str):
-        return node
-
-    def sub(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name is None:
-            return "$"
-        if name not in env:
-            raise ConfigError([f"{fname}: {'.'.join(loc)}: environment variable {name} is not set"])
-        return env[name]
-
-    return _REF.sub(sub, node)
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (plain YAML keeps the last silently)."""
 
 
-def explain(err: ValidationError) -> list[str]:
-    """One line per validation error: ``key.path: what is wrong``."""
+def _unique_keys(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if isinstance(key, Hashable):
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f'duplicate key "{key}" (keep one)', key_node.start_mark
+                )
+            seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
+
+
+class _Refs:
+    """Expands ``${VAR}`` (``$$`` is a literal ``$``) and remembers what came from the environment."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.missing: list[tuple[tuple[str, ...], str]] = []  # (key path, variable) not set
+        self.used: dict[str, str] = {}  # variable -> value, to keep values out of messages
+        self.from_env: set[tuple[str, ...]] = set()  # key paths whose value holds a variable
+
+    def expand(self, node: Any, loc: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            return {k: self.expand(v, (*loc, str(k))) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.expand(v, (*loc, str(i))) for i, v in enumerate(node)]
+        if not isinstance(node, str):
+            return node
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name is None:
+                return "$"
+            self.from_env.add(loc)
+            if name not in self.env:
+                if (loc, name) not in self.missing:
+                    self.missing.append((loc, name))
+                return ""
+            self.used[name] = self.env[name]
+            return self.env[name]
+
+        return _REF.sub(sub, node)
+
+
+def explain(
+    err: ValidationError,
+    hidden: Collection[tuple[str, ...]] = (),
+    redact: Mapping[str, str] | None = None,
+) -> list[str]:
+    """One line per validation error: ``key.path: what is wrong``.
+
+    Values at secret keys and at ``hidden`` key paths are never shown; any value of ``redact``
+    (variable -> value) left in a message is replaced by ``${VARIABLE}``. A model validator can
+    point at one of its keys by starting its message with ``key: `` (e.g. ``timeout: ...``).
+    """
     lines = []
     for e in err.errors(include_url=False):
         loc = _clean_loc(e["loc"])
-        lines.append(f"{'.'.join(loc) or '(top level)'}: {_message(e, loc)}")
+        secret = bool(_SECRET_KEYS.intersection(loc)) or tuple(loc) in hidden
+        message = _message(e, loc, secret)
+        if e["type"] == "value_error" and (sub := _SUBKEY.match(message)):
+            loc, message = [*loc, *sub.group(1).split(".")], sub.group(2)
+        for name, value in (redact or {}).items():
+            if len(value) >= 4:  # shorter values are no secret and would mangle the text
+                message = message.replace(value, f"${{{name}}}")
+        lines.append(f"{'.'.join(loc) or '(top level)'}: {message}")
     return lines
 
 
+_SUBKEY = re.compile(r"^([a-z_][a-z0-9_-]*(?:\.[a-z0-9_-]+)*): (.+)$", re.DOTALL)
+_ACTION_TYPES = ("fallback_page", "google_ads", "notify", "webhook")
+
+
 def _clean_loc(loc: tuple[int | str, ...]) -> list[str]:
-    # pydantic puts a union's tag ("google_ads") and dict-key markers ("[key]") in the path.
-    tags = {"fallback_page", "google_ads", "notify", "webhook", "[key]"}
-    out = [str(p) for i, p in enumerate(loc) if not (str(p) in tags and i > 0 and loc[0] == "actions") and p != "[key]"]
+    # pydantic puts a union's tag (actions.NAME.google_ads.key) and dict-key markers ("[key]") in the path.
+    out = [str(p) for p in loc if p != "[key]"]
+    if len(out) > 2 and out[0] == "actions" and out[2] in _ACTION_TYPES:
+        del out[2]
     return out
 
 
-def _message(e: dict[str, Any], loc: list[str]) -> str:
-    kind, key, value = e["type"], (loc[-1] if loc else ""), e.get("input")
+def _message(e: dict[str, Any], loc: list[str], secret: bool) -> str:
+    kind, key, value, ctx = e["type"], (loc[-1] if loc else ""), e.get("input"), e.get("ctx") or {}
+    got = "" if secret else _got(value)
     if kind == "value_error":
         return str(e["msg"]).removeprefix("Value error, ")
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        return "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+        return _unknown_key(key, _allowed_keys(e["loc"][:-1]))
     if kind == "union_tag_invalid":
-        return f"unknown action type {value.get('type')!r} (use fallback_page, google_ads, notify, webhook)"
+        return f'unknown action type "{value.get("type")}" (use {", ".join(_ACTION_TYPES)})'
     if kind == "union_tag_not_found":
-        return "needs `type:` (fallback_page, google_ads, notify, webhook)"
+        return f"needs `type:` ({', '.join(_ACTION_TYPES)})"
     if kind == "string_pattern_mismatch":
         if e["loc"][-1] == "[key]":
-            return f'"{key}" is not a valid name (use lowercase letters, digits, - and _)'
-        return _PATTERN_HINTS.get(key, f"has the wrong form ({e['msg'].lower()})")
+            return _bad_name(loc, key)
+        if key in _PATTERN_HINTS:
+            return ("" if secret else f'"{value}" ') + _PATTERN_HINTS[key]
+        return "has the wrong form" + got
     if kind == "literal_error":
-        return f"must be one of {e['ctx']['expected']}" + _shown(key, value)
-    return f"{e['msg'][0].lower()}{e['msg'][1:]}" + _shown(key, value)
+        return f"must be one of {ctx['expected'].replace(chr(39), '')}" + got
+    if kind in ("too_short", "string_too_short"):
+        n = ctx.get("min_length", 1)
+        return "must not be empty" if n == 1 else f"needs at least {n} entries"
+    if kind in _BOUNDS:
+        word, ctx_key = _BOUNDS[kind]
+        return f"must be {word} {ctx[ctx_key]}" + got
+    if kind == "string_type":
+        if isinstance(value, dict | list):
+            return f"must be a string, not a {'mapping' if isinstance(value, dict) else 'list'}"
+        return "must be a string (put the value in quotes)"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "must be a mapping (indented key: value lines)" + got
+    if kind == "list_type":
+        return "must be a list ([a, b] or lines starting with -)" + got
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "must be a whole number" + got
+    if kind in ("float_parsing", "float_type"):
+        return "must be a number" + got
+    return f"{e['msg'][0].lower()}{e['msg'][1:]}" + got
 
 
-def _shown(key: str, value: Any) -> str:
-    if key in _SECRET_KEYS or isinstance(value, dict | list) or value is None:
+_BOUNDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "greater_than": ("greater than", "gt"),
+    "less_than_equal": ("at most", "le"),
+    "less_than": ("less than", "lt"),
+}
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, dict | list) or value is None:
         return ""
+    if isinstance(value, bool | int | float):
+        return f" (got {value})"
     return f' (got "{value}")'
 
 
-def _allowed_keys(loc: list[str]) -> list[str]:
-    """The keys the model at ``loc`` accepts, for "unknown key" hints."""
-    model: Any = Settings
+def _bad_name(loc: list[str], name: str) -> str:
+    parent = loc[-2] if len(loc) > 1 else ""
+    if parent == "endpoints":
+        return f'"{name}" is not an endpoint name (use public, admin, or public-<name> / admin-<name>)'
+    what = {"portals": "portal id", "actions": "action name"}.get(parent, "name")
+    return f'"{name}" is not a valid {what} (use lowercase letters, digits, - and _)'
+
+
+def _unknown_key(key: str, allowed: list[str]) -> str:
+    if not allowed:
+        return "unknown key"
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f'did you mean "{close[0]}"? ' if close else ""
+    return f"unknown key ({hint}allowed: {', '.join(allowed)})"
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model at the raw pydantic ``loc`` accepts, for "unknown key" hints."""
+    node: Any = Settings
     for part in loc:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        node = _child(node, part)
+        if node is None:
             return []
-        field = model.model_fields.get(part)
-        if field is None:  # a dict key (portal id, action name): step into the dict's value type
-            continue
-        model = _model_of(field.annotation)
-    return sorted(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    model = _strip(node)
+    return sorted(model.model_fields) if _is_model(model) else []
 
 
-def _model_of(annotation: Any) -> Any:
-    args = getattr(annotation, "__args__", ())
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in reversed(args):  # dict[str, X] -> X; X | None -> X
-        found = _model_of(arg)
-        if found is not None:
-            return found
+def _child(node: Any, part: int | str) -> Any:
+    """The annotation one step down ``node`` at ``part``: a field, a dict value, a list item, a tag."""
+    node = _strip(node)
+    if _is_model(node):
+        field = node.model_fields.get(str(part))
+        return field.annotation if field else None
+    args = typing.get_args(node)
+    if typing.get_origin(node) is dict:
+        return args[1]
+    if typing.get_origin(node) is list:
+        return args[0]
+    for arg in args:  # a discriminated union: the member whose `type` is the tag
+        if _is_model(arg) and "type" in arg.model_fields:
+            if typing.get_args(arg.model_fields["type"].annotation) == (part,):
+                return arg
     return None
+
+
+def _strip(node: Any) -> Any:
+    """``Annotated[X, ...]`` -> X, ``X | None`` -> X."""
+    while True:
+        if typing.get_origin(node) is typing.Annotated:
+            node = typing.get_args(node)[0]
+            continue
+        args = [a for a in typing.get_args(node) if a is not type(None)]
+        if _is_union(node) and len(args) == 1:
+            node = args[0]
+            continue
+        return node
+
+
+def _is_union(node: Any) -> bool:
+    return typing.get_origin(node) in (typing.Union, types.UnionType)
+
+
+def _is_model(node: Any) -> bool:
+    return isinstance(node, type) and issubclass(node, BaseModel)

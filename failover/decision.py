@@ -49,7 +49,7 @@ def decide(i: Inputs) -> Decision:
 
 
 def _switch_off(i: Inputs) -> Decision:
-    held_for = i.now - (i.failover_since or i.now)
+    held_for = 0.0 if i.failover_since is None else i.now - i.failover_since
     if held_for < i.min_failover:
         return Decision(True, f"portal up; held {format_duration(i.min_failover - held_for)} more (min_failover)")
     if i.starts_last_hour >= i.max_starts_per_hour:

@@ -74,7 +74,7 @@ def describe(e: Event) -> str:
     if e.kind == "failover":
         return f"failover {str(d.get('to')).upper()} — {d.get('cause')}"
     if e.kind == "action":
-        result = "ok" if d.get("ok") else f"FAILED ({d.get('kind')}): {d.get('error')}"
+        result = "ok" if d.get("ok") else f"FAILED ({d.get('error_kind')}): {d.get('error')}"
         return f"action {e.action} {d.get('op')}: {result} (attempt {d.get('attempt')}, {d.get('ms')} ms)"
     if e.kind == "notify":
         return f"staff notified: {d.get('topic')}" + ("" if d.get("sent", True) else " (not sent)")

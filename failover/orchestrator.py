@@ -15,15 +15,18 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from failover.actions.base import Action, ActionError, Incident
 from failover.decision import Decision, Inputs, decide
 from failover.metrics import FailoverMetrics
 from failover.settings import Settings
-from failover.staff import StaffAlerts
 from failover.store import ActionRow, PortalRow, Store
 from watchdog.monitor import PortalHealth
 from watchdog.verdict import Health
+
+if TYPE_CHECKING:
+    from failover.staff import StaffAlerts
 
 log = logging.getLogger("portalguard.failover")
 
@@ -238,7 +241,7 @@ class Orchestrator:
             op=row.desired,
             ok=False,
             error=err.message,
-            kind=kind,
+            error_kind=kind,
             attempt=attempts,
             ms=round((now - started) * 1000),
         )

@@ -45,7 +45,7 @@ class StaffAuth(StrictModel):
     @model_validator(mode="after")
     def _pair(self) -> StaffAuth:
         if (self.username is None) != (self.password is None):
-            raise ValueError("username and password go together")
+            raise ValueError("username and password go together (set both, or neither)")
         return self
 
 
@@ -81,23 +81,27 @@ class Settings(WatchdogConfig):
         for pid, portal in self.portals.items():
             for name in portal.actions:
                 if name not in self.actions:
-                    known = ", ".join(sorted(self.actions)) or "none defined"
-                    raise ValueError(f"portals.{pid}.actions: unknown action {name!r} (known: {known})")
+                    known = ", ".join(sorted(self.actions)) or "none yet"
+                    raise ValueError(
+                        f'portals.{pid}.actions: unknown action "{name}" '
+                        f"(define it under the top-level actions:; defined: {known})"
+                    )
         self._campaigns_not_shared()
         return self
 
     def _campaigns_not_shared(self) -> None:
         # Two portals toggling the same campaign would pause it while the other still needs it.
-        owner: dict[str, str] = {}
+        owner: dict[str, tuple[str, str]] = {}
         for pid, portal in self.portals.items():
             for name in portal.actions:
                 cfg = self.actions[name]
                 if isinstance(cfg, GoogleAdsConfig):
                     for cid in cfg.campaign_ids:
-                        if owner.setdefault(cid, pid) != pid:
+                        other, other_action = owner.setdefault(cid, (pid, name))
+                        if other != pid:
                             raise ValueError(
-                                f"campaign {cid} is used by portals {owner[cid]} and {pid}; "
-                                "give each portal its own campaigns"
+                                f"portals.{pid}.actions: campaign {cid} (action {name}) is also switched by "
+                                f"portal {other} (action {other_action}); give each portal its own campaigns"
                             )
 
     def portal_actions(self, portal_id: str) -> dict[str, ActionConfig]:

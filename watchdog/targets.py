@@ -141,17 +141,18 @@ class Portal(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> Portal:
         if self.interval < 1:
-            raise ValueError(f"interval {format_duration(self.interval)} is too short (at least 1s)")
+            raise ValueError(f"interval: {format_duration(self.interval)} is too short (use at least 1s)")
         if self.timeout >= self.interval:
             raise ValueError(
-                f"timeout ({format_duration(self.timeout)}) must be shorter than interval "
-                f"({format_duration(self.interval)})"
+                f"timeout: {format_duration(self.timeout)} must be shorter than interval "
+                f"({format_duration(self.interval)}): lower timeout or raise interval"
             )
         roles = {endpoint_role(name) for name in self.endpoints}
         needed = {"public": {"public"}, "admin": {"admin"}, "any": set(), "all": {"public", "admin"}}
         missing = needed[self.trigger] - roles
         if missing:
-            raise ValueError(f"trigger: {self.trigger} needs an endpoint named {sorted(missing)[0]}")
+            role = sorted(missing)[0]
+            raise ValueError(f"trigger: {self.trigger} needs an endpoint named {role} (add endpoints.{role})")
         return self
 
 

@@ -1,0 +1,295 @@
+"""The reconciler, stepped tick by tick with a fake clock.
+
+The actions here are in-memory switches with injectable faults: the code under test is the
+orchestrator (precedence, retries, damping, restart); the real actions have their own tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from failover.actions.base import ActionError, Incident
+from failover.metrics import FailoverMetrics
+from failover.orchestrator import CONVERGED_RECHECK, Orchestrator
+from failover.settings import Settings
+from failover.store import Store
+from watchdog.monitor import PortalHealth
+from watchdog.verdict import Health
+
+pytestmark = pytest.mark.anyio
+
+PORTAL = "epark"
+
+
+class Switch:
+    """An action whose effect is a boolean; faults are queued per call."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.on = False
+        self.calls: list[str] = []
+        self.faults: list[ActionError] = []
+        self.gate: asyncio.Event | None = None  # set: apply waits for it (a hung API)
+
+    def _maybe_fail(self) -> None:
+        if self.faults:
+            raise self.faults.pop(0)
+
+    async def observe(self) -> bool:
+        self.calls.append("observe")
+        return self.on
+
+    async def apply(self, incident: Incident) -> None:
+        self.calls.append("apply")
+        if self.gate is not None:
+            await self.gate.wait()
+        self._maybe_fail()
+        self.on = True
+
+    async def revert(self, incident: Incident) -> None:
+        self.calls.append("revert")
+        self._maybe_fail()
+        self.on = False
+
+    async def maintain(self, incident: Incident) -> None:
+        self.calls.append("maintain")
+
+    async def check(self) -> str:
+        return "ready"
+
+    async def drill(self, incident: Incident) -> str:
+        return "drilled"
+
+
+class StaffRecorder:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.sent: list[tuple[str, str | None, dict[str, Any]]] = []
+
+    async def send(self, topic: str, portal: str | None, *, claim: str | None = None, **fields: Any) -> bool:
+        if claim is not None and not self.store.claim(claim):
+            return False
+        self.sent.append((topic, portal, fields))
+        return True
+
+
+def make_settings(tmp_path: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
+            "store": str(tmp_path / "pg.db"),
+            "failover": {"max_switches_per_hour": 3},
+            "actions": {"page": {"type": "fallback_page"}, "ads": {"type": "fallback_page"}},
+            "portals": {
+                PORTAL: {
+                    "endpoints": {"public": {"url": "http://127.0.0.1:9/"}},
+                    "book_url": "http://127.0.0.1:9/book",
+                    "actions": ["page", "ads"],
+                    "min_failover": "5m",
+                }
+            },
+        }
+    )
+
+
+class Rig:
+    def __init__(self, tmp_path: Any, clock: Any, store: Store | None = None) -> None:
+        self.clock = clock
+        self.settings = make_settings(tmp_path)
+        self.store = store or Store(self.settings.store, clock)
+        self.health = Health.UP
+        self.network = False
+        self.staff = StaffRecorder(self.store)
+        self.page, self.ads = Switch("page"), Switch("ads")
+        self.orch = Orchestrator(
+            self.settings, self.store, FailoverMetrics(CollectorRegistry()), self.staff,  # type: ignore[arg-type]
+            {PORTAL: {"page": self.page, "ads": self.ads}},
+            lambda pid: PortalHealth(pid, self.health, clock(), self.network),
+            lambda: self.network, clock, random.Random(1),
+        )
+
+    async def tick(self, advance: float = 1.0) -> None:
+        self.clock.advance(advance)
+        await self.orch.tick()
+        await asyncio.sleep(0)  # let the rounds start
+        await asyncio.wait_for(self.orch.drain(), 5)
+
+    def row(self, name: str) -> Any:
+        return self.store.action(PORTAL, name)
+
+
+@pytest.fixture
+def rig(tmp_path: Any, clock: Any) -> Rig:
+    return Rig(tmp_path, clock)
+
+
+async def test_down_switches_every_action_on_in_one_tick(rig: Rig) -> None:
+    rig.health = Health.DOWN
+    await rig.tick()
+    assert rig.page.on and rig.ads.on
+    assert rig.store.portal(PORTAL).failover
+    assert (rig.row("ads").desired, rig.row("ads").observed) == ("on", "on")
+    kinds = [e.kind for e in rig.store.events(PORTAL)]
+    assert kinds.count("failover") == 1 and kinds.count("action") == 2
+
+
+async def test_recovery_waits_for_min_failover(rig: Rig) -> None:
+    rig.health = Health.DOWN
+    await rig.tick()
+    rig.health = Health.UP
+    await rig.tick(299)
+    assert rig.page.on, "switched off before min_failover"
+    await rig.tick(1)
+    assert not rig.page.on and not rig.ads.on and not rig.store.portal(PORTAL).failover
+
+
+async def test_transient_error_backs_off_and_retries(rig: Rig) -> None:
+    rig.ads.faults = [ActionError("API unavailable")]
+    rig.health = Health.DOWN
+    await rig.tick()
+    row = rig.row("ads")
+    assert not rig.ads.on and row.attempts == 1 and row.last_error == "API unavailable" and not row.permanent
+    assert rig.page.on, "one failing action blocked another"
+    wait = row.next_attempt - rig.clock()
+    assert 0.5 <= wait <= 2.0
+    applies = rig.ads.calls.count("apply")
+    await rig.tick(wait / 4)
+    assert rig.ads.calls.count("apply") == applies, "retried before the backoff elapsed"
+    await rig.tick(wait)
+    assert rig.ads.on and rig.row("ads").attempts == 0 and rig.row("ads").last_error is None
+
+
+async def test_backoff_grows_and_is_capped(rig: Rig) -> None:
+    rig.health = Health.DOWN
+    waits = []
+    for _ in range(12):
+        rig.ads.faults = [ActionError("still failing")]
+        await rig.tick()
+        row = rig.row("ads")
+        waits.append(row.next_attempt - rig.clock())
+        rig.clock.advance(waits[-1])
+    assert waits[0] < waits[3] < waits[6]
+    assert max(waits) <= rig.settings.failover.backoff_max
+
+
+async def test_permanent_error_stops_retrying_and_alerts_once(rig: Rig) -> None:
+    rig.ads.faults = [ActionError("bad credentials: fix ads.credentials", permanent=True)]
+    rig.health = Health.DOWN
+    for _ in range(5):
+        await rig.tick(60)
+    assert rig.ads.calls.count("apply") == 1
+    assert rig.row("ads").permanent
+    alerts = [s for s in rig.staff.sent if s[0] == "action_failed"]
+    assert len(alerts) == 1 and alerts[0][2]["action"] == "ads"
+    assert rig.page.on
+
+
+async def test_hung_action_never_blocks_the_tick_or_others(rig: Rig) -> None:
+    rig.ads.gate = asyncio.Event()
+    rig.health = Health.DOWN
+    rig.clock.advance(1)
+    await rig.orch.tick()
+    await asyncio.sleep(0.01)
+    assert rig.page.on and not rig.ads.on
+    await rig.orch.tick()  # a second tick does not start a second round of the hung action
+    await asyncio.sleep(0.01)
+    assert rig.ads.calls.count("apply") == 1
+    rig.ads.gate.set()
+    await asyncio.wait_for(rig.orch.drain(), 5)
+    assert rig.ads.on
+
+
+async def test_converged_actions_are_not_observed_every_tick(rig: Rig) -> None:
+    await rig.tick()  # off and observed off
+    before = rig.ads.calls.count("observe")
+    for _ in range(10):
+        await rig.tick(1)
+    assert rig.ads.calls.count("observe") == before
+    await rig.tick(CONVERGED_RECHECK)
+    assert rig.ads.calls.count("observe") == before + 1
+
+
+async def test_outside_change_is_healed(rig: Rig) -> None:
+    await rig.tick()
+    rig.ads.on = True  # someone enabled the campaign by hand
+    await rig.tick(CONVERGED_RECHECK)
+    assert not rig.ads.on and "revert" in rig.ads.calls
+
+
+async def test_while_on_upkeep_runs_every_tick_without_observing(rig: Rig) -> None:
+    rig.health = Health.DOWN
+    await rig.tick()
+    observes = rig.ads.calls.count("observe")
+    for _ in range(5):
+        await rig.tick(1)
+    assert rig.ads.calls.count("maintain") >= 5
+    assert rig.ads.calls.count("observe") == observes
+
+
+async def test_override_wins_and_auto_returns_control(rig: Rig) -> None:
+    rig.store.set_override(PORTAL, "on", "drill day", None)
+    await rig.tick()
+    assert rig.page.on
+    rig.store.clear_override(PORTAL)
+    await rig.tick(301)
+    assert not rig.page.on
+
+
+async def test_override_expires(rig: Rig) -> None:
+    rig.health = Health.DOWN
+    rig.store.set_override(PORTAL, "off", "known false alarm", rig.clock() + 60)
+    await rig.tick()
+    assert not rig.page.on
+    await rig.tick(61)
+    assert rig.page.on
+
+
+async def test_flapping_portal_is_held_on_and_escalated_once(rig: Rig) -> None:
+    for _ in range(3):  # three outages within the hour
+        rig.health = Health.DOWN
+        await rig.tick(1)
+        rig.health = Health.UP
+        await rig.tick(301)
+    assert rig.page.on, "the third recovery within an hour switched off again"
+    for _ in range(3):
+        await rig.tick(1)
+    assert [s[0] for s in rig.staff.sent].count("flapping") == 1
+    await rig.tick(3600)
+    assert not rig.page.on
+
+
+async def test_restart_resumes_without_repeating_effects(tmp_path: Any, clock: Any) -> None:
+    first = Rig(tmp_path, clock)
+    first.health = Health.DOWN
+    await first.tick()
+    # kill -9: a new process, same store file; the world (switches) kept its state
+    second = Rig(tmp_path, clock, Store(first.settings.store, clock))
+    second.page.on, second.ads.on = True, True
+    second.health = Health.UNKNOWN  # nothing known yet after the restart
+    await second.tick()
+    assert "apply" not in second.ads.calls and "revert" not in second.ads.calls
+    assert second.store.portal(PORTAL).failover and second.store.portal(PORTAL).incident == 1
+
+
+async def test_restart_switches_off_a_forgotten_campaign(tmp_path: Any, clock: Any) -> None:
+    rig = Rig(tmp_path, clock)
+    rig.ads.on = True  # crashed after enabling, before recording it
+    await rig.tick()
+    assert not rig.ads.on and rig.row("ads").observed == "off"
+
+
+async def test_network_loss_alerts_once_and_restoration_follows(rig: Rig) -> None:
+    rig.network = True
+    rig.health = Health.UNKNOWN
+    for _ in range(3):
+        await rig.tick()
+    rig.network = False
+    await rig.tick()
+    topics = [s[0] for s in rig.staff.sent]
+    assert topics == ["network_degraded", "network_restored"]
+    assert not rig.store.portal(PORTAL).failover
