@@ -38,6 +38,7 @@ _SECRET_KEYS = {
 _PATTERN_HINTS = {
     "customer_id": "is not a customer id (use its 10 digits without dashes, e.g. 1234567890)",
     "login_customer_id": "is not a customer id (use its 10 digits without dashes, e.g. 1234567890)",
+    "campaign_ids": "is not a campaign id (use its digits only, as in the Ads UI, e.g. 12345678901)",
     "phone": "is not a phone number (use digits and dashes, e.g. 03-1234-5678)",
 }
 
@@ -87,7 +88,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError([f"{path}: cannot read: {err}"]) from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -208,8 +209,9 @@ def _message(e: dict[str, Any], loc: list[str], secret: bool) -> str:
     if kind == "string_pattern_mismatch":
         if e["loc"][-1] == "[key]":
             return _bad_name(loc, key)
-        if key in _PATTERN_HINTS:
-            return ("" if secret else f'"{value}" ') + _PATTERN_HINTS[key]
+        field = loc[-2] if key.isdigit() and len(loc) > 1 else key  # a list item: the list's key
+        if field in _PATTERN_HINTS:
+            return ("" if secret else f'"{value}" ') + _PATTERN_HINTS[field]
         return "has the wrong form" + got
     if kind == "literal_error":
         return f"must be one of {ctx['expected'].replace(chr(39), '')}" + got
@@ -289,9 +291,9 @@ def _child(node: Any, part: int | str) -> Any:
     if typing.get_origin(node) is list:
         return args[0]
     for arg in args:  # a discriminated union: the member whose `type` is the tag
-        if _is_model(arg) and "type" in arg.model_fields:
-            if typing.get_args(arg.model_fields["type"].annotation) == (part,):
-                return arg
+        tag = arg.model_fields.get("type") if _is_model(arg) else None
+        if tag is not None and typing.get_args(tag.annotation) == (part,):
+            return arg
     return None
 
 

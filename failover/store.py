@@ -105,6 +105,8 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 REQUEST_STATUSES = ("new", "contacted", "booked", "cancelled")
+OVERRIDE_MODES = ("on", "off")
+MAINTENANCE_MODES = ("suppress", "failover")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +203,16 @@ class Store:
             self._db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
         except sqlite3.Error as err:
+            self._close_quietly()
             raise StoreError(f"store {self.path}: {err} (check the `store:` path and its permissions)") from None
+        except BaseException:
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
 
     def close(self) -> None:
         with self._lock:
@@ -215,10 +226,11 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # also after a failed COMMIT: never leave it open
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -348,6 +360,8 @@ class Store:
     # -- overrides and maintenance ------------------------------------------------------------
 
     def set_override(self, portal: str, mode: str, reason: str, expires: float | None) -> None:
+        if mode not in OVERRIDE_MODES:
+            raise StoreError(f"unknown override mode {mode!r} (use {', '.join(OVERRIDE_MODES)})")
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO overrides VALUES (?,?,?,?,?)",
@@ -367,6 +381,8 @@ class Store:
     def add_maintenance(self, portal: str, start: float, end: float, mode: str, reason: str) -> int:
         if end <= start:
             raise StoreError("the maintenance window ends before it starts")
+        if mode not in MAINTENANCE_MODES:
+            raise StoreError(f"unknown maintenance mode {mode!r} (use {', '.join(MAINTENANCE_MODES)})")
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO maintenance (portal,start,end,mode,reason,created) VALUES (?,?,?,?,?,?)",
@@ -388,7 +404,7 @@ class Store:
 
     def active_maintenance(self, portal: str, now: float) -> Maintenance | None:
         rows = self._query(
-            "SELECT * FROM maintenance WHERE portal=? AND start<=? AND end>? ORDER BY created DESC LIMIT 1",
+            "SELECT * FROM maintenance WHERE portal=? AND start<=? AND end>? ORDER BY created DESC, id DESC LIMIT 1",
             (portal, now, now),
         )
         return Maintenance(*rows[0]) if rows else None

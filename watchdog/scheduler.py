@@ -123,8 +123,7 @@ class Scheduler:
 
     def _first_deadlines(self, now: float) -> list[tuple[float, int]]:
         heap = [
-            (now + self._rng.uniform(0, self._jitter * job.interval), index)
-            for index, job in enumerate(self._jobs)
+            (now + self._rng.uniform(0, self._jitter * job.interval), index) for index, job in enumerate(self._jobs)
         ]
         heapq.heapify(heap)
         return heap

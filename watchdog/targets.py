@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -25,8 +25,19 @@ from pydantic import (
 from watchdog.duration import format_duration, parse_duration
 
 
+def _schema_for_editors(schema: dict[str, Any]) -> None:
+    for prop in schema.get("properties", {}).values():
+        # Editors insert a default as is: a duration's must read "15s" (valid YAML here), not 15.0.
+        patterns = [prop.get("pattern"), *(arm.get("pattern") for arm in prop.get("anyOf", []))]
+        if _DURATION_PATTERN in patterns and type(prop.get("default")) in (int, float):
+            prop["default"] = format_duration(prop["default"])
+        # A portal id / endpoint name that misses the key pattern is an error, as in validation.
+        if "patternProperties" in prop:
+            prop.setdefault("additionalProperties", False)
+
+
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_schema_for_editors)
 
 
 def _duration(value: object) -> float:
@@ -35,7 +46,8 @@ def _duration(value: object) -> float:
     raise ValueError(f'"{value}" is not a duration (use 15s, 2m)')
 
 
-_DURATION_SCHEMA = {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$", "examples": ["15s", "2m"]}
+_DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
+_DURATION_SCHEMA = {"type": "string", "pattern": _DURATION_PATTERN, "examples": ["15s", "2m"]}
 Duration = Annotated[
     float,
     BeforeValidator(_duration),

@@ -1,11 +1,18 @@
-"""Action ``notify``: tells staff through Apprise (Slack, e-mail, LINE, SMS gateways...)."""
+"""Action ``notify``: tells staff through Apprise (Slack, e-mail, LINE, SMS gateways...).
+
+Rendering, delivery, exactly-once claims and retries live in ``failover.staff.StaffAlerts``; this
+action only decides *which* message an incident needs and when.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from failover.actions.base import ActionDeps, Incident
+from failover.staff import Delivery
 from watchdog.targets import Duration, StrictModel
 
 
@@ -15,3 +22,87 @@ class NotifyConfig(StrictModel):
     remind_every: Duration | None = 7200.0
     language: Literal["ja", "en"] = "ja"
     timeout: Duration = 15.0
+
+
+class Notify:
+    """Tells staff when the portal's failover goes on (``outage``), while it stays on
+    (``reminder`` every ``remind_every``) and when it goes off (``recovered``), through StaffAlerts.
+
+    Each message is claimed per incident (``notify:{portal}:{incident}:{action}:{topic}``), so
+    calling apply twice, or again after a restart, never repeats it. "On" means: staff were told of
+    the current incident (every target took it) and not yet of its end.
+    """
+
+    def __init__(self, name: str, config: NotifyConfig, deps: ActionDeps) -> None:
+        self.name = name
+        self.config = config
+        self.deps = deps
+
+    def _key(self, number: int, topic: str) -> str:
+        return f"notify:{self.deps.portal_id}:{number}:{self.name}:{topic}"
+
+    def _delivery(self, number: int, topic: str) -> Delivery:
+        return self.deps.staff.delivery(self._key(number, topic), self.deps.portal_id, via=self.name)
+
+    async def _send(self, topic: str, incident: Incident, *, claim: bool = True, **fields: object) -> bool:
+        return await self.deps.staff.send(
+            topic,
+            self.deps.portal_id,
+            claim=self._key(incident.number, topic) if claim and not incident.drill else None,
+            drill=incident.drill,
+            via=self.name,
+            reason=incident.reason,
+            since=incident.since,
+            measures=self._measures(),
+            **fields,
+        )
+
+    def _measures(self) -> list[tuple[str, str]]:
+        """What the portal switches besides telling staff: (action name, type)."""
+        actions = self.deps.settings.portal_actions(self.deps.portal_id)
+        return [(name, cfg.type) for name, cfg in actions.items() if cfg.type != "notify"]
+
+    async def observe(self) -> bool:
+        number = self.deps.store.portal(self.deps.portal_id).incident
+        if number == 0:
+            return False
+        recovered = self._delivery(number, "recovered")
+        if recovered is not Delivery.NONE:
+            return recovered is Delivery.FAILING  # still on until staff got the all-clear
+        # A failing outage message reads as off, so the orchestrator calls apply again to retry it.
+        return self._delivery(number, "outage") is Delivery.SENT
+
+    async def apply(self, incident: Incident) -> None:
+        await self._send("outage", incident)
+
+    async def revert(self, incident: Incident) -> None:
+        # No all-clear for an outage staff never heard of (e.g. it began and ended while we were down).
+        if self.deps.store.claimed(self._key(incident.number, "outage")):
+            await self._send("recovered", incident, ended=incident.ended or self.deps.now())
+
+    async def maintain(self, incident: Incident) -> None:
+        every = self.config.remind_every
+        if not every or not self.deps.store.claimed(self._key(incident.number, "outage")):
+            return
+        # The ordinal comes from the clock, not a counter: a restart neither repeats nor skips one.
+        ordinal = int((self.deps.now() - incident.since) // every)
+        topic = f"reminder:{ordinal}"
+        if ordinal < 1 or self._delivery(incident.number, topic) is Delivery.SENT:
+            return
+        await self.deps.staff.send(
+            "reminder",
+            self.deps.portal_id,
+            claim=self._key(incident.number, topic),
+            via=self.name,
+            since=incident.since,
+            measures=self._measures(),
+        )
+
+    async def check(self) -> str:
+        origins = self.deps.staff.validate(self.name)
+        return f"{len(origins)} Apprise target(s) parse: {', '.join(origins)} (nothing sent)"
+
+    async def drill(self, incident: Incident) -> str:
+        drill = replace(incident, drill=True)
+        await self._send("outage", drill, claim=False)
+        return f"drill message sent to {len(self.config.urls)} target(s) of {self.name}"

@@ -7,6 +7,7 @@ import click
 from failover.cli.common import App
 from failover.cli.config_cmd import config_group
 from failover.cli.doctor_cmd import doctor
+from failover.cli.drill_cmd import drill
 from failover.cli.events_cmd import events, incident_group
 from failover.cli.failover_cmd import failover_group
 from failover.cli.maintenance_cmd import maintenance_group
@@ -45,6 +46,7 @@ for command in (
     incident_group,
     requests_group,
     doctor,
+    drill,
     probe,
     config_group,
 ):

@@ -10,8 +10,6 @@ import httpx
 
 from failover.cli.common import App, print_json, table
 from failover.doctor import CheckResult, run_checks
-from failover.service import build_actions
-from failover.staff import StaffAlerts
 
 
 @click.command("doctor")
@@ -50,6 +48,9 @@ def _dict(r: CheckResult) -> dict[str, object]:
 
 
 async def _checks(app: App) -> list[CheckResult]:
+    from failover.service import build_actions  # heavy (web, probes): only when needed
+    from failover.staff import StaffAlerts
+
     async with httpx.AsyncClient(timeout=10.0) as http:
         staff = StaffAlerts(app.settings, app.store, time.time)
         return await run_checks(build_actions(app.settings, app.store, http, staff, time.time))

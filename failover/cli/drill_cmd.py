@@ -1,0 +1,61 @@
+"""``portalguard drill PORTAL``: rehearse a failover against the real actions, without effect."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import click
+import httpx
+
+from failover.actions.base import ActionError, Incident
+from failover.cli.common import App, print_json, table
+
+
+@click.command("drill")
+@click.argument("portal")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def drill(app: App, portal: str, as_json: bool) -> None:
+    """Rehearse PORTAL's failover with its real configured actions, harmlessly: Google Ads mutates
+    with validate_only (no spend), staff notifications really sent but marked [訓練/DRILL], the
+    fallback page shown only on a preview link, webhooks sent with "drill": true.
+
+    Prints pass/fail per action with timings, records the drill (see `status`), exits 1 on any failure.
+    """
+    (pid,) = app.portal_ids(portal)
+    results = asyncio.run(_drill(app, pid))
+    ok = all(r["ok"] for r in results)
+    now = app.store.clock()
+    app.store.add_event("drill", pid, ok=ok, results=results)
+    app.store.set_value(f"drill:{pid}", {"at": now, "ok": ok})
+    if as_json:
+        print_json({"portal": pid, "ok": ok, "actions": results})
+    else:
+        rows = [[r["action"], "pass" if r["ok"] else "FAIL", f"{r['seconds']:.2f}s", r["detail"]] for r in results]
+        click.echo(table(rows, ["action", "result", "took", "detail"]))
+        click.echo(f"drill {'PASSED' if ok else 'FAILED'} for {pid}")
+    raise SystemExit(0 if ok else 1)
+
+
+async def _drill(app: App, pid: str) -> list[dict[str, object]]:
+    from failover.service import build_actions
+    from failover.staff import StaffAlerts
+
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        staff = StaffAlerts(app.settings, app.store, time.time)
+        actions = build_actions(app.settings, app.store, http, staff, time.time)[pid]
+        incident = Incident(pid, 0, "drill (rehearsal)", time.time(), drill=True)
+        return list(await asyncio.gather(*(_one(name, a.drill(incident)) for name, a in actions.items())))
+
+
+async def _one(name: str, work: object) -> dict[str, object]:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(60):
+            detail, ok = await work, True  # type: ignore[misc]
+    except ActionError as err:
+        detail, ok = err.message, False
+    except TimeoutError:
+        detail, ok = "no answer within 60s", False
+    return {"action": name, "ok": ok, "detail": detail, "seconds": round(time.perf_counter() - started, 3)}

@@ -1,0 +1,202 @@
+"""``portalguard requests``: the booking requests patients sent through the fallback page.
+
+They are medical personal data: ``export`` writes files only the owner can read, and retention
+(``booking.retention``, default 90 days) deletes them automatically (``purge_expired``).
+Commands use ``ctx.obj.settings`` and ``ctx.obj.store`` only.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any, Protocol
+
+import click
+
+from failover.cli.common import duration_arg, print_json, table
+from failover.settings import Settings
+from failover.store import REQUEST_STATUSES, BookingRequest, Store
+from failover.web.forms import MAX_CHOICES
+from failover.web.i18n import format_time
+from watchdog.duration import format_duration
+
+log = logging.getLogger("portalguard.requests")
+
+CSV_COLUMNS = (
+    "id",
+    "received",
+    "portal",
+    "status",
+    "updated",
+    "name",
+    "phone",
+    "email",
+    "visit",
+    *(f"choice{n}" for n in range(1, MAX_CHOICES + 1)),
+    "reason",
+    "lang",
+    "drill",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class _Context(Protocol):
+    settings: Settings
+    store: Store
+
+
+def purge_expired(store: Store, settings: Settings, now: float) -> int:
+    """Delete booking requests older than ``booking.retention``; the service calls this hourly."""
+    purged = store.purge_requests(now - settings.booking.retention)
+    if purged:
+        log.info(
+            "retention: deleted %d booking request(s) older than %s",
+            purged,
+            format_duration(settings.booking.retention),
+        )
+    return purged
+
+
+@click.group("requests")
+def requests_group() -> None:
+    """Booking requests from the fallback page (patient data: handle with care)."""
+
+
+@requests_group.command("list")
+@click.option("--status", type=click.Choice(REQUEST_STATUSES), help="Only requests with this status.")
+@click.option("--portal", help="Only this portal's requests.")
+@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Every field, as JSON.")
+@click.pass_obj
+def list_requests(obj: _Context, status: str | None, portal: str | None, limit: int, as_json: bool) -> None:
+    """Booking requests, newest first."""
+    rows = obj.store.requests(status, _portal(obj.settings, portal), limit)
+    tz = obj.settings.clinic.timezone
+    if as_json:
+        print_json([_as_dict(r, tz) for r in rows])
+        return
+    if not rows:
+        click.echo("no booking requests" + (f" with status {status}" if status else ""))
+        return
+    headers = ["#", "received", "portal", "status", "name", "phone", "visit", "preferred"]
+    click.echo(table([_row(r, tz) for r in rows], headers))
+
+
+@requests_group.command("export")
+@click.option("--csv", "path", required=True, metavar="FILE", help="Where to write (- for stdout).")
+@click.option("--status", type=click.Choice(REQUEST_STATUSES))
+@click.option("--portal")
+@click.pass_obj
+def export(obj: _Context, path: str, status: str | None, portal: str | None) -> None:
+    """Write booking requests as CSV (UTF-8 with BOM, so Excel shows Japanese correctly)."""
+    rows = obj.store.requests(status, _portal(obj.settings, portal))
+    with _output(path) as out:
+        write_csv(out, rows, obj.settings.clinic.timezone)
+    if path != "-":
+        click.echo(f"wrote {len(rows)} booking request(s) to {path} (readable by you only)", err=True)
+
+
+@requests_group.command("purge")
+@click.option(
+    "--older-than",
+    "older_than",
+    metavar="AGE",
+    help="e.g. 30d (default: booking.retention from the config).",
+)
+@click.pass_obj
+def purge(obj: _Context, older_than: str | None) -> None:
+    """Delete booking requests received more than AGE ago."""
+    age = duration_arg(older_than) if older_than else obj.settings.booking.retention
+    cutoff = time.time() - age
+    purged = obj.store.purge_requests(cutoff)
+    when = format_time(cutoff, obj.settings.clinic.timezone)
+    click.echo(f"deleted {purged} booking request(s) older than {format_duration(age)} (received before {when})")
+
+
+def write_csv(out: IO[str], rows: list[BookingRequest], timezone: str) -> None:
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for r in rows:
+        d = r.data
+        choices = [_choice(c) for c in d.get("preferred", [])][:MAX_CHOICES]
+        choices += [""] * (MAX_CHOICES - len(choices))
+        cells = [
+            r.id,
+            format_time(r.created, timezone),
+            r.portal,
+            r.status,
+            format_time(r.updated, timezone) if r.updated else "",
+            _cell(d.get("name", "")),
+            _cell(d.get("phone", "")),
+            _cell(d.get("email", "")),
+            d.get("visit", ""),
+            *choices,
+            _cell(d.get("reason", "")),
+            d.get("lang", ""),
+            "yes" if d.get("drill") else "",
+        ]
+        writer.writerow(cells)
+
+
+def _cell(text: str) -> str:
+    # What a patient typed must not become a spreadsheet formula (CSV injection): quote it as text.
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+@contextmanager
+def _output(path: str) -> Iterator[IO[str]]:
+    if path == "-":
+        yield sys.stdout
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+    except OSError as err:
+        raise click.ClickException(f"cannot write {path}: {err.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as f:
+        yield f
+
+
+def _portal(settings: Settings, portal: str | None) -> str | None:
+    if portal is not None and portal not in settings.portals:
+        known = ", ".join(settings.portals)
+        raise click.BadParameter(f"unknown portal {portal!r} (configured: {known})", param_hint="--portal")
+    return portal
+
+
+def _as_dict(r: BookingRequest, timezone: str) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "portal": r.portal,
+        "status": r.status,
+        "received": format_time(r.created, timezone),
+        "created": r.created,
+        "updated": r.updated,
+        "data": r.data,
+    }
+
+
+def _row(r: BookingRequest, timezone: str) -> list[str]:
+    d = r.data
+    preferred = ", ".join(_choice(c) for c in d.get("preferred", [])) or "-"
+    name = " ".join(str(d.get("name", "")).split())  # one line per request in the table
+    return [
+        str(r.id),
+        format_time(r.created, timezone),
+        r.portal,
+        r.status,
+        name,
+        d.get("phone", ""),
+        d.get("visit", ""),
+        preferred,
+    ]
+
+
+def _choice(choice: dict[str, str]) -> str:
+    time_of_day = choice.get("time", "any")
+    return choice.get("date", "") + ("" if time_of_day == "any" else f" {time_of_day}")

@@ -1,0 +1,342 @@
+"""What staff read: the notification texts, in Japanese (default) and English.
+
+``render(topic, language, **fields) -> (title, body)`` is pure: no I/O, no clock. Times are unix
+seconds in ``fields`` and are shown in the clinic's time zone (``tz``). A field a template does not
+name is never shown, which is how ``booking_request`` keeps patient data out: its templates name
+only the request number, the portal and the staff link (the request itself is medical personal
+data and stays behind the /staff login).
+
+This module is also the one place that decides how a URL is shown in messages, errors and logs:
+``url_origin`` (scheme, host and port; never user info, path or query, which may carry tokens).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+DRILL_PREFIX = "[訓練/DRILL] "
+LANGUAGES = ("ja", "en")
+TOPICS = (
+    "outage",
+    "reminder",
+    "recovered",
+    "action_failed",
+    "network_degraded",
+    "network_restored",
+    "flapping",
+    "booking_request",
+    "ads_max_active",
+)
+
+_MISSING = "—"
+
+# Labels of the measures a portal switches, by action type.
+_MEASURES = {
+    "ja": {"fallback_page": "代替予約ページ", "google_ads": "Google 広告", "webhook": "Webhook", "notify": "通知"},
+    "en": {"fallback_page": "fallback page", "google_ads": "Google Ads", "webhook": "webhook", "notify": "notice"},
+}
+
+_DRILL_LINE = {
+    "ja": "これは訓練です。実際の障害ではありません（患者さん・広告費への影響はありません）。\n\n",
+    "en": "This is a drill. Nothing is actually down (no effect on patients or ad spend).\n\n",
+}
+
+# (title, body) per topic and language; {names} are the display values made by _display().
+_TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
+    "outage": {
+        "ja": (
+            "【予約サイト障害】{portal}：代替受付に切り替えました",
+            "{clinic}\n予約サイト「{portal}」が使えません。\n"
+            "原因：{reason}\n発生：{since}\n"
+            "切り替えた対策：{measures}\n代替予約ページ：{fallback_url}\n\n"
+            "お電話と代替予約ページからの予約依頼に対応してください。"
+            "予約サイトが復旧すると自動で元に戻し、お知らせします。",
+        ),
+        "en": (
+            "[Booking portal down] {portal}: switched to fallback booking",
+            '{clinic}\nThe booking portal "{portal}" is not usable.\n'
+            "Cause: {reason}\nSince: {since}\n"
+            "Measures switched on: {measures}\nFallback booking page: {fallback_url}\n\n"
+            "Please take bookings by phone and handle requests from the fallback page. "
+            "When the portal recovers, everything is switched back and you will be told.",
+        ),
+    },
+    "reminder": {
+        "ja": (
+            "【継続中】{portal}：予約サイトの障害が{duration}続いています",
+            "{clinic}\n予約サイト「{portal}」は{since}から使えないままです（{duration}）。\n"
+            "代替受付を続けています：{measures}\n代替予約ページ：{fallback_url}\n\n"
+            "復旧すると自動で元に戻します。予約サイトが使えると確認できた場合は手動で戻せます：\n"
+            '  portalguard failover off {portal} --reason "確認済み"',
+        ),
+        "en": (
+            "[Still down] {portal}: booking portal down for {duration}",
+            '{clinic}\nThe booking portal "{portal}" has been unusable since {since} ({duration}).\n'
+            "Fallback measures stay on: {measures}\nFallback booking page: {fallback_url}\n\n"
+            "They switch off by themselves on recovery. If you have confirmed the portal works, "
+            "switch back by hand:\n"
+            '  portalguard failover off {portal} --reason "checked"',
+        ),
+    },
+    "recovered": {
+        "ja": (
+            "【復旧】{portal}：予約サイトが復旧しました",
+            "{clinic}\n予約サイト「{portal}」が復旧しました。\n"
+            "障害時間：{duration}（{since} 〜 {ended}）\n元に戻した対策：{measures}\n\n"
+            "代替予約ページで受けた予約依頼が残っていないか、スタッフ画面で確認してください：{staff_url}",
+        ),
+        "en": (
+            "[Recovered] {portal}: booking portal is back",
+            '{clinic}\nThe booking portal "{portal}" is back.\n'
+            "Outage: {duration} ({since} – {ended})\nMeasures switched off: {measures}\n\n"
+            "Please check the staff page for booking requests still open: {staff_url}",
+        ),
+    },
+    "action_failed": {
+        "ja": (
+            "【要対応】{portal}：対策「{action}」が失敗しました",
+            "{clinic}\n対策「{action}」（予約サイト「{portal}」）が失敗しました。\nエラー：{error}\n{what_next}",
+        ),
+        "en": (
+            '[Action needed] {portal}: measure "{action}" failed',
+            '{clinic}\nThe measure "{action}" of booking portal "{portal}" failed.\nError: {error}\n{what_next}',
+        ),
+    },
+    "network_degraded": {
+        "ja": (
+            "【監視側の障害】監視サーバーのネットワークに問題があります",
+            "{clinic}\n{since}から、常に使えるはずの確認用サイト（カナリア）にも接続できません。\n"
+            "予約サイトではなく監視サーバー側（回線・ルーター・DNS）の問題の可能性が高いため、"
+            "自動の切り替えは行っていません。\n\n"
+            "回線を確認してください。予約サイトが実際に使えない場合は手動で切り替えられます：\n"
+            '  portalguard failover on <portal> --reason "..."',
+        ),
+        "en": (
+            "[Monitor network degraded] the monitor's own network has a problem",
+            "{clinic}\nSince {since}, the always-up check sites (canaries) cannot be reached either.\n"
+            "The problem is most likely the monitor's own network (line, router, DNS), not the booking "
+            "portal, so no failover was done.\n\n"
+            "Please check the network. If the portal really is down, switch by hand:\n"
+            '  portalguard failover on <portal> --reason "..."',
+        ),
+    },
+    "network_restored": {
+        "ja": (
+            "【監視側 復旧】監視サーバーのネットワークが復旧しました",
+            "{clinic}\n監視サーバーのネットワークが復旧しました（{duration}、{since}から）。"
+            "予約サイトの監視を再開しています。",
+        ),
+        "en": (
+            "[Monitor network restored] monitoring resumed",
+            "{clinic}\nThe monitor's own network is back ({duration}, since {since}). "
+            "The booking portals are watched again.",
+        ),
+    },
+    "flapping": {
+        "ja": (
+            "【要判断】{portal}：切り替えが頻発しています",
+            "{clinic}\n予約サイト「{portal}」の状態が不安定で、切り替えが繰り返されています。\n"
+            "状況：{cause}\n代替受付を続けたまま、自動の切り替えを保留しています。判断してください：\n"
+            '  代替受付を続ける：portalguard failover on {portal} --reason "..."\n'
+            '  通常に戻す：　　　portalguard failover off {portal} --reason "..."\n'
+            "  自動に任せる：　　portalguard failover auto {portal}",
+        ),
+        "en": (
+            "[Decision needed] {portal}: switching too often",
+            '{clinic}\nThe booking portal "{portal}" is unstable and failover keeps switching.\n'
+            "Situation: {cause}\nFallback stays on and automatic switching is on hold. Please decide:\n"
+            '  keep the fallback:  portalguard failover on {portal} --reason "..."\n'
+            '  back to normal:     portalguard failover off {portal} --reason "..."\n'
+            "  leave it automatic: portalguard failover auto {portal}",
+        ),
+    },
+    "booking_request": {
+        "ja": (
+            "【予約依頼】No.{request_id}（{portal}）",
+            "{clinic}\n代替予約ページから予約依頼 No.{request_id} が届きました（{portal}）。\n"
+            "内容はスタッフ画面で確認してください：{staff_url}\n"
+            "（個人情報保護のため、この通知には患者さんの情報を載せていません）",
+        ),
+        "en": (
+            "[Booking request] No. {request_id} ({portal})",
+            "{clinic}\nBooking request No. {request_id} arrived from the fallback page ({portal}).\n"
+            "Open it on the staff page: {staff_url}\n"
+            "(Patient details are not sent in notifications, to protect personal data.)",
+        ),
+    },
+    "ads_max_active": {
+        "ja": (
+            "【要確認】{portal}：広告を{max_active}で自動停止しました",
+            "{clinic}\n広告「{action}」が上限の{max_active}続いたため、費用を抑えるため停止しました。\n"
+            "予約サイト「{portal}」がまだ使えず広告を再開する場合は、手動で切り替えてください：\n"
+            '  portalguard failover on {portal} --reason "広告継続を確認"',
+        ),
+        "en": (
+            "[Please confirm] {portal}: ads paused after {max_active}",
+            '{clinic}\nThe ads "{action}" ran for their maximum of {max_active} and were paused to cap spend.\n'
+            'If the booking portal "{portal}" is still down and the ads should run on, confirm by hand:\n'
+            '  portalguard failover on {portal} --reason "ads confirmed"',
+        ),
+    },
+}
+
+_WHAT_NEXT = {
+    ("ja", True): "自動の再試行はしません。設定（actions.{action}）と接続先を確認し、"
+    "portalguard doctor で確認してから portalguard status で状態を見てください。",
+    ("ja", False): "自動で再試行しています。続く場合は接続先と設定（actions.{action}）を確認してください。",
+    ("en", True): "It will not be retried. Check the config (actions.{action}) and the service it uses, "
+    "run portalguard doctor, then portalguard status.",
+    ("en", False): "It is retried automatically. If it keeps failing, check the service and the config "
+    "(actions.{action}).",
+}
+
+
+def render(topic: str, language: str = "ja", **fields: Any) -> tuple[str, str]:
+    """The (title, body) of a staff message. Fields a topic does not use are ignored.
+
+    Common fields: ``portal``, ``clinic``, ``tz`` (IANA zone, default Asia/Tokyo), ``drill``.
+    Times (``since``, ``ended``, ``now``) are unix seconds; ``measures`` is a list of
+    (action name, action type); ``permanent`` is a bool; durations are seconds.
+    """
+    if topic not in _TEMPLATES:
+        raise ValueError(f"unknown message topic {topic!r} (known: {', '.join(TOPICS)})")
+    lang = language if language in LANGUAGES else "ja"
+    title, body = _TEMPLATES[topic][lang]
+    values = _Values(_display(lang, fields))
+    title, body = title.format_map(values), body.format_map(values)
+    if fields.get("drill"):
+        return DRILL_PREFIX + title, _DRILL_LINE[lang] + body
+    return title, body
+
+
+class _Values(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return _MISSING  # a missing detail must not cost staff the whole message
+
+
+def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
+    """Turn raw fields into the strings the templates show."""
+    tz = ZoneInfo(str(f.get("tz") or "Asia/Tokyo"))
+    since, ended, now = f.get("since"), f.get("ended"), f.get("now")
+    end = ended if ended is not None else now
+    out = {k: str(v) for k, v in f.items() if isinstance(v, str | int) and not isinstance(v, bool)}
+    out["portal"] = str(f.get("portal") or f.get("portal_id") or _MISSING)
+    out["since"] = format_time(since, tz) if since is not None else _MISSING
+    out["ended"] = format_time(ended, tz) if ended is not None else _MISSING
+    if since is not None and end is not None:
+        out["duration"] = format_span(float(end) - float(since), lang)
+    if f.get("max_active") is not None:
+        out["max_active"] = format_span(float(f["max_active"]), lang)
+    out["measures"] = _measures(f.get("measures") or (), lang)
+    if not f.get("fallback_url"):
+        out["fallback_url"] = "（未設定：server.public_url）" if lang == "ja" else "(not set: server.public_url)"
+    out["what_next"] = _WHAT_NEXT[(lang, bool(f.get("permanent")))].format(action=out.get("action", "?"))
+    return out
+
+
+def _measures(measures: Iterable[tuple[str, str]], lang: str) -> str:
+    labels = [f"{_MEASURES[lang].get(kind, kind)} ({name})" for name, kind in measures]
+    if labels:
+        return "、".join(labels) if lang == "ja" else ", ".join(labels)
+    return "なし" if lang == "ja" else "none"
+
+
+def format_time(ts: float, tz: ZoneInfo) -> str:
+    """``2026-11-23 19:44 JST``: minutes are what staff act on."""
+    return datetime.fromtimestamp(float(ts), tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def format_span(seconds: float, lang: str = "ja") -> str:
+    """``1時間5分`` / ``1 h 5 min``; under a minute is ``1分未満`` / ``under a minute``."""
+    minutes = int(max(seconds, 0) // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if lang == "ja":
+        parts = [f"{days}日" if days else "", f"{hours}時間" if hours else "", f"{mins}分" if mins else ""]
+        return "".join(parts) or "1分未満"
+    en = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{mins} min" if mins else ""]
+    return " ".join(p for p in en if p) or "under a minute"
+
+
+# -- how URLs are shown -----------------------------------------------------------------------------
+
+_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*)://[^\s'\"<>]+")
+
+
+def url_origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: what errors and logs may show. User info, path and query
+    may carry tokens, and so may the "host" of many Apprise URLs (``tgram://BOT_TOKEN/…``,
+    ``slack://TOKEN/…``): a host is shown only if it looks like one (an IP, a dotted name,
+    localhost); otherwise ``scheme://…``."""
+    scheme = url.partition(":")[0] or "?"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return f"{scheme}://…"
+    if not _is_hostname(host):
+        return f"{scheme}://…"
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}{f':{port}' if port else ''}"
+
+
+def _is_hostname(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host == "localhost" or bool(_DOTTED.match(host))
+
+
+_DOTTED = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9\-]*[a-z0-9]$")
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` (a library's message about ``url``) with every URL reduced to its origin and any
+    other piece of ``url`` that could be a secret (user, password, path, query) masked."""
+    text = scrub_urls(text)
+    shown = url_origin(url)
+    pieces = {p for p in re.split(r"[/:@?&=#]+", url) if len(p) >= 6}  # tokens are long
+    with contextlib.suppress(ValueError):
+        pieces.add(urlsplit(url).password or "")  # a password may be short
+    for piece in sorted(pieces - {""}, key=len, reverse=True):
+        if piece not in shown:
+            text = text.replace(piece, "…")
+    return text
+
+
+def scrub_urls(text: str) -> str:
+    """Replace every URL in free text (a library's error, a log line) by its origin."""
+    return _URL.sub(lambda m: url_origin(m.group(0)), text)
+
+
+class RedactUrls(logging.Filter):
+    """A logger filter for libraries that log whole URLs (Apprise, httpx, urllib3): drops their DEBUG
+    records (payloads, full URLs) and reduces every URL in the rest to its origin."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return False
+        message = scrub_urls(record.getMessage())
+        record.msg, record.args = message, ()
+        return True
+
+
+# Logger filters do not apply to child loggers' records: name each logger that logs URLs.
+_REDACTED_LOGGERS = ("apprise", "httpx", "urllib3.connectionpool")
+
+
+def install_log_redaction() -> None:
+    """Attach ``RedactUrls`` to the libraries that would log our secret URLs (idempotent)."""
+    for name in _REDACTED_LOGGERS:
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, RedactUrls) for f in lg.filters):
+            lg.addFilter(RedactUrls())

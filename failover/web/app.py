@@ -1,0 +1,552 @@
+"""The web app: ``/book`` (a redirect to the portal, or the fallback page while the switch is on), the
+booking form, ``/staff``, ``/healthz`` and ``/metrics``.
+
+Patient data is never logged: log lines name the portal, the request number and error *types* only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sqlite3
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from failover.metrics import FailoverMetrics
+from failover.settings import Settings
+from failover.store import REQUEST_STATUSES, Store, StoreError
+from failover.web import forms
+from failover.web.i18n import STRINGS, choose_lang, format_time, translator
+from failover.web.security import (
+    CSRF_FIELD,
+    Csrf,
+    RateLimiter,
+    SecurityHeadersMiddleware,
+    app_secret,
+    csrf_cookie_header,
+    preview_ok,
+    staff_authorized,
+    staff_challenge,
+    staff_enabled,
+)
+
+log = logging.getLogger("portalguard.web")
+
+HERE = Path(__file__).parent
+UNMATCHED = "unmatched"  # the route label of paths no route knows (never the raw path)
+STAFF_LIST_LIMIT = 500
+STAFF_FAILED_LOGINS_PER_MINUTE = 10
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM_FIELDS = 50
+
+Notify = Callable[[str, int], Awaitable[None]]
+
+
+class Rejected(Exception):
+    """A request we answer with a 4xx/5xx page in the visitor's language: ``message`` is an i18n key."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    body: bytes
+    media_type: str
+    etag: str
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    metrics: FailoverMetrics,
+    registry: CollectorRegistry,
+    notify: Notify | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The ASGI app. ``notify(portal, request_id)`` announces a new booking request to staff; it runs
+    in the background and never delays or fails the patient's confirmation. ``app.state.announcements``
+    holds the announcements still running (a shutdown may wait for them)."""
+    web = _Web(settings, store, metrics, registry, notify, clock)
+    app = Starlette(
+        routes=web.routes(),
+        middleware=[
+            Middleware(_MetricsMiddleware, metrics=metrics),
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(_ErrorPageMiddleware, render=web.error_response),
+        ],
+        exception_handlers={Rejected: web.rejected, HTTPException: web.http_error},
+    )
+    app.state.announcements = web.announcements
+    return app
+
+
+class _Web:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        metrics: FailoverMetrics,
+        registry: CollectorRegistry,
+        notify: Notify | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.registry = registry
+        self.notify = notify
+        self.clock = clock
+        self.tz = ZoneInfo(settings.clinic.timezone)
+        self.key = app_secret(settings)
+        self.csrf = Csrf(self.key)
+        self.limiter = RateLimiter(settings.booking.rate_limit_per_minute, clock)
+        self.staff_failures = RateLimiter(STAFF_FAILED_LOGINS_PER_MINUTE, clock)
+        self.announcements: set[asyncio.Task[None]] = set()
+        self.assets = _load_assets(HERE / "static")
+        self.asset_version = hashlib.sha256(b"".join(a.body for a in self.assets.values())).hexdigest()[:10]
+        self.templates = _load_templates(HERE / "templates")
+        self.translators = {lang: translator(lang) for lang in STRINGS}
+        self.tel_href = "tel:" + "".join(c for c in settings.clinic.phone if c.isdigit() or c in "+-")
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/book", self.book_index, methods=["GET"]),
+            Route("/book/{portal}", self.book_portal, methods=["GET"]),
+            Route("/book/{portal}/request", self.book_request, methods=["POST"]),
+            Route("/staff", self.staff, methods=["GET"]),
+            Route("/staff/requests/{request_id:int}/status", self.staff_status, methods=["POST"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.metrics_page, methods=["GET"]),
+            Route("/static/{name}", self.static, methods=["GET"]),
+        ]
+
+    # -- /book ----------------------------------------------------------------------------------
+
+    async def book_index(self, request: Request) -> Response:
+        if len(self.settings.portals) == 1:
+            return await self._book(request, next(iter(self.settings.portals)))
+        lang = self._lang(request)
+        portals = [(pid, self._url(request, f"/book/{pid}", lang=lang)) for pid in self.settings.portals]
+        return self._page(request, "chooser.html", lang, portals=portals)
+
+    async def book_portal(self, request: Request) -> Response:
+        return await self._book(request, self._portal_id(request))
+
+    async def _book(self, request: Request, pid: str) -> Response:
+        """302 to the portal while the switch is off; the fallback page while it is on (or a preview)."""
+        lang = self._lang(request)
+        preview = request.query_params.get("preview")
+        page_on = self.store.portal(pid).page_on
+        if preview is not None and not preview_ok(self.key, pid, preview):
+            raise Rejected(403, "e403_preview")
+        if preview is None and not page_on:
+            return Response(status_code=302, headers={"location": _location(self.settings.portals[pid].book_url)})
+        drill = preview is not None and not page_on
+        return self._form(request, pid, lang, forms.blank_values(), {}, 200, preview=preview if drill else None)
+
+    async def book_request(self, request: Request) -> Response:
+        pid = self._portal_id(request)
+        if not self.limiter.allow(_client(request)):
+            raise Rejected(429, "e429", {"retry-after": "60"})
+        fields = await self._read_form(request)
+        lang = choose_lang(fields.get("lang"), request.headers.get("accept-language"))
+        preview = fields.get("preview") or None
+        drill = preview is not None and preview_ok(self.key, pid, preview)
+        preview = preview if drill else None
+        if not self.csrf.valid(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, "")):
+            # A page left open over a restart or a cleared cookie: keep what was typed, ask again.
+            result = forms.validate(fields, self._today())
+            return self._form(request, pid, lang, result.values, {}, 403, banner="csrf_expired", preview=preview)
+        if forms.honeypot_filled(fields):
+            return self._done(request, pid, lang, None, drill)  # a bot: it sees success, we store nothing
+        result = forms.validate(fields, self._today())
+        if result.data is None:
+            return self._form(request, pid, lang, result.values, result.errors, 422, preview=preview)
+        data = {**result.data, "lang": lang, **({"drill": True} if drill else {})}
+        number = await self._store_request(pid, data)
+        self._announce(pid, number)
+        return self._done(request, pid, lang, number, drill)
+
+    async def _store_request(self, pid: str, data: dict[str, Any]) -> int:
+        # In a thread: the commit fsyncs (synchronous=FULL), and the loop must keep serving meanwhile.
+        try:
+            number = await asyncio.to_thread(self.store.add_request, pid, data)
+        except (StoreError, sqlite3.Error, OSError) as err:
+            log.error("booking request for %s NOT stored: %s", pid, type(err).__name__)
+            raise Rejected(503, "e503") from None
+        self.metrics.booking_requests.labels(pid).inc()
+        log.info("booking request %d stored for %s", number, pid)
+        return number
+
+    def _announce(self, pid: str, number: int) -> None:
+        if self.notify is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._notify_staff(self.notify, pid, number))
+        self.announcements.add(task)
+        task.add_done_callback(self.announcements.discard)
+
+    @staticmethod
+    async def _notify_staff(notify: Notify, pid: str, number: int) -> None:
+        try:
+            await notify(pid, number)
+        except Exception as err:  # the patient already has the confirmation; staff see /staff
+            log.warning("staff not told of booking request %d for %s: %s", number, pid, type(err).__name__)
+
+    # -- /staff ---------------------------------------------------------------------------------
+
+    async def staff(self, request: Request) -> Response:
+        self._staff_login(request)
+        lang = self._lang(request)
+        status = request.query_params.get("status")
+        status = status if status in REQUEST_STATUSES else None
+        rows = await asyncio.to_thread(self.store.requests, status, None, STAFF_LIST_LIMIT)
+        portals = await asyncio.to_thread(lambda: [self.store.portal(pid) for pid in self.settings.portals])
+
+        def filter_url(s: str | None) -> str:
+            return self._url(request, "/staff", lang=lang, status=s)
+
+        def status_action(number: int) -> str:
+            return self._url(request, f"/staff/requests/{number}/status")
+
+        return self._with_csrf(
+            request,
+            lambda csrf: self._page(
+                request,
+                "staff.html",
+                lang,
+                other_url=self._url(request, "/staff", status=status),
+                csrf=csrf,
+                requests=rows,
+                portals=portals,
+                status_filter=status,
+                statuses=REQUEST_STATUSES,
+                limit=STAFF_LIST_LIMIT,
+                filter_url=filter_url,
+                status_action=status_action,
+                when=lambda ts: format_time(ts, self.settings.clinic.timezone),
+                visits=forms.VISITS,
+                times=forms.TIMES,
+            ),
+        )
+
+    async def staff_status(self, request: Request) -> Response:
+        self._staff_login(request)
+        fields = await self._read_form(request)
+        if not self.csrf.valid(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, "")):
+            raise Rejected(403, "csrf_expired")
+        status = fields.get("status", "")
+        if status not in REQUEST_STATUSES:
+            raise Rejected(422, "e400")
+        number = request.path_params["request_id"]
+        if not await asyncio.to_thread(self.store.set_request_status, number, status):
+            raise Rejected(404, "e404")
+        lang = fields.get("lang") if fields.get("lang") in STRINGS else None
+        back = fields.get("back") if fields.get("back") in REQUEST_STATUSES else None
+        return Response(status_code=303, headers={"location": self._url(request, "/staff", lang=lang, status=back)})
+
+    def _staff_login(self, request: Request) -> None:
+        auth = self.settings.staff
+        if not staff_enabled(auth):
+            raise Rejected(404, "staff_disabled")  # disabled, never open
+        client = _client(request)
+        if self.staff_failures.exhausted(client):
+            raise Rejected(429, "e429", {"retry-after": "60"})
+        if not staff_authorized(auth, request.headers.get("authorization")):
+            self.staff_failures.allow(client)
+            raise Rejected(401, "staff_unauthorized", {"www-authenticate": staff_challenge(auth)})
+
+    # -- the rest -------------------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        if await asyncio.to_thread(self.store.writable):
+            return PlainTextResponse("ok\n")
+        return PlainTextResponse("store not writable\n", status_code=503)
+
+    async def metrics_page(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+    async def static(self, request: Request) -> Response:
+        asset = self.assets.get(request.path_params["name"])
+        if asset is None:
+            raise Rejected(404, "e404")
+        # The URL carries ?v=<content hash>, so browsers may keep a file for a day without asking.
+        headers = {"etag": asset.etag, "cache-control": "public, max-age=86400"}
+        if request.headers.get("if-none-match") == asset.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    async def rejected(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Rejected)
+        return self.error_response(request, exc.status, exc.message, exc.headers)
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = {404: "e404", 405: "e405"}.get(exc.status_code, "e400")
+        return self.error_response(request, exc.status_code, message, exc.headers or {})
+
+    def error_response(
+        self, request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        lang = self._lang(request)
+        back = self._back_url(request, lang) if status in (400, 403, 413, 415, 429) else None
+        response = self._page(
+            request, "error.html", lang, status=status, message=message, back_url=back, other_url=back
+        )
+        response.headers.update(dict(headers or {}))
+        return response
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _portal_id(self, request: Request) -> str:
+        pid = request.path_params["portal"]
+        if pid not in self.settings.portals:
+            raise Rejected(404, "e404")
+        return pid
+
+    def _lang(self, request: Request) -> str:
+        return choose_lang(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+    def _today(self) -> date:
+        return datetime.fromtimestamp(self.clock(), self.tz).date()
+
+    def _url(self, request: Request, path: str, **query: str | None) -> str:
+        """A path under our root (a proxy may mount us below /), with the non-empty query values."""
+        params = {k: v for k, v in query.items() if v}
+        root = request.scope.get("root_path", "")
+        return f"{root}{path}" + (f"?{urlencode(params)}" if params else "")
+
+    def _back_url(self, request: Request, lang: str) -> str | None:
+        pid = request.path_params.get("portal")
+        return self._url(request, f"/book/{pid}", lang=lang) if pid in self.settings.portals else None
+
+    async def _read_form(self, request: Request) -> dict[str, str]:
+        """The url-encoded body, at most ``booking.max_body_bytes``: 415/413/400 otherwise."""
+        content_type = request.headers.get("content-type", "")
+        mime, _, params = content_type.partition(";")
+        charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
+        if mime.strip().lower() != FORM_CONTENT_TYPE or charset not in ("utf-8", "utf8"):
+            raise Rejected(415, "e415")
+        limit = self.settings.booking.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise Rejected(413, "e413")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise Rejected(413, "e413")
+        try:
+            pairs = parse_qsl(
+                body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FORM_FIELDS
+            )
+        except (UnicodeDecodeError, ValueError):
+            raise Rejected(400, "e400") from None
+        fields: dict[str, str] = {}
+        for name, value in pairs:
+            fields.setdefault(name, value)  # a repeated field: the first one counts
+        return fields
+
+    def _form(
+        self,
+        request: Request,
+        pid: str,
+        lang: str,
+        values: dict[str, str],
+        errors: dict[str, forms.FieldError],
+        status: int,
+        *,
+        banner: str | None = None,
+        preview: str | None = None,
+    ) -> Response:
+        date_min, date_max = forms.date_bounds(self._today())
+        return self._with_csrf(
+            request,
+            lambda csrf: self._page(
+                request,
+                "book.html",
+                lang,
+                status=status,
+                other_url=self._url(request, f"/book/{pid}", preview=preview),
+                form_action=self._url(request, f"/book/{pid}/request"),
+                csrf=csrf,
+                values=values,
+                errors=errors,
+                banner=banner,
+                drill=preview is not None,
+                preview=preview,
+                choices=range(1, forms.MAX_CHOICES + 1),
+                times=forms.TIMES,
+                visits=forms.VISITS,
+                date_min=date_min,
+                date_max=date_max,
+                max_name=forms.MAX_NAME,
+                max_reason=forms.MAX_REASON,
+            ),
+        )
+
+    def _done(self, request: Request, pid: str, lang: str, number: int | None, drill: bool) -> Response:
+        back = self._url(request, f"/book/{pid}", lang=lang)
+        return self._page(request, "done.html", lang, number=number, drill=drill, back_url=back)
+
+    def _with_csrf(self, request: Request, render: Callable[[str], Response]) -> Response:
+        """Render a page with a form: reuse the browser's CSRF cookie, or set a new one."""
+        cookie = self.csrf.cookie_of(request.cookies)
+        fresh = cookie is None
+        cookie = cookie or self.csrf.new_cookie()
+        response = render(self.csrf.token(cookie))
+        if fresh:
+            response.headers.append("set-cookie", csrf_cookie_header(cookie, request.url.scheme == "https"))
+        return response
+
+    def _page(
+        self, request: Request, template: str, lang: str, status: int = 200, other_url: str | None = None, **ctx: Any
+    ) -> HTMLResponse:
+        """Render a page; ``other_url`` is where the language switch leads (default: this GET page)."""
+        t = self.translators[lang]
+        clinic = self.settings.clinic
+        if other_url is None and request.method in ("GET", "HEAD"):
+            other_url = self._url(request, request.url.path)
+        switch = None
+        if other_url is not None:
+            switch = f"{other_url}{'&' if '?' in other_url else '?'}lang={t('other_lang')}"
+        html = self.templates[template].render(
+            t=t,
+            lang=lang,
+            clinic=clinic,
+            clinic_name=clinic.name_en if lang == "en" and clinic.name_en else clinic.name,
+            tel_href=self.tel_href,
+            asset=lambda name: self._url(request, f"/static/{name}", v=self.asset_version),
+            other_lang_url=switch,
+            **ctx,
+        )
+        return HTMLResponse(html, status_code=status)
+
+
+# -- middleware -----------------------------------------------------------------------------------
+
+
+class _MetricsMiddleware:
+    """Counts every response by route *template* (``/book/{portal}``, never the raw path) and code."""
+
+    def __init__(self, app: ASGIApp, metrics: FailoverMetrics) -> None:
+        self.app = app
+        self.counter = metrics.http_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            self.counter.labels(route, str(status)).inc()
+
+
+class _ErrorPageMiddleware:
+    """An unexpected error still shows the patient a page with the clinic's phone number (500).
+
+    Logs the error type and stack, never the exception's message: it may quote what a patient typed.
+    """
+
+    def __init__(self, app: ASGIApp, render: Callable[..., Response]) -> None:
+        self.app = app
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception as err:
+            stack = "".join(traceback.format_tb(err.__traceback__))
+            route = getattr(scope.get("route"), "path", UNMATCHED)
+            log.error("unexpected %s on %s\n%s", type(err).__name__, route, stack)
+            if not started:
+                await self._error_page(scope)(scope, receive, send)
+
+    def _error_page(self, scope: Scope) -> Response:
+        try:
+            return self.render(Request(scope), 500, "e500")
+        except Exception as err:  # the page itself failed: plain words are better than nothing
+            log.error("error page failed: %s", type(err).__name__)
+            return PlainTextResponse("Internal Server Error", status_code=500)
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+_MEDIA_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+
+
+def _load_assets(directory: Path) -> dict[str, Asset]:
+    # Read once at start: a handful of small files, served from memory with no disk I/O per request.
+    out = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix in _MEDIA_TYPES:
+            body = path.read_bytes()
+            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+            out[path.name] = Asset(body, _MEDIA_TYPES[path.suffix], etag)
+    return out
+
+
+def _load_templates(directory: Path) -> dict[str, Template]:
+    env = Environment(
+        loader=FileSystemLoader(directory),
+        autoescape=True,  # every value is escaped, whatever its origin
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    names = ("book.html", "done.html", "error.html", "chooser.html", "staff.html")
+    return {name: env.get_template(name) for name in names}
+
+
+def _location(url: str) -> str:
+    # Header values are latin-1: percent-encode anything else, leave every ASCII URL exactly as configured
+    # (the fallback_page action compares Location with book_url).
+    return quote(url, safe="".join(chr(c) for c in range(0x21, 0x7F)))
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,174 @@
+"""Staff message texts: every topic in both languages, time zones, drills, no patient data."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from failover.messages import (
+    DRILL_PREFIX,
+    TOPICS,
+    RedactUrls,
+    format_span,
+    redact,
+    render,
+    scrub_urls,
+    url_origin,
+)
+
+SINCE = 1_800_000_000.0  # 2027-01-15 08:00 UTC = 17:00 JST
+
+FIELDS = {
+    "portal": "epark",
+    "clinic": "さくら歯科",
+    "tz": "Asia/Tokyo",
+    "reason": "public: http_status (HTTP 503)",
+    "since": SINCE,
+    "now": SINCE + 3 * 3600 + 5 * 60,
+    "ended": SINCE + 3 * 3600 + 5 * 60,
+    "measures": [("page", "fallback_page"), ("ads", "google_ads")],
+    "fallback_url": "https://book.example.jp/book/epark",
+    "staff_url": "https://book.example.jp/staff",
+    "action": "ads",
+    "error": "google_ads ads: campaign 111 not found",
+    "permanent": True,
+    "cause": "portal up but failed over 4× within an hour: held on (flapping)",
+    "request_id": 42,
+    "max_active": 86400.0,
+}
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+@pytest.mark.parametrize("topic", TOPICS)
+def test_every_topic_renders_completely(topic: str, language: str) -> None:
+    title, body = render(topic, language, **FIELDS)
+    assert title and body
+    assert "{" not in title + body and "—" not in title + body  # no unfilled placeholder
+    assert "epark" in title + body or topic.startswith("network")
+
+
+def test_japanese_is_the_default() -> None:
+    title, body = render("outage", **FIELDS)
+    assert "予約サイト障害" in title and "代替予約ページ" in body
+
+
+@pytest.mark.parametrize(
+    ("tz", "language", "shown"),
+    [("Asia/Tokyo", "ja", "2027-01-15 17:00 JST"), ("America/New_York", "en", "2027-01-15 03:00 EST")],
+    ids=["tokyo", "new-york"],
+)
+def test_times_are_shown_in_the_clinic_time_zone(tz: str, language: str, shown: str) -> None:
+    _, body = render("outage", language, **{**FIELDS, "tz": tz})
+    assert shown in body
+
+
+def test_outage_says_what_failed_what_was_switched_and_where_patients_go() -> None:
+    _, body = render("outage", "en", **FIELDS)
+    assert "HTTP 503" in body
+    assert "fallback page (page), Google Ads (ads)" in body
+    assert "https://book.example.jp/book/epark" in body
+
+
+def test_outage_without_public_url_says_what_to_set() -> None:
+    _, body = render("outage", "en", **{**FIELDS, "fallback_url": None})
+    assert "not set: server.public_url" in body
+
+
+@pytest.mark.parametrize(
+    ("topic", "language", "expected"),
+    [
+        ("reminder", "ja", "3時間5分"),
+        ("reminder", "en", "3 h 5 min"),
+        ("recovered", "ja", "障害時間：3時間5分"),
+        ("recovered", "en", "Outage: 3 h 5 min"),
+    ],
+)
+def test_durations(topic: str, language: str, expected: str) -> None:
+    title, body = render(topic, language, **FIELDS)
+    assert expected in title + body
+
+
+def test_booking_request_carries_no_patient_data() -> None:
+    patient = {"name": "山田花子", "phone": "090-1111-2222", "symptom": "歯が痛い", "email": "h@example.jp"}
+    for language in ("ja", "en"):
+        title, body = render(
+            "booking_request", language, portal="epark", request_id=7, staff_url="https://b.jp/staff", **patient
+        )
+        text = title + body
+        assert "7" in title and "epark" in text and "https://b.jp/staff" in body
+        for value in patient.values():
+            assert value not in text
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_drill_messages_are_marked(language: str) -> None:
+    title, body = render("outage", language, drill=True, **FIELDS)
+    assert title.startswith(DRILL_PREFIX) and "[訓練/DRILL]" in title
+    assert ("訓練" if language == "ja" else "drill") in body.splitlines()[0]
+
+
+def test_action_failed_says_whether_it_is_retried() -> None:
+    _, permanent = render("action_failed", "en", **FIELDS)
+    _, transient = render("action_failed", "en", **{**FIELDS, "permanent": False})
+    assert "not be retried" in permanent and "actions.ads" in permanent
+    assert "retried automatically" in transient
+
+
+def test_flapping_gives_the_commands() -> None:
+    _, body = render("flapping", "ja", **FIELDS)
+    for mode in ("on", "off", "auto"):
+        assert f"portalguard failover {mode} epark" in body
+
+
+def test_network_degraded_says_no_failover_was_done() -> None:
+    _, ja = render("network_degraded", "ja", **FIELDS)
+    _, en = render("network_degraded", "en", **FIELDS)
+    assert "自動の切り替えは行っていません" in ja and "no failover was done" in en
+
+
+def test_unknown_topic() -> None:
+    with pytest.raises(ValueError, match="unknown message topic 'nope'"):
+        render("nope", "ja")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "ja", "en"),
+    [(30, "1分未満", "under a minute"), (300, "5分", "5 min"), (90000, "1日1時間", "1 d 1 h")],
+    ids=["seconds", "minutes", "days"],
+)
+def test_format_span(seconds: float, ja: str, en: str) -> None:
+    assert (format_span(seconds, "ja"), format_span(seconds, "en")) == (ja, en)
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://hooks.example.com/services/SECRET?token=SECRET", "https://hooks.example.com"),
+        ("mailto://user:SECRET@127.0.0.1:2525?to=a@b.jp", "mailto://127.0.0.1:2525"),
+        ("json://[::1]:8080/SECRET", "json://[::1]:8080"),
+        ("tgram://123456:SECRET/chat", "tgram://…"),
+        ("slack://SECRET/B1/C1", "slack://…"),
+        ("ntfy://SECRET", "ntfy://…"),
+    ],
+    ids=["https", "mailto", "ipv6", "telegram", "slack", "ntfy"],
+)
+def test_url_origin_hides_tokens(url: str, origin: str) -> None:
+    assert url_origin(url) == origin
+
+
+def test_redact_masks_url_pieces_in_free_text() -> None:
+    url = "json://127.0.0.1:8080/hooks/abcdef123456?key=pw"
+    text = "POST to http://127.0.0.1:8080/hooks/abcdef123456 failed; token abcdef123456"
+    assert redact(text, url) == "POST to http://127.0.0.1:8080 failed; token …"
+    assert "s3cr" not in redact("login s3cr failed", "mailto://u:s3cr@h.example.jp")
+
+
+def test_redact_filter_drops_debug_and_scrubs_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.redact")
+    logger.addFilter(RedactUrls())
+    with caplog.at_level(logging.DEBUG, logger="test.redact"):
+        logger.debug("payload for https://h.example.jp/SECRET")
+        logger.warning("failed %s", "https://h.example.jp/SECRET?x=1")
+    assert [r.getMessage() for r in caplog.records] == ["failed https://h.example.jp"]
+    assert scrub_urls("a https://h.example.jp/x b") == "a https://h.example.jp b"
