@@ -89,9 +89,7 @@ def value_map(codes: Iterable[tuple[int | str, str, str]]) -> list[dm.ValueMappi
 
 def thresholds(*steps: tuple[float | None, str]) -> db.ThresholdsConfig:
     return (
-        db.ThresholdsConfig()
-        .mode(dm.ThresholdsMode.ABSOLUTE)
-        .steps([dm.Threshold(value=v, color=c) for v, c in steps])
+        db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps([dm.Threshold(value=v, color=c) for v, c in steps])
     )
 
 
@@ -171,9 +169,7 @@ def failover_now() -> stat.Panel:
 
 
 def uptime_now() -> stat.Panel:
-    targets = [
-        q(f"{uptime_rule(w)}{{{P}}}", f"{{{{portal}}}} {w}", instant=True) for w in UPTIME_WINDOWS
-    ]
+    targets = [q(f"{uptime_rule(w)}{{{P}}}", f"{{{{portal}}}} {w}", instant=True) for w in UPTIME_WINDOWS]
     return (
         stat_panel(
             "Uptime (24h / 7d / 30d)",
@@ -229,7 +225,7 @@ def booking_total() -> stat.Panel:
     expr = f"round(sum by (portal) (increase(portalguard_booking_requests_total{{{P}}}[$__range])))"
     return (
         stat_panel(
-            "Booking requests received",
+            "Booking requests (range)",
             "Requests patients submitted on the fallback page in the selected time range. "
             "Staff find them with `portalguard requests` or on /staff.",
             [q(expr, "{{portal}}", instant=True)],
@@ -284,6 +280,29 @@ def action_ready() -> stat.Panel:
             [q("portalguard_action_ready", "{{action}}", instant=True)],
         )
         .mappings(value_map([(1, "ready", "green"), (0, "NOT READY", "red")]))
+        .height(8)
+        .span(4)
+    )
+
+
+def switches() -> stat.Panel:
+    def count(metric: str, extra: str) -> str:
+        return f"round(sum by (portal) (increase({metric}{{{P}{extra}}}[$__range])))"
+
+    return (
+        stat_panel(
+            "Switches (range)",
+            "Failovers switched on, and verdict changes, in the selected range. Many verdict changes with "
+            "few failovers: a flapping portal (the hysteresis is holding). Many failovers: staff decide.",
+            [
+                q(count("portalguard_failover_transitions_total", ',to="on"'), "{{portal}} failovers", instant=True),
+                q(count("portalguard_portal_state_changes_total", ""), "{{portal}} verdict changes", instant=True),
+            ],
+        )
+        .decimals(0)
+        .thresholds(thresholds((None, "blue")))
+        .color_mode(cm.BigValueColorMode.VALUE)
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .height(8)
         .span(4)
     )
@@ -362,10 +381,7 @@ def probe_latency() -> timeseries.Panel:
 
 
 def failure_reasons() -> timeseries.Panel:
-    expr = (
-        f"sum by (portal, endpoint, reason) "
-        f"(increase(portalguard_probe_failures_total{{{P}}}[$__interval])) > 0"
-    )
+    expr = f"sum by (portal, endpoint, reason) (increase(portalguard_probe_failures_total{{{P}}}[$__interval])) > 0"
     return (
         bars(
             ts_panel(
@@ -383,10 +399,7 @@ def failure_reasons() -> timeseries.Panel:
 
 
 def failure_reasons_total() -> bargauge.Panel:
-    expr = (
-        f"round(sum by (endpoint, reason) "
-        f"(increase(portalguard_probe_failures_total{{{P}}}[$__range]))) > 0"
-    )
+    expr = f"round(sum by (endpoint, reason) (increase(portalguard_probe_failures_total{{{P}}}[$__range]))) > 0"
     return (
         bargauge.Panel()
         .title("Failed probes by reason (range)")
@@ -455,15 +468,12 @@ def actions_timeline() -> statetimeline.Panel:
         )
         .mappings(value_map([(1, "on", "orange"), (0, "off", "green"), (-1, "unknown", "text")]))
         .height(8)
-        .span(10)
+        .span(9)
     )
 
 
 def action_errors() -> timeseries.Panel:
-    expr = (
-        f"sum by (portal, action, kind) "
-        f"(increase(portalguard_action_errors_total{{{P}}}[$__interval])) > 0"
-    )
+    expr = f"sum by (portal, action, kind) (increase(portalguard_action_errors_total{{{P}}}[$__interval])) > 0"
     return (
         bars(
             ts_panel(
@@ -476,7 +486,7 @@ def action_errors() -> timeseries.Panel:
         .decimals(0)
         .no_value("no action errors")
         .height(8)
-        .span(10)
+        .span(7)
     )
 
 
@@ -614,10 +624,7 @@ class Built(cogbuilder.Builder[Any]):
 
 def failover_annotation(to: int) -> PrometheusAnnotation:
     # changes() over exactly one step: each switch is reported once, at the step that follows it.
-    expr = (
-        f"changes(portalguard_failover_active{{{P}}}[1m]) > 0\n"
-        f"and portalguard_failover_active{{{P}}} == {to}"
-    )
+    expr = f"changes(portalguard_failover_active{{{P}}}[1m]) > 0\nand portalguard_failover_active{{{P}}} == {to}"
     word = "ON" if to else "OFF"
     return PrometheusAnnotation(
         name=f"Failover switched {word.lower()}",
@@ -672,7 +679,7 @@ def panels() -> list[tuple[str, list[cogbuilder.Builder[Any]]]]:
         ("Now", [verdict_now(), failover_now(), uptime_now(), tls_days_left()]),
         ("", [control_now(), canary_status(), booking_total(), last_cycle_age()]),
         ("Probes", [probe_success(), probe_latency(), failure_reasons(), failure_reasons_total(), http_status()]),
-        ("Failover", [failover_timeline(), actions_timeline(), action_errors(), action_ready()]),
+        ("Failover", [failover_timeline(), actions_timeline(), action_errors(), action_ready(), switches()]),
         ("Patients and the monitor", [booking_requests(), http_requests(), canary_history(), schedule_lateness()]),
     ]
 

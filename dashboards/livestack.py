@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
 from failover.metrics import FailoverMetrics
@@ -400,6 +402,18 @@ class SyntheticPortalguard:
         self._server.server_close()
 
 
+class LiveStack:
+    """A running Prometheus scraping a target, and when it started (the start of every range query)."""
+
+    def __init__(self, prom: Prometheus, target: Target) -> None:
+        self.prom = prom
+        self.target = target
+        self.started = time.time()
+
+    def reach(self, stage: str) -> None:
+        self.target.reach(stage, self.prom)
+
+
 # ----------------------------------------------------------------------------------- dashboard queries
 
 
@@ -454,3 +468,46 @@ def substitute(expr: str, portal: str = ".*", range_s: float = 300, interval_s: 
     if "$" in expr:
         raise ValueError(f"unsubstituted variable left in {expr!r}")
     return expr
+
+
+# ------------------------------------------------------------------------------------------ metric names
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_NAME = re.compile(r"(?<![\w:.])[a-zA-Z_:][a-zA-Z0-9_:]*")
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "summary": ("_count", "_sum")}
+
+
+def used_metric_names(expr: str) -> set[str]:
+    """Metric and recording-rule names a PromQL expression selects (ours and ``up``)."""
+    bare = _STRING.sub('""', expr)
+    names = set(_NAME.findall(bare))
+    return {n for n in names if n.startswith("portalguard_") or ":" in n or n == "up"}
+
+
+def exported_metric_names() -> set[str]:
+    """Every series name portalguard's metric classes can expose, from a fresh registry's families."""
+    registry = CollectorRegistry()
+    WatchdogMetrics(registry)
+    FailoverMetrics(registry)
+    names: set[str] = set()
+    for family in registry.collect():
+        suffixes = _SUFFIXES.get(family.type, ("",))
+        names.update(family.name + suffix for suffix in suffixes)
+    return names
+
+
+def metric_labels() -> dict[str, tuple[str, ...]]:
+    """Label names of every exported series name (from the metric objects, which know them up front)."""
+    registry = CollectorRegistry()
+    labels: dict[str, tuple[str, ...]] = {}
+    for owner in (WatchdogMetrics(registry), FailoverMetrics(registry)):
+        for metric in vars(owner).values():
+            names = tuple(getattr(metric, "_labelnames", ()))
+            for family in metric.describe():
+                for suffix in _SUFFIXES.get(family.type, ("",)):
+                    labels[family.name + suffix] = names
+    return labels
+
+
+def load_rules(path: Path = RULES) -> list[dict[str, Any]]:
+    return [rule for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"] for rule in group["rules"]]

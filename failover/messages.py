@@ -266,6 +266,12 @@ def format_span(seconds: float, lang: str = "ja") -> str:
     return " ".join(p for p in en if p) or "under a minute"
 
 
+def fallback_url(public_url: str | None, portal: str) -> str | None:
+    """Where patients book while the portal is down (``server.public_url`` + ``/book/{portal}``);
+    None without a public URL: a loopback address would only mislead staff and receivers."""
+    return f"{public_url.rstrip('/')}/book/{portal}" if public_url else None
+
+
 # -- how URLs are shown -----------------------------------------------------------------------------
 
 _URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*)://[^\s'\"<>]+")

@@ -32,7 +32,7 @@ log = logging.getLogger("portalguard.failover")
 
 HealthSource = Callable[[str], PortalHealth]
 CONVERGED_RECHECK = 60.0  # seconds between observe() calls once an action has converged
-ACTION_DEADLINE = 120.0  # one observe/apply/revert round may take this long at most
+ACTION_DEADLINE = 300.0  # one observe/apply/observe round (with API timeouts and retries) at most
 
 
 def backoff(attempts: int, cap: float, rng: random.Random) -> float:
@@ -234,6 +234,7 @@ class Orchestrator:
         )
         kind = "permanent" if err.permanent else "transient"
         self.metrics.errors.labels(row.portal, row.action, kind).inc()
+        self.metrics.observed.labels(row.portal, row.action).set(-1)
         self.store.add_event(
             "action",
             row.portal,
@@ -275,10 +276,14 @@ class Orchestrator:
         self.store.add_event("verdict", health.portal, **detail)
         log.info("portal %s: %s -> %s %s", health.portal, previous.value, health.health.value, health.reason())
 
-    def on_network(self, down: bool, since: float) -> None:
-        topic = "network_degraded" if down else "network_restored"
+    def on_network(self, down: bool, now: float) -> None:
+        """Our own network went down (every canary fails) or came back: tell staff once per episode."""
         self.store.add_event("network", None, down=down)
         episode = self.store.value("network_episode", 0) + (1 if down else 0)
-        self.store.set_value("network_episode", episode)
-        if down or self.store.claimed(f"network:{episode}:network_degraded"):
-            self._alert_once(f"network:{episode}:{topic}", topic, None, since=since)
+        if down:
+            self.store.set_value("network_episode", episode)
+            self.store.set_value("network_down_since", now)
+            self._alert_once(f"network:{episode}:network_degraded", "network_degraded", None, since=now)
+        elif self.store.claimed(f"network:{episode}:network_degraded"):
+            since = self.store.value("network_down_since", now)
+            self._alert_once(f"network:{episode}:network_restored", "network_restored", None, since=since, ended=now)

@@ -8,7 +8,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import httpx
 import uvicorn
@@ -17,7 +16,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from watchdog.scheduler import ProbeJob, Scheduler
 
 from failover.actions import Action, ActionDeps, build_action
 from failover.doctor import run_checks
@@ -30,6 +28,7 @@ from watchdog.http_client import make_probe_client
 from watchdog.metrics import WatchdogMetrics
 from watchdog.monitor import EndpointView, Monitor
 from watchdog.probes import run_probe
+from watchdog.scheduler import ProbeJob, Scheduler
 from watchdog.verdict import Health
 
 log = logging.getLogger("portalguard")
@@ -82,7 +81,9 @@ class Service:
             settings.probe.jitter,
             random.Random(),
         )
-        self._forget_permanent_errors()
+        # A permanent error stops retries until something changes; a restart (often after fixing
+        # the config or credentials) is such a change.
+        self.store.clear_permanent_errors()
 
     async def _probe(self, job: ProbeJob):  # type: ignore[no-untyped-def]
         return await run_probe(self.probe_client, job.kind, job.target, job.timeout, self.settings.probe)
@@ -93,14 +94,6 @@ class Service:
         self.store.put_endpoint(
             EndpointRow(pid, view.endpoint, r.ok, r.status, kind, r.detail, view.since, view.checked)
         )
-
-    def _forget_permanent_errors(self) -> None:
-        # A permanent error stops retries until something changes; a restart (often after fixing the
-        # config or credentials) is such a change.
-        for pid in self.settings.portals:
-            for row in self.store.actions(pid):
-                if row.permanent:
-                    self.store.put_action(replace(row, permanent=False, next_attempt=0.0))
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -171,15 +164,8 @@ class Service:
         purge_expired(self.store, self.settings, self.clock())
 
     async def _announce(self, portal: str, request_id: int) -> None:
-        base = self.settings.server.public_url or f"http://{self.settings.server.listen}"
-        await self.staff.send(
-            "booking_request",
-            portal,
-            claim=f"booking:{request_id}",
-            request_id=request_id,
-            portal_id=portal,
-            staff_url=f"{base.rstrip('/')}/staff",
-        )
+        # Only the request number: patient details stay behind /staff's login.
+        await self.staff.send("booking_request", portal, claim=f"booking:{request_id}", request_id=request_id)
 
 
 def _server(app: object, listen: str) -> uvicorn.Server:

@@ -24,7 +24,7 @@ import apprise
 
 from failover.actions.base import ActionError
 from failover.actions.fallback_page import own_base_url
-from failover.messages import install_log_redaction, redact, render, url_origin
+from failover.messages import fallback_url, install_log_redaction, redact, render, url_origin
 
 if TYPE_CHECKING:  # notify.py imports this module: type-only imports keep the graph acyclic
     from failover.actions.notify import NotifyConfig
@@ -69,7 +69,8 @@ class _Attempt:
 class _Outcome:
     attempt: _Attempt
     ok: bool
-    detail: str  # why it failed; scrubbed of URLs
+    detail: str = ""  # why it failed; redacted
+    permanent: bool = False  # retrying cannot help (the URL itself is wrong)
 
 
 class StaffAlerts:
@@ -123,7 +124,8 @@ class StaffAlerts:
             retry=max(a.number for a in attempts) > 1,
         )
         if failed:
-            raise ActionError(_failure_message(topic, failed, len(outcomes)))
+            permanent = all(o.permanent for o in failed)
+            raise ActionError(_failure_message(topic, failed, len(outcomes)), permanent=permanent)
         return sent > 0
 
     def delivery(self, claim: str, portal: str | None, *, via: str | None = None) -> Delivery:
@@ -197,24 +199,21 @@ class StaffAlerts:
             "tz": self.settings.clinic.timezone,
             "now": self.clock(),
             "staff_url": f"{self._base_url()}/staff",
-            "fallback_url": f"{self._base_url()}/book/{portal}" if portal and self._public() else None,
+            "fallback_url": fallback_url(self.settings.server.public_url, portal) if portal else None,
             **fields,
             "drill": drill,
         }
         return {lang: render(topic, lang, **values) for lang in languages}
 
-    def _public(self) -> str | None:
-        return self.settings.server.public_url
-
     def _base_url(self) -> str:
-        return (self._public() or own_base_url(self.settings.server.listen)).rstrip("/")
+        return (self.settings.server.public_url or own_base_url(self.settings.server.listen)).rstrip("/")
 
     async def _deliver(self, attempt: _Attempt, message: tuple[str, str]) -> _Outcome:
         title, body = message
         timeout = attempt.target.config.timeout
         ap = _apprise_for(attempt.target.url)
         if ap is None:
-            return _Outcome(attempt, False, "not a valid Apprise URL")
+            return _Outcome(attempt, False, "not a valid Apprise URL; fix it in the config", permanent=True)
         try:
             # Apprise is synchronous; its own deadline stops waiting, ours guards the thread hand-off.
             async with asyncio.timeout(timeout + _GRACE):
@@ -223,8 +222,10 @@ class StaffAlerts:
                 )
         except TimeoutError:
             return _Outcome(attempt, False, f"no answer within {timeout:g}s")
+        except Exception as err:  # a plugin bug: its text may quote the URL, so show the type only
+            return _Outcome(attempt, False, f"Apprise failed ({type(err).__name__})")
         if result:
-            return _Outcome(attempt, True, "")
+            return _Outcome(attempt, True)
         return _Outcome(attempt, False, redact(_reason(result, timeout), attempt.target.url)[:_DETAIL_MAX])
 
 
@@ -242,8 +243,9 @@ def _reason(result: Any, timeout: float) -> str:
 
 
 def _failure_message(topic: str, failed: list[_Outcome], total: int) -> str:
+    actions = ", ".join(sorted({o.attempt.target.action for o in failed}))
     where = "; ".join(f"{o.attempt.target.where}: {o.detail}" for o in failed)
     return (
-        f"notify: {len(failed)} of {total} targets did not take the {topic} message — {where}. "
-        "It is retried; check that the service is reachable and the URL and its token are valid."
+        f"notify {actions}: {len(failed)} of {total} targets did not take the {topic} message — {where}. "
+        "Check that the service is reachable and that the URL and its token are valid."
     )

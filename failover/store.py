@@ -357,6 +357,14 @@ class Store:
                 ),
             )
 
+    def clear_permanent_errors(self, portal: str | None = None) -> int:
+        """Let actions stopped by a permanent error try again (after a fix, a restart, an override)."""
+        sql = "UPDATE action_state SET permanent=0, next_attempt=0 WHERE permanent=1"
+        with self._tx() as db:
+            if portal is None:
+                return db.execute(sql).rowcount
+            return db.execute(sql + " AND portal=?", (portal,)).rowcount
+
     # -- overrides and maintenance ------------------------------------------------------------
 
     def set_override(self, portal: str, mode: str, reason: str, expires: float | None) -> None:

@@ -59,16 +59,17 @@ class ActionDeps:
 class Action(Protocol):
     """One fallback measure of one portal. All methods are idempotent.
 
-    ``observe`` returns True when the measure is in effect, False when not; it raises ActionError
-    when it cannot tell. ``apply``/``revert`` switch it on/off ("already on" is success) and raise
-    ActionError on failure. ``maintain`` is called every tick while the measure is on (reminders,
-    spend caps). ``check`` is the preflight: it returns a short "ready" detail or raises ActionError.
+    ``observe`` returns True when the measure is in effect, False when not, None when it is partly
+    in effect (some campaigns on, some off: neither state, so the orchestrator converges it either
+    way); it raises ActionError when it cannot tell. ``apply``/``revert`` switch it on/off
+    ("already on" is success) and raise ActionError on failure. ``maintain`` is called every tick
+    while the measure is on (reminders, spend caps). ``check`` is the preflight: it returns a short "ready" detail or raises ActionError.
     ``drill`` rehearses ``apply`` without effect on patients or spend and returns a detail.
     """
 
     name: str
 
-    async def observe(self) -> bool: ...
+    async def observe(self) -> bool | None: ...
 
     async def apply(self, incident: Incident) -> None: ...
 

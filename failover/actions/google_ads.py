@@ -7,6 +7,10 @@ after ``max_active`` of continuous failover the campaigns are paused until staff
 ``google-ads`` is heavy (~1 s, ~100 MB): it is imported on first use, in a worker thread
 (``GoogleAds.warm``), never at module import. Every blocking call runs in ``asyncio.to_thread``
 with ``timeout`` as its deadline, so the event loop never waits on Google.
+
+For tests and the demo, ``endpoint``, ``ca_file`` and ``credentials.token_uri`` point at
+``failover.fakes.google_ads_server``; ``ca_file`` is then trusted by the gRPC channel and by the
+OAuth token refresh (which this module does itself, see ``_AdsApi._authorized``).
 """
 
 from __future__ import annotations
@@ -84,9 +88,11 @@ class GoogleAds:
 
     # -- the Action protocol ------------------------------------------------------------------
 
-    async def observe(self) -> bool:
-        """True iff ALL campaigns are ENABLED. A mix reads as off, so ``apply`` runs and converges."""
-        return all(c.status == "ENABLED" for c in await self._read())
+    async def observe(self) -> bool | None:
+        """True iff ALL campaigns are ENABLED, False iff none is; a mix is None (partly on), so the
+        orchestrator applies or reverts whichever way is wanted: no campaign is left spending."""
+        enabled = [c.status == "ENABLED" for c in await self._read()]
+        return True if all(enabled) else (False if not any(enabled) else None)
 
     async def apply(self, incident: Incident) -> None:
         """Enable the campaigns not yet enabled, after the spend guards; refusal is permanent."""
@@ -108,8 +114,8 @@ class GoogleAds:
         """Cap the duration of spend without a human decision.
 
         Rule: once failover has been on for ``max_active`` (from ``incident.since``, by
-        ``deps.now()``), the campaigns are paused, staff get the ``ads_max_active`` notice once, and a
-        permanent ActionError says how to confirm. Staff confirm with ``portalguard failover on
+        ``deps.now()``), the campaigns are paused, and a permanent ActionError (sent to
+        staff once by the orchestrator) says how to confirm. Staff confirm with ``portalguard failover on
         PORTAL --reason ...``: while a manual "on" override is in force, a human owns the decision
         and the cap does not apply (``apply`` enables again). When that override ends (cleared or
         expired) and failover is still on, the cap applies again at once, as the clock never restarts
@@ -121,7 +127,7 @@ class GoogleAds:
         if self._capped != incident.number:
             await self._pause()
             self._capped = incident.number  # later ticks raise without calling the API (quota)
-        await self._tell_staff(incident)
+        # The orchestrator alerts staff once with this message (permanent errors always do).
         raise ActionError(self._max_active_message(incident, "paused"), permanent=True)
 
     async def check(self) -> str:
@@ -146,13 +152,16 @@ class GoogleAds:
 
     async def _read(self) -> list[Campaign]:
         """The configured campaigns in config order; a missing one is a permanent error."""
-        found = await self._call(f"reading campaigns {', '.join(self.config.campaign_ids)}", self._api.campaigns)
+        found = await self._fetch()
         self._raise_missing(found)
         return [found[cid] for cid in self.config.campaign_ids]
 
+    async def _fetch(self) -> dict[str, Campaign]:
+        return await self._call(f"reading campaigns {', '.join(self.config.campaign_ids)}", self._api.campaigns)
+
     async def _pause(self) -> None:
         # Pause what is there before complaining about what is not: stopping spend comes first.
-        found = await self._call(f"reading campaigns {', '.join(self.config.campaign_ids)}", self._api.campaigns)
+        found = await self._fetch()
         todo = {cid: "PAUSED" for cid, c in found.items() if c.status == "ENABLED"}
         if todo:
             await self._mutate(todo, validate_only=False)
@@ -221,17 +230,6 @@ class GoogleAds:
             f'`portalguard failover on {portal} --reason "..."`.'
         )
 
-    async def _tell_staff(self, incident: Incident) -> None:
-        if self.deps.staff is None:
-            return
-        await self.deps.staff.send(
-            "ads_max_active",
-            self.deps.portal_id,
-            claim=f"ads_max_active:{self.deps.portal_id}:{incident.number}:{self.name}",
-            action=self.name,
-            max_active=self.config.max_active,
-        )
-
     def _budgets(self, campaigns: list[Campaign]) -> str:
         budgets = "/".join(_money(c.budget) for c in campaigns)
         currency = campaigns[0].currency if campaigns else ""
@@ -269,15 +267,12 @@ class _AdsApi:
 
     def _build(self) -> tuple[Any, Any, Any]:
         cfg, cred = self._config, self._config.credentials
-        empty = [
-            k
-            for k, v in (
-                ("client_id", cred.client_id),
-                ("client_secret", cred.client_secret.get_secret_value()),
-                ("refresh_token", cred.refresh_token.get_secret_value()),
-            )
-            if not v
-        ]
+        required = {
+            "client_id": cred.client_id,
+            "client_secret": cred.client_secret.get_secret_value(),
+            "refresh_token": cred.refresh_token.get_secret_value(),
+        }
+        empty = [name for name, value in required.items() if not value]
         if empty:
             raise ActionError(
                 f"{self._key}: credentials.{', credentials.'.join(empty)} not set. Create an OAuth client "
@@ -408,7 +403,7 @@ def ads_error(err: BaseException, *, doing: str, key: str, customer: str, secret
     kind, detail, request_id = _classify(err)
     rid = f" (request-id {request_id})" if request_id else ""
     hint = _HINTS[kind].format(key=key, customer=customer)
-    message = f"{key}: {doing} in customer {customer} failed: {detail}{rid}. {hint}"
+    message = f"{key}: {doing} in customer {customer} failed: {detail.rstrip('. ')}{rid}. {hint}"
     for secret in secrets:
         if secret:
             message = message.replace(secret, "[redacted]")

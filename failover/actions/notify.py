@@ -44,11 +44,13 @@ class Notify:
     def _delivery(self, number: int, topic: str) -> Delivery:
         return self.deps.staff.delivery(self._key(number, topic), self.deps.portal_id, via=self.name)
 
-    async def _send(self, topic: str, incident: Incident, *, claim: bool = True, **fields: object) -> bool:
+    async def _send(self, topic: str, incident: Incident, claim_as: str | None, **fields: object) -> bool:
+        """Send ``topic`` to this action's targets, claimed per incident as ``claim_as`` (drills never)."""
+        claim = None if claim_as is None or incident.drill else self._key(incident.number, claim_as)
         return await self.deps.staff.send(
             topic,
             self.deps.portal_id,
-            claim=self._key(incident.number, topic) if claim and not incident.drill else None,
+            claim=claim,
             drill=incident.drill,
             via=self.name,
             reason=incident.reason,
@@ -73,12 +75,12 @@ class Notify:
         return self._delivery(number, "outage") is Delivery.SENT
 
     async def apply(self, incident: Incident) -> None:
-        await self._send("outage", incident)
+        await self._send("outage", incident, "outage")
 
     async def revert(self, incident: Incident) -> None:
         # No all-clear for an outage staff never heard of (e.g. it began and ended while we were down).
         if self.deps.store.claimed(self._key(incident.number, "outage")):
-            await self._send("recovered", incident, ended=incident.ended or self.deps.now())
+            await self._send("recovered", incident, "recovered", ended=incident.ended or self.deps.now())
 
     async def maintain(self, incident: Incident) -> None:
         every = self.config.remind_every
@@ -86,23 +88,14 @@ class Notify:
             return
         # The ordinal comes from the clock, not a counter: a restart neither repeats nor skips one.
         ordinal = int((self.deps.now() - incident.since) // every)
-        topic = f"reminder:{ordinal}"
-        if ordinal < 1 or self._delivery(incident.number, topic) is Delivery.SENT:
-            return
-        await self.deps.staff.send(
-            "reminder",
-            self.deps.portal_id,
-            claim=self._key(incident.number, topic),
-            via=self.name,
-            since=incident.since,
-            measures=self._measures(),
-        )
+        claim_as = f"reminder:{ordinal}"
+        if ordinal >= 1 and self._delivery(incident.number, claim_as) is not Delivery.SENT:
+            await self._send("reminder", incident, claim_as)
 
     async def check(self) -> str:
         origins = self.deps.staff.validate(self.name)
         return f"{len(origins)} Apprise target(s) parse: {', '.join(origins)} (nothing sent)"
 
     async def drill(self, incident: Incident) -> str:
-        drill = replace(incident, drill=True)
-        await self._send("outage", drill, claim=False)
+        await self._send("outage", replace(incident, drill=True), None)
         return f"drill message sent to {len(self.config.urls)} target(s) of {self.name}"

@@ -19,7 +19,7 @@ import httpx
 from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, ActionError, Incident
-from failover.messages import install_log_redaction, url_origin
+from failover.messages import fallback_url, install_log_redaction, url_origin
 from watchdog.targets import Duration, StrictModel
 
 
@@ -128,7 +128,6 @@ class Webhook:
     def payload(self, incident: Incident, state: str) -> dict[str, object]:
         settings = self.deps.settings
         tz = ZoneInfo(settings.clinic.timezone)
-        public = settings.server.public_url
         return {
             "portal": self.deps.portal_id,
             "state": state,
@@ -137,7 +136,7 @@ class Webhook:
             "since": _iso(incident.since, tz),
             "ended": _iso(incident.ended, tz) if state == "recovered" else None,
             "clinic": settings.clinic.name,
-            "fallback_url": f"{public.rstrip('/')}/book/{self.deps.portal_id}" if public else None,
+            "fallback_url": fallback_url(settings.server.public_url, self.deps.portal_id),
             "drill": incident.drill,
             "sent_at": _iso(self.deps.now(), tz),
         }
@@ -173,6 +172,11 @@ def _raise_for(status: int, where: str, name: str) -> None:
         return
     if status >= 500 or status in _RETRYABLE_4XX:
         raise ActionError(f"{where}: the receiver answered HTTP {status}; will retry")
+    if status < 400:  # a redirect: a POST must not be re-sent elsewhere behind our back
+        raise ActionError(
+            f"{where}: the receiver redirects (HTTP {status}); put the final URL in actions.{name}.url",
+            permanent=True,
+        )
     raise ActionError(
         f"{where}: the receiver refused it with HTTP {status}; not retried. Check actions.{name}.url and "
         f"actions.{name}.secret against the receiver's settings",

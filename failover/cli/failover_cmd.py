@@ -22,6 +22,7 @@ def _set(app: App, portal: str, mode: str, reason: str, for_: str | None) -> Non
     now = app.store.clock()
     expires = now + duration_arg(for_) if for_ else None
     app.store.set_override(pid, mode, reason, expires)
+    app.store.clear_permanent_errors(pid)  # a human decided: actions stopped by an error try again
     app.store.add_event("override", pid, mode=mode, reason=reason, expires=expires)
     until = (
         f" for {format_duration(expires - now)} (until {app.when(expires)})" if expires else " until `failover auto`"

@@ -11,7 +11,6 @@ import csv
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any, Protocol
@@ -112,7 +111,7 @@ def export(obj: _Context, path: str, status: str | None, portal: str | None) -> 
 def purge(obj: _Context, older_than: str | None) -> None:
     """Delete booking requests received more than AGE ago."""
     age = duration_arg(older_than) if older_than else obj.settings.booking.retention
-    cutoff = time.time() - age
+    cutoff = obj.store.clock() - age
     purged = obj.store.purge_requests(cutoff)
     when = format_time(cutoff, obj.settings.clinic.timezone)
     click.echo(f"deleted {purged} booking request(s) older than {format_duration(age)} (received before {when})")

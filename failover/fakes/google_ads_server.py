@@ -20,6 +20,8 @@ Use it as a context manager::
         ads.status("111")                                 # "PAUSED"
         ads.fail_next("UNAVAILABLE", n=2)                 # see FAULTS
         ads.mutations()                                   # real (not validate-only) mutates
+        ads.set("222", status="ENABLED"); ads.remove("222")  # edits "in the Ads UI"
+        ads.calls_of("MutateCampaigns")                   # the call log (validate_only, statuses)
 
 or standalone: ``python -m failover.fakes.google_ads_server`` prints the endpoint, CA file and an
 action config, then serves (and prints each call) until interrupted.
@@ -31,6 +33,7 @@ import argparse
 import atexit
 import contextlib
 import datetime
+import functools
 import ipaddress
 import itertools
 import json
@@ -195,20 +198,24 @@ class FakeGoogleAds:
     def start(self) -> Self:
         key, cert, self.ca_file = _certificate()
         self._types = _AdsTypes(self.version)
-        self._grpc = grpc.server(ThreadPoolExecutor(max_workers=8, thread_name_prefix="fake-ads"))
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fake-ads")
+        self._grpc = grpc.server(self._pool)
         self._grpc.add_generic_rpc_handlers(self._handlers())
         port = self._grpc.add_secure_port(f"127.0.0.1:{self._port}", grpc.ssl_server_credentials([(key, cert)]))
         self._grpc.start()
         self.endpoint = f"127.0.0.1:{port}"
         self._http = _token_server(self, self._token_port, self.ca_file, key)
-        threading.Thread(target=self._http.serve_forever, name="fake-ads-oauth", daemon=True).start()
+        # A short poll interval: shutdown() waits up to one interval, and tests stop many fakes.
+        serve = functools.partial(self._http.serve_forever, poll_interval=0.02)
+        threading.Thread(target=serve, name="fake-ads-oauth", daemon=True).start()
         self.token_uri = f"https://127.0.0.1:{self._http.server_address[1]}/token"
         return self
 
     def stop(self) -> None:
         if self._grpc is not None:
-            self._grpc.stop(grace=None).wait(5)
+            self._grpc.stop(grace=None).wait(5)  # cancels calls in flight, which ends any hang
             self._grpc = None
+            self._pool.shutdown(wait=False)
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -269,11 +276,16 @@ class FakeGoogleAds:
         """
         if kind not in FAULTS and kind not in TOKEN_FAULTS:
             raise ValueError(f"unknown fault {kind!r} (use {', '.join([*FAULTS, *TOKEN_FAULTS])})")
+        if kind in TOKEN_FAULTS:
+            self.revoke_access_tokens()
+            method = "token"
         with self._lock:
-            if kind in TOKEN_FAULTS:
-                self._tokens.clear()
-                method = "token"
             self._faults.extend([(kind, method)] * n)
+
+    def revoke_access_tokens(self) -> None:
+        """Forget the access tokens issued so far: the API answers OAUTH_TOKEN_INVALID to them."""
+        with self._lock:
+            self._tokens.clear()
 
     def mutations(self) -> list[Call]:
         """Mutates that changed (or would have changed) something: not validate-only, not failed."""

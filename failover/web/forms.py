@@ -118,7 +118,7 @@ def normalize_phone(text: str) -> str | None:
         return None
     # Mobile (070/080/090), IP (050) and 0800 numbers have 11 digits; the others 10.
     digits = 11 if re.match(r"^0[5789]0", compact) else 10
-    if len(compact) != digits or compact[1] == "0":
+    if len(compact) != digits or not re.match(r"^0[1-9]", compact):
         return None
     return compact
 

@@ -50,7 +50,7 @@ def cli(cfg: Path, *args: str) -> Any:
 def test_config_check_summarises_without_secrets(cfg: Path) -> None:
     r = cli(cfg, "config", "check")
     assert r.exit_code == 0, r.output
-    assert "portal epark: endpoints public, admin (login)" in r.output
+    assert "portal epark: endpoints admin (login), public" in r.output  # safe_dump sorts keys
     assert SECRET not in r.output
 
 
@@ -137,9 +137,15 @@ def test_incident_report_from_the_event_log(cfg: Path) -> None:
         t[0] = 1_800_000_000.0 + offset
         return store
 
-    at(0).add_event("verdict", "epark", **{"from": "up", "to": "degraded", "first_failure": t[0], "reason": "public: http_status (HTTP 503)"})
+    at(0).add_event(
+        "verdict",
+        "epark",
+        **{"from": "up", "to": "degraded", "first_failure": t[0], "reason": "public: http_status (HTTP 503)"},
+    )
     at(30).add_event("verdict", "epark", **{"from": "degraded", "to": "down"})
-    at(31).add_event("failover", "epark", to="on", cause="portal down", reason="public: http_status (HTTP 503)", incident=1)
+    at(31).add_event(
+        "failover", "epark", to="on", cause="portal down", reason="public: http_status (HTTP 503)", incident=1
+    )
     at(32).add_event("action", "epark", "page", op="on", ok=True, attempt=1, ms=12)
     at(33).add_event("notify", "epark", topic="outage", sent=True, targets=2)
     at(3600).add_event("failover", "epark", to="off", cause="portal up", reason="portal up", incident=1)
@@ -158,7 +164,17 @@ def test_incident_report_without_outage(cfg: Path) -> None:
 
 
 def test_every_command_explains_itself(cfg: Path) -> None:
-    for path in (["run"], ["status"], ["failover", "on"], ["maintenance", "add"], ["events"], ["incident", "report"],
-                 ["doctor"], ["probe"], ["config", "check"], ["requests", "list"]):
+    for path in (
+        ["run"],
+        ["status"],
+        ["failover", "on"],
+        ["maintenance", "add"],
+        ["events"],
+        ["incident", "report"],
+        ["doctor"],
+        ["probe"],
+        ["config", "check"],
+        ["requests", "list"],
+    ):
         r = CliRunner().invoke(main, [*path, "--help"])
         assert r.exit_code == 0 and len(r.output.splitlines()) > 3, path

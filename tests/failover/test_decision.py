@@ -17,8 +17,15 @@ FORCE = Maintenance(2, "p", NOW - 60, NOW + 60, "failover", "planned", NOW - 120
 
 def inputs(**kw: object) -> Inputs:
     base = dict(
-        now=NOW, health=Health.UP, failover=False, failover_since=None, override=None, maintenance=None,
-        min_failover=300.0, starts_last_hour=0, max_starts_per_hour=4,
+        now=NOW,
+        health=Health.UP,
+        failover=False,
+        failover_since=None,
+        override=None,
+        maintenance=None,
+        min_failover=300.0,
+        starts_last_hour=0,
+        max_starts_per_hour=4,
     )
     base.update(kw)
     return Inputs(**base)  # type: ignore[arg-type]
@@ -30,8 +37,12 @@ def inputs(**kw: object) -> Inputs:
         pytest.param({"health": Health.DOWN}, True, id="down-turns-on"),
         pytest.param({"health": Health.UP}, False, id="up-stays-off"),
         pytest.param({"health": Health.DEGRADED}, False, id="degraded-keeps-off"),
-        pytest.param({"health": Health.DEGRADED, "failover": True, "failover_since": NOW}, True, id="degraded-keeps-on"),
-        pytest.param({"health": Health.RECOVERING, "failover": True, "failover_since": 0.0}, True, id="recovering-keeps-on"),
+        pytest.param(
+            {"health": Health.DEGRADED, "failover": True, "failover_since": NOW}, True, id="degraded-keeps-on"
+        ),
+        pytest.param(
+            {"health": Health.RECOVERING, "failover": True, "failover_since": 0.0}, True, id="recovering-keeps-on"
+        ),
         pytest.param({"health": Health.UNKNOWN}, False, id="unknown-keeps-off"),
         pytest.param({"health": Health.UNKNOWN, "failover": True, "failover_since": 0.0}, True, id="unknown-keeps-on"),
         pytest.param({"health": Health.UP, "failover": True, "failover_since": 0.0}, False, id="up-turns-off"),
@@ -40,7 +51,9 @@ def inputs(**kw: object) -> Inputs:
         pytest.param({"health": Health.DOWN, "maintenance": SUPPRESS}, False, id="suppress-beats-down"),
         pytest.param({"health": Health.UP, "maintenance": FORCE}, True, id="maintenance-failover-beats-up"),
         pytest.param({"health": Health.UP, "maintenance": SUPPRESS, "override": ON}, True, id="override-beats-maint"),
-        pytest.param({"health": Health.DOWN, "maintenance": FORCE, "override": OFF}, False, id="override-off-beats-maint"),
+        pytest.param(
+            {"health": Health.DOWN, "maintenance": FORCE, "override": OFF}, False, id="override-off-beats-maint"
+        ),
     ],
 )
 def test_precedence(kw: dict[str, object], expected: bool) -> None:

@@ -46,8 +46,8 @@ class StaffRecorder:
 @pytest.fixture(scope="session", autouse=True)
 def _google_ads_imported() -> None:
     """Pay the ~1 s import of google-ads once per session, not inside the first test's timing."""
-    import google.ads.googleads.client  # noqa: F401
-    import google.ads.googleads.v26.services.services.campaign_service  # noqa: F401
+    import google.ads.googleads.client
+    import google.ads.googleads.v26.services.services.campaign_service
     import google.ads.googleads.v26.services.services.google_ads_service  # noqa: F401
 
 
@@ -129,13 +129,22 @@ async def test_observe_apply_revert_are_idempotent(ads: FakeGoogleAds, make: Any
     assert len(ads.calls_of("token")) == 1  # one access token, reused
 
 
-async def test_a_mix_reads_off_and_apply_enables_only_the_paused(ads: FakeGoogleAds, make: Any, clock: Any) -> None:
+async def test_a_mix_reads_partly_on_and_apply_enables_only_the_paused(
+    ads: FakeGoogleAds, make: Any, clock: Any
+) -> None:
     ads.set("111", status="ENABLED")
     action = make()
-    assert await action.observe() is False
+    assert await action.observe() is None  # neither on nor off: the orchestrator converges it
     await action.apply(incident(clock))
     assert [m.statuses for m in ads.mutations()] == [{"222": "ENABLED"}]
     assert await action.observe() is True
+
+
+async def test_a_mix_is_paused_by_revert(ads: FakeGoogleAds, make: Any, clock: Any) -> None:
+    ads.set("111", status="ENABLED")  # enabled by hand while failover is off
+    action = make()
+    await action.revert(incident(clock))
+    assert await action.observe() is False
 
 
 async def test_budget_above_the_cap_is_refused_and_nothing_enabled(ads: FakeGoogleAds, make: Any, clock: Any) -> None:
@@ -159,9 +168,10 @@ async def test_a_removed_campaign_is_refused(ads: FakeGoogleAds, make: Any, cloc
 
 
 async def test_a_missing_campaign_is_permanent_and_named(ads: FakeGoogleAds, make: Any) -> None:
+    action = make()
     ads.remove("222")
     with pytest.raises(ActionError) as caught:
-        await make().observe()
+        await action.observe()
     err = caught.value
     assert err.permanent
     assert "campaign 222 not found in customer 123-456-7890" in err.message
@@ -171,10 +181,11 @@ async def test_a_missing_campaign_is_permanent_and_named(ads: FakeGoogleAds, mak
 async def test_revert_pauses_what_it_finds_before_reporting_the_missing(
     ads: FakeGoogleAds, make: Any, clock: Any
 ) -> None:
+    action = make()
     ads.set("111", status="ENABLED")
     ads.remove("222")
     with pytest.raises(ActionError) as caught:
-        await make().revert(incident(clock))
+        await action.revert(incident(clock))
     assert caught.value.permanent
     assert ads.status("111") == "PAUSED"
 
@@ -188,9 +199,7 @@ async def test_a_drill_incident_never_enables(ads: FakeGoogleAds, make: Any, clo
 # -- max_active ----------------------------------------------------------------------------------
 
 
-async def test_max_active_pauses_alerts_once_and_blocks_apply(
-    ads: FakeGoogleAds, make: Any, clock: Any, store: Store
-) -> None:
+async def test_max_active_pauses_once_and_blocks_apply(ads: FakeGoogleAds, make: Any, clock: Any, store: Store) -> None:
     action = make(max_active="1h")
     await action.apply(incident(clock, ago=600))
     await action.maintain(incident(clock, ago=600))  # within the limit: nothing, no API call
@@ -211,7 +220,8 @@ async def test_max_active_pauses_alerts_once_and_blocks_apply(
     with pytest.raises(ActionError):
         await action.maintain(late)  # already capped: no more API calls each tick
     assert len(ads.calls) == calls
-    assert [(t, p, f["action"]) for t, p, f in action.deps.staff.sent] == [("ads_max_active", PORTAL, "ads")]
+    # Staff hear of it from the orchestrator, once, with this permanent error's message.
+    assert action.deps.staff.sent == []
 
     with pytest.raises(ActionError) as refused:
         await action.apply(late)  # a retry by the orchestrator must not undo the pause
@@ -263,19 +273,18 @@ async def test_drill_validates_an_enable_and_changes_nothing(ads: FakeGoogleAds,
 # -- faults --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("fault", "permanent", "says"),
-    [
-        ("UNAVAILABLE", False, "UNAVAILABLE"),
-        ("RESOURCE_EXHAUSTED", False, "RESOURCE_EXHAUSTED"),
-        ("INTERNAL", False, "INTERNAL"),
-        ("CONCURRENT_MODIFICATION", False, "DATABASE_ERROR.CONCURRENT_MODIFICATION"),
-        ("AUTHENTICATION", True, "actions.ads.credentials"),
-        ("AUTHORIZATION", True, "may manage customer 123-456-7890"),
-        ("INVALID_GRANT", True, "refused the refresh token"),
-    ],
-    ids=lambda value: value.lower() if isinstance(value, str) and value.isupper() else "",
-)
+FAULTS = [  # (injected fault, permanent?, what the message must say)
+    ("UNAVAILABLE", False, "UNAVAILABLE"),
+    ("RESOURCE_EXHAUSTED", False, "RESOURCE_EXHAUSTED"),
+    ("INTERNAL", False, "INTERNAL"),
+    ("CONCURRENT_MODIFICATION", False, "DATABASE_ERROR.CONCURRENT_MODIFICATION"),
+    ("AUTHENTICATION", True, "actions.ads.credentials"),
+    ("AUTHORIZATION", True, "may manage customer 123-456-7890"),
+    ("INVALID_GRANT", True, "refused the refresh token"),
+]
+
+
+@pytest.mark.parametrize(("fault", "permanent", "says"), FAULTS, ids=[f[0].lower() for f in FAULTS])
 async def test_faults_map_to_transient_or_permanent(
     ads: FakeGoogleAds, make: Any, clock: Any, fault: str, permanent: bool, says: str
 ) -> None:
@@ -300,21 +309,25 @@ async def test_faults_map_to_transient_or_permanent(
 async def test_a_stale_access_token_is_refreshed_once_transparently(ads: FakeGoogleAds, make: Any) -> None:
     action = make()
     await action.observe()
-    ads._tokens.clear()  # the API forgets the token (expired early, server-side revocation)
+    ads.revoke_access_tokens()  # expired early, or revoked server-side
     assert await action.observe() is False
     assert len(ads.calls_of("token")) == 2
 
 
-async def test_a_hanging_call_times_out_as_transient_within_the_bound(ads: FakeGoogleAds, make: Any) -> None:
+@pytest.mark.parametrize("method", ["Search", "MutateCampaigns"])
+async def test_a_hanging_call_times_out_as_transient_within_the_bound(
+    ads: FakeGoogleAds, make: Any, clock: Any, method: str
+) -> None:
     action = make(timeout="500ms")
     await action.observe()
-    ads.fail_next("DEADLINE")
+    ads.fail_next("DEADLINE", method=method)
     started = time.monotonic()
     with pytest.raises(ActionError) as caught:
-        await action.observe()
+        await action.apply(incident(clock))
     assert time.monotonic() - started < 3
     assert not caught.value.permanent
     assert "DEADLINE_EXCEEDED" in caught.value.message and "actions.ads.timeout" in caught.value.message
+    assert ads.status("111") == "PAUSED"
 
 
 async def test_an_inaccessible_customer_is_permanent(make: Any) -> None:

@@ -107,10 +107,15 @@ class Rig:
         self.staff = StaffRecorder(self.store)
         self.page, self.ads = Switch("page"), Switch("ads")
         self.orch = Orchestrator(
-            self.settings, self.store, FailoverMetrics(CollectorRegistry()), self.staff,  # type: ignore[arg-type]
+            self.settings,
+            self.store,
+            FailoverMetrics(CollectorRegistry()),
+            self.staff,  # type: ignore[arg-type]
             {PORTAL: {"page": self.page, "ads": self.ads}},
             lambda pid: PortalHealth(pid, self.health, clock(), self.network),
-            lambda: self.network, clock, random.Random(1),
+            lambda: self.network,
+            clock,
+            random.Random(1),
         )
 
     async def tick(self, advance: float = 1.0) -> None:

@@ -115,7 +115,7 @@ async def test_failed_target_is_retried_alone(
         await staff.send("network_degraded", None, claim=CLAIM, since=clock())
 
     err = failed.value
-    assert not err.permanent
+    assert not err.permanent and err.message.startswith("notify staff: 1 of 2 targets")
     assert "actions.staff.urls[0]" in err.message and f"json://127.0.0.1:{hook.port}" in err.message
     assert "500" in err.message
     assert_no_secret(err.message)
@@ -210,3 +210,11 @@ async def test_no_notify_action_sends_nothing(open_store: Callable[[], Store], c
     staff = StaffAlerts(make_settings({"page": {"type": "fallback_page"}}), open_store(), clock)
     assert await staff.send("flapping", PORTAL, claim="flapping:epark:1", cause="x") is False
     assert not staff.store.claimed("flapping:epark:1")  # nothing to claim for
+
+
+async def test_an_unusable_url_fails_permanently(open_store: Callable[[], Store], clock: Callable[[], float]) -> None:
+    settings = make_settings({"staff": notify_action(f"nosuchscheme://{URL_TOKEN}")})
+    with pytest.raises(ActionError) as failed:
+        await StaffAlerts(settings, open_store(), clock).send("flapping", PORTAL, cause="x")
+    assert failed.value.permanent and "not a valid Apprise URL" in failed.value.message
+    assert_no_secret(failed.value.message)

@@ -69,7 +69,8 @@ class Browser:
 
     async def _send(self, method: str, url: httpx.URL, data: dict[str, str] | None) -> tuple[Page, str | None]:
         request = self._client.build_request(method, url, data=data)
-        self._cookies.set_cookie_header(request)
+        if self._cookies:  # the cookie machinery is costly; most probes never get a cookie
+            self._cookies.set_cookie_header(request)
         response = await self._client.send(request, stream=True)
         try:
             self._note(response)
@@ -83,8 +84,9 @@ class Browser:
 
     def _note(self, response: httpx.Response) -> None:
         self._trace.status = response.status_code
-        self._cookies.extract_cookies(response)
-        if self._trace.tls_expiry is None:
+        if "set-cookie" in response.headers:
+            self._cookies.extract_cookies(response)
+        if self._trace.tls_expiry is None and response.url.scheme == "https":
             # The first TLS hop is the endpoint's own host (later hops may be allowed others).
             self._trace.tls_expiry = cert_expiry(response)
 

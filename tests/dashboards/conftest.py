@@ -1,0 +1,51 @@
+"""Fixtures for the dashboard, rules and deployment tests.
+
+``metrics_target`` is what Prometheus scrapes. Today it is ``SyntheticPortalguard`` (the real metric
+classes and verdict FSM driven through a scripted outage); any object with ``address``, ``portal`` and
+``reach(stage, prom)`` (see ``dashboards.livestack.Target``) can replace it, e.g. a real
+``portalguard run`` against the portal simulator.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from dashboards import livestack  # noqa: E402
+
+
+def require_binary(name: str) -> str:
+    """The path of a Debian Prometheus tool; a missing one fails the test (it never skips silently)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"`{name}` is missing: run `make deps-debian` (installs Debian's prometheus package)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return require_binary("promtool")
+
+
+@pytest.fixture(scope="module")
+def metrics_target() -> Iterator[livestack.Target]:
+    target = livestack.SyntheticPortalguard(portal="epark-shibuya")
+    try:
+        yield target
+    finally:
+        target.stop()
+
+
+@pytest.fixture(scope="module")
+def live(metrics_target: livestack.Target) -> Iterator[livestack.LiveStack]:
+    require_binary("prometheus")
+    with livestack.Prometheus(metrics_target.address) as prom:
+        yield livestack.LiveStack(prom, metrics_target)

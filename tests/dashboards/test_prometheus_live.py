@@ -1,0 +1,87 @@
+"""Every dashboard query and every rule, executed by a real Prometheus against live metrics.
+
+Prometheus (Debian's binary) scrapes ``metrics_target`` every second and evaluates rules.yml every
+second. The target is driven through the stages of ``livestack.STAGES``: an outage with a failing
+Google Ads action (every panel has data then), the recovery, the monitor's own network going down,
+and finally the process dying. Each expression must parse and return data by its stage.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from dashboards import livestack
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
+PORTAL_VALUES = (".*", "epark-shibuya")  # the "All" value, and one portal picked in the dropdown
+# When an expression can first return data; everything else returns data during the outage.
+STAGE = {
+    "annotation Failover switched off": "recovered",
+    "alert MonitorNetworkDegraded": "network_down",
+    "alert PortalguardStale": "dead",
+}
+TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    expr: str
+    kind: str  # instant | range
+    stage: str
+
+
+def cases() -> list[Case]:
+    dashboard = livestack.load_dashboard()
+    found: list[Case] = []
+    for q in livestack.panel_queries(dashboard):
+        for portal in PORTAL_VALUES if "$portal" in q.expr else ("",):
+            suffix = f" portal={portal}" if portal else ""
+            kind = "instant" if q.instant else "range"
+            found.append(Case(f"panel {q.id}{suffix}", q.expr.replace("$portal", portal), kind, "outage"))
+    for name, expr in livestack.annotation_queries(dashboard):
+        found.append(Case(f"annotation {name}", expr, "range", "outage"))
+    for rule in livestack.load_rules():
+        name = f"alert {rule['alert']}" if "alert" in rule else f"record {rule['record']}"
+        found.append(Case(name, rule["expr"], "instant", "outage"))
+    found = [Case(c.id, c.expr, c.kind, STAGE.get(c.id, c.stage)) for c in found]
+    return sorted(found, key=lambda c: livestack.STAGES.index(c.stage))  # stable: the file's order
+
+
+def test_stage_overrides_name_real_expressions() -> None:
+    assert set(STAGE) <= {c.id for c in cases()}
+
+
+def test_every_metric_used_is_in_the_live_exposition(live: livestack.LiveStack) -> None:
+    live.reach("outage")
+    exported = {
+        s["metric"]["__name__"]
+        for s in live.prom.query(f'group by (__name__) ({{job="{livestack.JOB}",__name__=~"portalguard_.+"}})')
+    }
+    used = set()
+    for case in cases():
+        used |= {n for n in livestack.used_metric_names(case.expr) if n.startswith("portalguard_")}
+    assert used <= exported, f"used but not exported by the target: {sorted(used - exported)}"
+
+
+@pytest.mark.parametrize("case", cases(), ids=lambda c: c.id)
+def test_expression_returns_data(live: livestack.LiveStack, case: Case) -> None:
+    live.reach(case.stage)
+
+    def result() -> list[dict[str, object]]:
+        now = time.time()
+        expr = livestack.substitute(case.expr, range_s=now - live.started, interval_s=5)
+        if case.kind == "instant":
+            return live.prom.query(expr)
+        return live.prom.query_range(expr, live.started, now, step=1)
+
+    try:
+        livestack.wait_until(result, TIMEOUT, f"{case.id} to return data")
+    except livestack.QueryError as err:
+        pytest.fail(f"{case.id}: Prometheus rejected the query: {err}\n{case.expr}")
+    except TimeoutError as err:
+        pytest.fail(f"{err}\n{case.expr}")

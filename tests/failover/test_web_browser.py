@@ -1,0 +1,202 @@
+"""A patient on a phone: real uvicorn on 127.0.0.1, real Chromium (Debian's, driven by Playwright).
+
+Screenshots go to ``test-artifacts/``; with ``UPDATE_SCREENSHOTS=1`` the README's PNGs in
+``docs/screenshots/`` are regenerated too (they are committed, so a normal run leaves them alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from prometheus_client import CollectorRegistry
+from test_web_support import PORTAL, STAFF_PASSWORD, STAFF_USER, make_settings
+
+from failover.metrics import FailoverMetrics
+from failover.store import Store
+from failover.web import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+README_SHOTS = ROOT / "docs" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+XSS = "<script>window.__pwned = 1</script>"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.anyio,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (apt-get install chromium)"),
+]
+
+
+class Site:
+    def __init__(self, base: str, store: Store) -> None:
+        self.base = base
+        self.store = store
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    settings = make_settings(tmp_path)
+    store = Store(settings.store)
+    store.set_page(PORTAL, True)
+    registry = CollectorRegistry()
+    app = create_app(settings, store, FailoverMetrics(registry), registry)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield Site(f"http://127.0.0.1:{port}", store)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        store.close()
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
+    async with async_playwright() as p:
+        context = await p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            args=FLAGS,
+            viewport=PHONE,
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            locale="ja-JP",
+            timezone_id="Asia/Tokyo",
+            http_credentials={"username": STAFF_USER, "password": STAFF_PASSWORD},
+        )
+        context.set_default_timeout(10_000)
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+async def screenshot(page: Page, name: str, *, readme: bool = False, full_page: bool = True) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    await page.screenshot(path=str(path), full_page=full_page)
+    if readme and os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        README_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, README_SHOTS / name)
+
+
+def in_days(n: int) -> str:
+    return (date.today() + timedelta(days=n)).isoformat()
+
+
+async def fill_valid(page: Page, name: str = "山田 花子") -> None:
+    await page.get_by_role("textbox", name="お名前").fill(name)
+    await page.get_by_role("textbox", name="電話番号").fill("090-1234-5678")
+    await page.get_by_role("textbox", name="メールアドレス").fill("hanako@example.jp")
+    await page.locator("#f-date1").fill(in_days(3))
+    await page.locator("#f-time1").select_option("morning")
+    await page.locator("#f-date2").fill(in_days(4))
+    await page.locator("#f-time2").select_option("afternoon")
+    await page.get_by_label("初めて（初診）").check()
+    await page.get_by_role("textbox", name="ご来院の理由・症状").fill("左下の奥歯がしみます。")
+    await page.locator("#f-consent").check()
+
+
+async def test_a_patient_books_on_a_phone(site: Site, browser: BrowserContext) -> None:
+    page = await browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda req: requested.append(req.url))
+    response = await page.goto(f"{site.base}/book")
+    assert response is not None and response.status == 200
+    await expect(page.get_by_role("heading", name="ただいまWeb予約がご利用いただけません")).to_be_visible()
+    call = page.get_by_role("link", name="電話で予約する")
+    await expect(call).to_have_attribute("href", "tel:03-1234-5678")
+    box = await call.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= PHONE["height"], "the call button is below the fold"
+    assert box["height"] >= 48, "the call button is too small to tap"
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], "the page scrolls sideways on a phone"
+    await screenshot(page, "fallback-page-ja.png", readme=True, full_page=False)
+    await screenshot(page, "fallback-page-ja-full.png")
+
+    await fill_valid(page)
+    await page.get_by_role("button", name="送信する").click()
+    await expect(page.get_by_role("heading", name="ご予約のご希望を受け付けました")).to_be_visible()
+    number = int(await page.locator("#request-number").inner_text())
+    await screenshot(page, "fallback-confirmation-ja.png", readme=True, full_page=False)
+
+    row = site.store.request(number)
+    assert row is not None and row.portal == PORTAL
+    assert row.data["name"] == "山田 花子" and row.data["phone_digits"] == "09012345678"
+    assert row.data["preferred"] == [
+        {"date": in_days(3), "time": "morning"},
+        {"date": in_days(4), "time": "afternoon"},
+    ]
+    assert all(url.startswith(site.base) for url in requested), "the page loaded something from elsewhere"
+
+
+async def test_an_invalid_form_shows_the_errors_next_to_the_fields(site: Site, browser: BrowserContext) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{site.base}/book/{PORTAL}")
+    await page.get_by_role("textbox", name="電話番号").fill("123")
+    await page.get_by_role("textbox", name="メールアドレス").fill("hanako@")
+    await page.get_by_role("button", name="送信する").click()
+    await expect(page.get_by_role("alert").first).to_contain_text("入力内容をご確認ください")
+    await expect(page.locator("#e-name")).to_have_text("お名前を入力してください")
+    await expect(page.locator("#e-phone")).to_contain_text("電話番号の形式が正しくありません")
+    await expect(page.locator("#e-email")).to_contain_text("メールアドレスの形式が正しくありません")
+    await expect(page.locator("#e-consent")).to_be_visible()
+    await expect(page.get_by_role("textbox", name="電話番号")).to_have_value("123")  # what was typed stays
+    await expect(page.get_by_role("textbox", name="電話番号")).to_have_attribute("aria-invalid", "true")
+    await page.locator("#f-phone").scroll_into_view_if_needed()
+    await screenshot(page, "fallback-errors-ja.png", full_page=False)
+    assert site.store.count_requests() == 0
+
+
+async def test_a_script_payload_is_shown_as_text(site: Site, browser: BrowserContext) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{site.base}/book/{PORTAL}")
+    await fill_valid(page, name=XSS)
+    await page.get_by_role("textbox", name="電話番号").fill("not a phone")
+    await page.get_by_role("button", name="送信する").click()
+    await expect(page.get_by_role("textbox", name="お名前")).to_have_value(XSS)
+    await page.get_by_role("textbox", name="電話番号").fill("090-1234-5678")
+    await page.get_by_role("button", name="送信する").click()
+    await expect(page.locator("#request-number")).to_be_visible()
+
+    staff = await browser.new_page()
+    await staff.goto(f"{site.base}/staff")
+    await expect(staff.get_by_text(XSS, exact=True)).to_be_visible()
+    assert await staff.evaluate("window.__pwned") is None
+    assert await page.evaluate("window.__pwned") is None
+    await screenshot(staff, "staff-ja.png")
+
+
+async def test_english_page(site: Site, browser: BrowserContext) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{site.base}/book?lang=en")
+    await expect(page.get_by_role("heading", name="Online booking is temporarily unavailable")).to_be_visible()
+    await expect(page.get_by_text("Sakura Dental Shibuya")).to_be_visible()
+    await screenshot(page, "fallback-page-en.png", readme=True, full_page=False)
+    await page.get_by_role("link", name="日本語").click()
+    await expect(page.locator("html")).to_have_attribute("lang", "ja")

@@ -1,0 +1,315 @@
+"""POST /book/{portal}/request: stored before the confirmation, and every bad input a clear 4xx."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from markupsafe import escape
+from test_web_support import (
+    PORTAL,
+    SCRIPT,
+    Web,
+    csrf_of,
+    field_errors,
+    make_web,
+    open_form,
+    submit,
+    valid_form,
+)
+
+from failover.store import StoreError
+from failover.web import preview_token
+
+pytestmark = pytest.mark.anyio
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def web(tmp_path: Path, clock) -> Web:
+    web = make_web(tmp_path, clock)
+    web.store.set_page(PORTAL, True)
+    return web
+
+
+async def settle() -> None:
+    for _ in range(5):  # let background announcements run
+        await asyncio.sleep(0)
+
+
+async def test_a_request_is_stored_counted_announced_and_confirmed(web: Web) -> None:
+    async with web.client() as c:
+        r = await submit(c, valid_form())
+    assert r.status_code == 200
+    rows = web.store.requests()
+    assert len(rows) == 1
+    row = rows[0]
+    assert f'<strong id="request-number">{row.id}</strong>' in r.text
+    assert 'href="tel:03-1234-5678"' in r.text
+    assert row.portal == PORTAL and row.status == "new"
+    assert row.data == {
+        "name": "山田 花子",
+        "phone": "090-1234-5678",
+        "phone_digits": "09012345678",
+        "email": "hanako@example.jp",
+        "preferred": [{"date": "2027-01-20", "time": "morning"}],
+        "visit": "new",
+        "reason": "左下の奥歯が痛みます",
+        "consent": True,
+        "lang": "ja",
+    }
+    assert web.counter("portalguard_booking_requests_total", portal=PORTAL) == 1
+    await settle()
+    assert web.notified == [(PORTAL, row.id)]
+    assert r.headers["cache-control"] == "no-store"
+
+
+async def test_the_request_is_accepted_even_after_the_switch_went_off(web: Web, clock) -> None:
+    async with web.client() as c:
+        token = await open_form(c)
+        web.store.set_page(PORTAL, False)  # the portal recovered while the patient was typing
+        clock.advance(5)
+        r = await c.post(f"/book/{PORTAL}/request", data={"csrf": token, **valid_form()})
+    assert r.status_code == 200
+    assert web.store.count_requests() == 1
+
+
+async def test_english_confirmation(web: Web) -> None:
+    async with web.client() as c:
+        r = await submit(c, valid_form(lang="en"))
+    assert "We have received your request" in r.text
+    assert web.store.requests()[0].data["lang"] == "en"
+
+
+async def test_a_failing_announcement_does_not_touch_the_patient(
+    tmp_path: Path, clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def failing(portal: str, number: int) -> None:
+        raise ConnectionError("slack down for 山田 花子")
+
+    web = make_web(tmp_path, clock, notify=failing)
+    web.store.set_page(PORTAL, True)
+    async with web.client() as c:
+        r = await submit(c, valid_form())
+    await settle()
+    assert r.status_code == 200
+    assert "staff not told of booking request 1" in caplog.text
+    assert "山田" not in caplog.text and "090" not in caplog.text
+
+
+async def test_a_slow_announcement_does_not_delay_the_confirmation(tmp_path: Path, clock) -> None:
+    release = asyncio.Event()
+
+    async def slow(portal: str, number: int) -> None:
+        await release.wait()
+
+    web = make_web(tmp_path, clock, notify=slow)
+    web.store.set_page(PORTAL, True)
+    async with web.client() as c:
+        r = await asyncio.wait_for(submit(c, valid_form()), timeout=5)
+    assert r.status_code == 200
+    assert len(web.app.state.announcements) == 1  # still running, tracked
+    release.set()
+    await settle()
+    assert not web.app.state.announcements
+
+
+async def test_store_failure_is_503_with_the_phone_number(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(portal: str, data: dict) -> int:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(web.store, "add_request", full_disk)
+    async with web.client() as c:
+        r = await submit(c, valid_form())
+    assert r.status_code == 503
+    assert "保存できませんでした" in r.text and 'href="tel:03-1234-5678"' in r.text
+    assert web.counter("portalguard_booking_requests_total", portal=PORTAL) == 0
+    assert web.notified == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        pytest.param({"name": ""}, {"name": "お名前を入力してください"}, id="missing-name"),
+        pytest.param({"name": "あ" * 101}, {"name": "お名前は100文字以内で入力してください"}, id="long-name"),
+        pytest.param({"phone": ""}, {"phone": "電話番号を入力してください"}, id="missing-phone"),
+        pytest.param(
+            {"phone": "12345"},
+            {"phone": "電話番号の形式が正しくありません（例：090-1234-5678、03-1234-5678）"},
+            id="bad-phone",
+        ),
+        pytest.param(
+            {"email": "hanako@"},
+            {"email": "メールアドレスの形式が正しくありません（例：hanako@example.jp）"},
+            id="bad-email",
+        ),
+        pytest.param({"consent": None}, {"consent": "ご連絡への同意がないと、ご予約を確定できません"}, id="no-consent"),
+        pytest.param({"visit": None}, {"visit": "初診か再診かを選んでください"}, id="no-visit"),
+        pytest.param({"date1": "2020-01-01"}, {"date1": "本日以降の日付を選んでください"}, id="past-date"),
+        pytest.param(
+            {"date2": "", "time2": "evening"}, {"date2": "時間帯を選んだ場合は日付も選んでください"}, id="time-no-date"
+        ),
+        pytest.param({"reason": "x" * 501}, {"reason": "500文字以内で入力してください"}, id="long-reason"),
+    ],
+)
+async def test_invalid_input_is_422_with_messages_next_to_fields_and_values_kept(
+    web: Web, changes: dict, errors: dict
+) -> None:
+    async with web.client() as c:
+        r = await submit(c, valid_form(**changes))
+    assert r.status_code == 422
+    assert field_errors(r.text) == errors
+    for name in errors:
+        assert f'id="f-{name}"' in r.text and 'aria-invalid="true"' in r.text
+    assert 'value="hanako@example.jp"' in r.text or "email" in errors  # what was typed stays
+    assert ">左下の奥歯が痛みます</textarea>" in r.text or "reason" in errors
+    assert web.store.count_requests() == 0
+
+
+async def test_english_error_messages(web: Web) -> None:
+    async with web.client() as c:
+        r = await submit(c, valid_form(phone="abc", lang="en"))
+    assert r.status_code == 422
+    assert field_errors(r.text) == {"phone": "This is not a Japanese phone number (e.g. 090-1234-5678 or 03-1234-5678)"}
+
+
+@pytest.mark.parametrize("where", ["name", "reason", "email", "phone"])
+async def test_script_payloads_are_rendered_as_text(web: Web, where: str) -> None:
+    async with web.client() as c:
+        r = await submit(c, valid_form(**{where: SCRIPT, "consent": None}))
+        assert r.status_code == 422
+    assert SCRIPT not in r.text
+    assert str(escape(SCRIPT)) in r.text  # &lt;script&gt;…
+
+
+async def test_attribute_breaking_payload_is_escaped(web: Web) -> None:
+    payload = '"><img src=x onerror=alert(1)>'
+    async with web.client() as c:
+        r = await submit(c, valid_form(name=payload, consent=None))
+    assert "<img" not in r.text
+    assert 'value="&#34;&gt;&lt;img src=x onerror=alert(1)&gt;"' in r.text
+
+
+async def test_oversized_body_is_413(web: Web) -> None:
+    limit = web.settings.booking.max_body_bytes
+    async with web.client() as c:
+        token = await open_form(c)
+        r = await c.post(f"/book/{PORTAL}/request", data={"csrf": token, **valid_form(reason="x" * limit)})
+    assert r.status_code == 413
+    assert "送信内容が大きすぎます" in r.text
+    assert web.store.count_requests() == 0
+
+
+async def test_oversized_streamed_body_without_length_is_413(web: Web) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(100):
+            yield b"reason=" + b"x" * 1000 + b"&"
+
+    async with web.client() as c:
+        token = await open_form(c)
+        r = await c.post(f"/book/{PORTAL}/request?csrf={token}", content=chunks(), headers=FORM)
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param("application/json", id="json"),
+        pytest.param("multipart/form-data; boundary=x", id="multipart"),
+        pytest.param("text/plain", id="text"),
+        pytest.param("application/x-www-form-urlencoded; charset=shift_jis", id="other-charset"),
+        pytest.param(None, id="none"),
+    ],
+)
+async def test_wrong_content_type_is_415(web: Web, content_type: str | None) -> None:
+    body = urlencode(valid_form()).encode()
+    headers = {"content-type": content_type} if content_type else {}
+    async with web.client() as c:
+        await open_form(c)
+        r = await c.post(f"/book/{PORTAL}/request", content=body, headers=headers)
+    assert r.status_code == 415
+    assert web.store.count_requests() == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [pytest.param(b"name=\xff\xfe", id="not-utf8"), pytest.param(b"&".join([b"a=1"] * 60), id="too-many-fields")],
+)
+async def test_unreadable_body_is_400(web: Web, body: bytes) -> None:
+    async with web.client() as c:
+        r = await c.post(f"/book/{PORTAL}/request", content=body, headers=FORM)
+    assert r.status_code == 400
+
+
+async def test_unknown_portal_is_404(web: Web) -> None:
+    async with web.client() as c:
+        token = await open_form(c)
+        r = await c.post("/book/nope/request", data={"csrf": token, **valid_form()})
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize("case", ["no-token", "wrong-token", "no-cookie", "other-cookie"])
+async def test_csrf_mismatch_is_403_keeps_the_values_and_stores_nothing(web: Web, case: str) -> None:
+    async with web.client() as c, web.client() as other:
+        token = await open_form(c)
+        other_token = await open_form(other)
+        form = valid_form()
+        if case == "wrong-token":
+            form["csrf"] = "A" * 22
+        elif case == "no-cookie":
+            c.cookies.clear()
+            form["csrf"] = token
+        elif case == "other-cookie":
+            form["csrf"] = other_token
+        r = await c.post(f"/book/{PORTAL}/request", data=form)
+        assert r.status_code == 403
+        assert "ページの有効期限が切れました" in r.text
+        assert 'value="山田 花子"' in r.text
+        assert web.store.count_requests() == 0
+        # The page carries a fresh token: pressing Send again works.
+        retry = await c.post(f"/book/{PORTAL}/request", data={**form, "csrf": csrf_of(r.text)})
+    assert retry.status_code == 200
+    assert web.store.count_requests() == 1
+
+
+async def test_honeypot_pretends_success_and_stores_nothing(web: Web) -> None:
+    async with web.client() as c:
+        r = await submit(c, valid_form(homepage="http://spam.example"))
+    await settle()
+    assert r.status_code == 200
+    assert "ご予約のご希望を受け付けました" in r.text
+    assert "request-number" not in r.text
+    assert web.store.count_requests() == 0
+    assert web.notified == []
+    assert web.counter("portalguard_booking_requests_total", portal=PORTAL) == 0
+
+
+async def test_rate_limit_per_ip_is_429_and_recovers(tmp_path: Path, clock) -> None:
+    web = make_web(tmp_path, clock, booking={"rate_limit_per_minute": 3})
+    web.store.set_page(PORTAL, True)
+    async with web.client("198.51.100.1") as c, web.client("198.51.100.2") as neighbour:
+        codes = [(await submit(c, valid_form())).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        limited = await submit(c, valid_form())
+        assert limited.headers["retry-after"] == "60"
+        assert 'href="tel:03-1234-5678"' in limited.text
+        assert (await submit(neighbour, valid_form())).status_code == 200
+        clock.advance(20)  # one token back (3 per minute)
+        assert (await submit(c, valid_form())).status_code == 200
+    assert web.store.count_requests() == 5
+
+
+async def test_preview_submission_is_marked_as_a_drill(tmp_path: Path, clock) -> None:
+    web = make_web(tmp_path, clock)  # the switch is off: only the preview shows the page
+    token = preview_token(web.settings, PORTAL)
+    async with web.client() as c:
+        csrf = await open_form(c, f"/book/{PORTAL}?preview={token}")
+        r = await c.post(f"/book/{PORTAL}/request", data={"csrf": csrf, "preview": token, **valid_form()})
+        forged = await c.post(f"/book/{PORTAL}/request", data={"csrf": csrf, "preview": "x", **valid_form()})
+    assert r.status_code == 200 and "プレビュー（訓練用）" in r.text
+    drill, real = sorted(web.store.requests(), key=lambda row: row.id)
+    assert drill.data["drill"] is True
+    assert forged.status_code == 200 and "drill" not in real.data

@@ -1,0 +1,127 @@
+"""``portalguard requests list|export|purge`` and the automatic retention."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+from test_web_support import PORTAL, make_settings
+
+from failover.cli.requests_cmd import purge_expired, requests_group
+from failover.store import Store
+
+DAY = 86400.0
+
+
+@pytest.fixture
+def obj(tmp_path: Path, clock) -> SimpleNamespace:
+    settings = make_settings(tmp_path)
+    store = Store(settings.store, clock)
+    store.add_request(
+        PORTAL,
+        {
+            "name": "山田 花子",
+            "phone": "090-1234-5678",
+            "phone_digits": "09012345678",
+            "email": "hanako@example.jp",
+            "preferred": [{"date": "2027-01-20", "time": "morning"}, {"date": "2027-01-21", "time": "any"}],
+            "visit": "new",
+            "reason": "歯が痛い",
+            "consent": True,
+            "lang": "ja",
+        },
+    )
+    clock.advance(60)
+    store.add_request(PORTAL, {"name": '=HYPERLINK("http://evil")', "phone": "+81 3-1234-5678", "visit": "returning"})
+    store.set_request_status(1, "contacted")
+    return SimpleNamespace(settings=settings, store=store)
+
+
+def run(obj: SimpleNamespace, *args: str) -> str:
+    result = CliRunner().invoke(requests_group, list(args), obj=obj, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_list_newest_first(obj: SimpleNamespace) -> None:
+    out = run(obj, "list").splitlines()
+    assert out[0].split() == ["#", "received", "portal", "status", "name", "phone", "visit", "preferred"]
+    assert out[2].startswith("2 ") and "returning" in out[2]
+    assert out[3].startswith("1 ") and "山田 花子" in out[3] and "2027-01-20 morning, 2027-01-21" in out[3]
+    assert "2027-01-15 17:00" in out[3]  # clinic time
+
+
+def test_list_filters(obj: SimpleNamespace) -> None:
+    assert "山田" not in run(obj, "list", "--status", "new")
+    assert "no booking requests with status booked" in run(obj, "list", "--status", "booked")
+    assert "山田" in run(obj, "list", "--portal", PORTAL)
+
+
+def test_list_unknown_portal_is_a_usage_error(obj: SimpleNamespace) -> None:
+    result = CliRunner().invoke(requests_group, ["list", "--portal", "nope"], obj=obj)
+    assert result.exit_code == 2
+    assert "unknown portal 'nope' (configured: epark)" in result.output
+
+
+def test_list_json(obj: SimpleNamespace) -> None:
+    rows = json.loads(run(obj, "list", "--json"))
+    assert [r["id"] for r in rows] == [2, 1]
+    assert rows[1]["status"] == "contacted" and rows[1]["data"]["name"] == "山田 花子"
+    assert rows[1]["received"] == "2027-01-15 17:00"
+
+
+def test_export_csv_is_private_excel_friendly_and_formula_safe(obj: SimpleNamespace, tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    run(obj, "export", "--csv", str(path))
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel then reads UTF-8
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert [r["id"] for r in rows] == ["2", "1"]
+    assert rows[0]["name"] == '\'=HYPERLINK("http://evil")'
+    assert rows[0]["phone"] == "'+81 3-1234-5678"
+    assert rows[1]["choice1"] == "2027-01-20 morning" and rows[1]["choice2"] == "2027-01-21"
+    assert rows[1]["choice3"] == "" and rows[1]["reason"] == "歯が痛い" and rows[1]["status"] == "contacted"
+
+
+def test_export_tightens_an_existing_file(obj: SimpleNamespace, tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text("old")
+    path.chmod(0o644)
+    run(obj, "export", "--csv", str(path), "--status", "new")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert "山田" not in path.read_text(encoding="utf-8-sig")
+
+
+def test_export_to_stdout(obj: SimpleNamespace) -> None:
+    assert run(obj, "export", "--csv", "-").splitlines()[0].lstrip("\ufeff").startswith("id,received,portal")
+
+
+def test_purge_older_than(obj: SimpleNamespace, clock) -> None:
+    clock.advance(30 * DAY - 30)  # request 1 is 30 days + 30 s old, request 2 30 days - 30 s
+    out = run(obj, "purge", "--older-than", "30d")
+    assert out.startswith("deleted 1 booking request(s) older than 30d")
+    assert [r.id for r in obj.store.requests()] == [2]
+
+
+def test_purge_defaults_to_the_retention(obj: SimpleNamespace, clock) -> None:
+    clock.advance(89 * DAY)
+    assert run(obj, "purge").startswith("deleted 0 booking request(s) older than 90d")
+
+
+def test_purge_rejects_a_bad_age(obj: SimpleNamespace) -> None:
+    result = CliRunner().invoke(requests_group, ["purge", "--older-than", "soon"], obj=obj)
+    assert result.exit_code == 2 and "is not a duration" in result.output
+
+
+def test_purge_expired_follows_booking_retention(obj: SimpleNamespace, clock) -> None:
+    assert purge_expired(obj.store, obj.settings, clock() + 89 * DAY) == 0
+    assert purge_expired(obj.store, obj.settings, clock() + 90 * DAY + 1) == 2
+    assert obj.store.count_requests() == 0

@@ -1,0 +1,206 @@
+"""/staff: a token or basic auth from the config (constant-time check), disabled without one, CSRF on
+every change."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from markupsafe import escape
+from test_web_support import (
+    PORTAL,
+    SCRIPT,
+    STAFF_PASSWORD,
+    STAFF_TOKEN,
+    STAFF_USER,
+    Web,
+    csrf_of,
+    make_web,
+    submit,
+    valid_form,
+)
+
+from failover.web import security
+
+pytestmark = pytest.mark.anyio
+BASIC = httpx.BasicAuth(STAFF_USER, STAFF_PASSWORD)
+BEARER = {"authorization": f"Bearer {STAFF_TOKEN}"}
+
+
+@pytest.fixture
+def web(tmp_path: Path, clock) -> Web:
+    web = make_web(tmp_path, clock)
+    web.store.set_page(PORTAL, True)
+    return web
+
+
+async def add_requests(web: Web, *names: str) -> list[int]:
+    async with web.client("192.0.2.50") as c:
+        for name in names:
+            assert (await submit(c, valid_form(name=name))).status_code == 200
+    return [r.id for r in web.store.requests()]
+
+
+async def test_staff_sees_requests_newest_first_and_the_failover_state(web: Web) -> None:
+    web.store.set_failover(PORTAL, True, "public: http_status (HTTP 503)")
+    await add_requests(web, "最初の患者", "二番目の患者")
+    async with web.client() as c:
+        r = await c.get("/staff", auth=BASIC)
+    assert r.status_code == 200
+    assert r.text.index("二番目の患者") < r.text.index("最初の患者")
+    assert "フェイルオーバー中" in r.text and "臨時ページ表示中" in r.text
+    assert 'href="tel:09012345678"' in r.text
+    assert r.headers["cache-control"] == "no-store"
+
+
+async def test_bearer_token_works_too(web: Web) -> None:
+    async with web.client() as c:
+        assert (await c.get("/staff", headers=BEARER)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="none"),
+        pytest.param({"authorization": "Bearer wrong"}, id="wrong-token"),
+        pytest.param({"authorization": "Basic " + "c3RhZmY6d3Jvbmc="}, id="wrong-password"),  # staff:wrong
+        pytest.param({"authorization": "Basic %%%"}, id="garbage"),
+        pytest.param({"authorization": "Basic " + "5bGx55SwOuODkeOCuQ=="}, id="non-ascii"),  # 山田:パス
+        pytest.param({"authorization": f"Token {STAFF_TOKEN}"}, id="unknown-scheme"),
+    ],
+)
+async def test_staff_requires_credentials(web: Web, headers: dict[str, str]) -> None:
+    await add_requests(web, "見えてはいけない名前")
+    async with web.client() as c:
+        r = await c.get("/staff", headers=headers)
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith("Basic ")
+    assert "見えてはいけない名前" not in r.text
+
+
+async def test_credentials_are_compared_in_constant_time(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+    real = security.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(security.hmac, "compare_digest", spy)
+    async with web.client() as c:
+        await c.get("/staff", auth=httpx.BasicAuth("nobody", STAFF_PASSWORD))
+        await c.get("/staff", headers=BEARER)
+    assert (b"nobody", STAFF_USER.encode()) in calls
+    assert (STAFF_PASSWORD.encode(), STAFF_PASSWORD.encode()) in calls  # checked although the user was wrong
+    assert (STAFF_TOKEN.encode(), STAFF_TOKEN.encode()) in calls
+
+
+async def test_staff_is_disabled_without_credentials(tmp_path: Path, clock) -> None:
+    web = make_web(tmp_path, clock, staff={})
+    async with web.client() as c:
+        for r in (
+            await c.get("/staff"),
+            await c.get("/staff", auth=BASIC),
+            await c.post("/staff/requests/1/status", data={"status": "booked"}, auth=BASIC),
+        ):
+            assert r.status_code == 404
+            assert "スタッフ画面は無効です" in r.text
+
+
+async def test_token_only_config_asks_for_a_bearer_token(tmp_path: Path, clock) -> None:
+    web = make_web(tmp_path, clock, staff={"token": STAFF_TOKEN})
+    async with web.client() as c:
+        r = await c.get("/staff", auth=BASIC)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer ")
+        assert (await c.get("/staff", headers=BEARER)).status_code == 200
+
+
+async def test_guessing_is_stopped_after_ten_failures(web: Web, clock) -> None:
+    async with web.client() as c:
+        codes = [(await c.get("/staff", auth=httpx.BasicAuth(STAFF_USER, f"guess{i}"))).status_code for i in range(11)]
+        assert codes == [401] * 10 + [429]
+        assert (await c.get("/staff", auth=BASIC)).status_code == 429  # even the right password, for now
+        clock.advance(60)
+        assert (await c.get("/staff", auth=BASIC)).status_code == 200
+
+
+async def staff_form(c: httpx.AsyncClient, query: str = "") -> str:
+    page = await c.get(f"/staff{query}", auth=BASIC)
+    assert page.status_code == 200
+    return csrf_of(page.text)
+
+
+async def test_staff_changes_a_status(web: Web) -> None:
+    [number] = await add_requests(web, "患者")
+    async with web.client() as c:
+        token = await staff_form(c)
+        r = await c.post(
+            f"/staff/requests/{number}/status",
+            data={"csrf": token, "status": "contacted", "lang": "en", "back": "new"},
+            auth=BASIC,
+        )
+        assert r.status_code == 303
+        assert r.headers["location"] == "/staff?lang=en&status=new"
+        assert web.store.request(number).status == "contacted"
+        page = await c.get("/staff?status=contacted&lang=en", auth=BASIC)
+    assert "患者" in page.text and "contacted" in page.text
+
+
+async def test_status_filter(web: Web) -> None:
+    first, _ = sorted(await add_requests(web, "一人目", "二人目"))
+    web.store.set_request_status(first, "booked")
+    async with web.client() as c:
+        r = await c.get("/staff?status=new", auth=BASIC)
+    assert "二人目" in r.text and "一人目" not in r.text
+
+
+@pytest.mark.parametrize(
+    ("form", "auth", "code"),
+    [
+        pytest.param({"status": "booked"}, BASIC, 403, id="no-csrf"),
+        pytest.param({"status": "booked", "csrf": "B" * 22}, BASIC, 403, id="wrong-csrf"),
+        pytest.param({"status": "booked", "csrf": None}, None, 401, id="no-auth"),
+        pytest.param({"status": "deleted", "csrf": None}, BASIC, 422, id="unknown-status"),
+    ],
+)
+async def test_bad_status_changes_change_nothing(web: Web, form: dict, auth: httpx.Auth | None, code: int) -> None:
+    [number] = await add_requests(web, "患者")
+    async with web.client() as c:
+        token = await staff_form(c)
+        data = {k: (token if v is None else v) for k, v in form.items()}
+        r = await c.post(f"/staff/requests/{number}/status", data=data, auth=auth)
+    assert r.status_code == code
+    assert web.store.request(number).status == "new"
+
+
+async def test_status_of_an_unknown_request_is_404(web: Web) -> None:
+    await add_requests(web, "患者")
+    async with web.client() as c:
+        token = await staff_form(c)
+        r = await c.post("/staff/requests/999/status", data={"csrf": token, "status": "booked"}, auth=BASIC)
+    assert r.status_code == 404
+
+
+async def test_staff_post_needs_a_form_body(web: Web) -> None:
+    [number] = await add_requests(web, "患者")
+    async with web.client() as c:
+        r = await c.post(f"/staff/requests/{number}/status", json={"status": "booked"}, auth=BASIC)
+    assert r.status_code == 415
+
+
+async def test_staff_page_escapes_what_patients_typed(web: Web) -> None:
+    web.store.add_request(PORTAL, {"name": SCRIPT, "phone": '"><b>x', "reason": SCRIPT, "visit": "<i>"})
+    async with web.client() as c:
+        r = await c.get("/staff", auth=BASIC)
+    assert r.status_code == 200
+    assert SCRIPT not in r.text and "<b>x" not in r.text and "<i>" not in r.text
+    assert r.text.count(str(escape(SCRIPT))) == 2
+
+
+async def test_drill_requests_are_marked(web: Web) -> None:
+    web.store.add_request(PORTAL, {**valid_form(), "drill": True})
+    async with web.client() as c:
+        r = await c.get("/staff", auth=BASIC)
+    assert re.search(r'<span class="badge optional">訓練</span>', r.text)
