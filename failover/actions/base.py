@@ -63,8 +63,9 @@ class Action(Protocol):
     in effect (some campaigns on, some off: neither state, so the orchestrator converges it either
     way); it raises ActionError when it cannot tell. ``apply``/``revert`` switch it on/off
     ("already on" is success) and raise ActionError on failure. ``maintain`` is called every tick
-    while the measure is on (reminders, spend caps). ``check`` is the preflight: it returns a short "ready" detail or raises ActionError.
-    ``drill`` rehearses ``apply`` without effect on patients or spend and returns a detail.
+    while the measure is on (reminders, spend caps). ``check`` is the preflight: it returns a short
+    "ready" detail or raises ActionError. ``drill`` rehearses ``apply`` without effect on patients
+    or spend and returns a detail.
     """
 
     name: str
