@@ -13,11 +13,12 @@ action that needs two retries, recovery) for about 90 seconds, then queries ever
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,14 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from dashboards import livestack  # noqa: E402
-from watchdog.result import FailureKind  # noqa: E402
+from dashboards import livestack
+from watchdog.result import FailureKind
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "dashboard.png"
 INTERVAL_S = 5  # $__interval in the compressed scenario (Grafana: the panel's 1m minimum)
@@ -51,6 +52,7 @@ COLORS = {
 }
 PALETTE = ["#7eb26d", "#eab839", "#6ed0e0", "#ef843c", "#e24d42", "#1f78c1", "#ba43a9", "#705da0", "#508642"]
 PX_PER_COL, PX_PER_ROW, DPI = 76, 30, 100
+HEADER_PX = 70  # the dashboard title above the grid
 
 
 # -------------------------------------------------------------------------------------------- scenario
@@ -165,12 +167,13 @@ def legend(fmt: str, labels: dict[str, str]) -> str:
 
 def fetch(prom: livestack.Prometheus, panel: dict[str, Any], start: float, end: float) -> list[Series]:
     out: list[Series] = []
+    step = INTERVAL_S if panel.get("interval") else 1  # Grafana queries with step = $__interval
     for target in panel.get("targets", []):
         expr = livestack.substitute(target["expr"], portal=".*", range_s=end - start, interval_s=INTERVAL_S)
         if target.get("instant") and not target.get("range"):
             rows = [(s["metric"], [s["value"]]) for s in prom.query(expr, at=end)]
         else:
-            rows = [(s["metric"], s["values"]) for s in prom.query_range(expr, start, end, step=1)]
+            rows = [(s["metric"], s["values"]) for s in prom.query_range(expr, start, end, step=step)]
         for labels, points in rows:
             name = legend(target.get("legendFormat", ""), labels)
             out.append(Series(name, [float(t) for t, _ in points], [float(v) for _, v in points], target["refId"]))
@@ -180,7 +183,7 @@ def fetch(prom: livestack.Prometheus, panel: dict[str, Any], start: float, end: 
 # ---------------------------------------------------------------------------------------------- drawing
 
 
-def panel_axes(fig: Figure, pos: dict[str, int], total_rows: int, title: str) -> Axes:
+def panel_axes(fig: Figure, pos: dict[str, int], title: str, left: float = 0.06) -> Axes:
     """An axes placed like the panel's gridPos, with the panel title above it."""
     w_in, h_in = fig.get_size_inches()
     left = (pos["x"] * PX_PER_COL + 6) / (w_in * DPI)
@@ -193,8 +196,10 @@ def panel_axes(fig: Figure, pos: dict[str, int], total_rows: int, title: str) ->
         spine.set_color(BORDER)
     frame.set_xticks([])
     frame.set_yticks([])
-    frame.text(0.01, 0.985, title, transform=frame.transAxes, va="top", ha="left", color=TEXT, fontsize=10, weight="bold")
-    inner = frame.inset_axes((0.06, 0.16, 0.92, 0.70))
+    frame.text(
+        0.01, 0.985, title, transform=frame.transAxes, va="top", ha="left", color=TEXT, fontsize=10, weight="bold"
+    )
+    inner = frame.inset_axes((left, 0.16, 0.98 - left, 0.70))
     inner.set_facecolor(PANEL_BG)
     return inner
 
@@ -207,16 +212,39 @@ def style_time_axes(ax: Axes, cfg: FieldConfig, start: float, end: float) -> Non
     ax.grid(True, color=GRID, linewidth=0.5)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    if cfg.min is not None or cfg.max is not None:
-        ax.set_ylim(cfg.min, cfg.max)
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: FieldConfig(unit=cfg.unit, decimals=0 if cfg.unit != "s" else 1).text(v)))
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: axis_text(cfg.unit, v)))
+
+
+def axis_text(unit: str, value: float) -> str:
+    if unit == "percentunit":
+        return f"{value * 100:.0f}%"
+    if unit == "s":
+        return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:g} s"
+    if unit == "reqps":
+        return f"{value:g} req/s"
+    return f"{value:g}"
+
+
+def apply_limits(ax: Axes, cfg: FieldConfig) -> None:
+    """After plotting, so autoscaling has seen the data (as Grafana's soft limits do)."""
+    if cfg.min is not None:
+        ax.set_ylim(bottom=cfg.min)
+    if cfg.max is not None:
+        ax.set_ylim(top=cfg.max * 1.04)
 
 
 def draw_legend(ax: Axes, handles: Sequence[Any], labels: Sequence[str]) -> None:
     if labels:
         ax.legend(
-            handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=min(4, len(labels)),
-            fontsize=7, frameon=False, labelcolor=TEXT, handlelength=1.2,
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.12),
+            ncol=min(4, len(labels)),
+            fontsize=7,
+            frameon=False,
+            labelcolor=TEXT,
+            handlelength=1.2,
         )
 
 
@@ -225,8 +253,16 @@ def draw_timeseries(ax: Axes, panel: dict[str, Any], series: list[Series], start
     custom = panel["fieldConfig"]["defaults"].get("custom", {})
     style_time_axes(ax, cfg, start, end)
     if not series:
-        ax.text(0.5, 0.5, panel["fieldConfig"]["defaults"].get("noValue", "No data"), transform=ax.transAxes,
-                ha="center", va="center", color=MUTED, fontsize=11)
+        ax.text(
+            0.5,
+            0.5,
+            panel["fieldConfig"]["defaults"].get("noValue", "No data"),
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color=MUTED,
+            fontsize=11,
+        )
         return
     handles, names = [], []
     if custom.get("drawStyle") == "bars":
@@ -243,10 +279,16 @@ def draw_timeseries(ax: Axes, panel: dict[str, Any], series: list[Series], start
         step = custom.get("lineInterpolation") == "stepAfter"
         for i, s in enumerate(series):
             xs = [datetime.fromtimestamp(t) for t in s.times]
-            (line,) = ax.plot(xs, s.values, color=PALETTE[i % len(PALETTE)], linewidth=1.3,
-                              drawstyle="steps-post" if step else "default")
+            (line,) = ax.plot(
+                xs,
+                s.values,
+                color=PALETTE[i % len(PALETTE)],
+                linewidth=1.3,
+                drawstyle="steps-post" if step else "default",
+            )
             handles.append(line)
             names.append(s.name)
+    apply_limits(ax, cfg)
     draw_legend(ax, handles, names)
 
 
@@ -269,7 +311,16 @@ def draw_timeline(ax: Axes, panel: dict[str, Any], series: list[Series], start: 
             x0, x1 = datetime.fromtimestamp(t0), datetime.fromtimestamp(t1)
             ax.barh(row, x1 - x0, left=x0, height=0.8, color=cfg.color(value), edgecolor=PANEL_BG, linewidth=0.5)
             if t1 - t0 > (end - start) * 0.07:
-                ax.text(x0 + (x1 - x0) / 2, row, cfg.text(value), ha="center", va="center", fontsize=7.5, color="#111217")
+                dark = cfg.mapped(value) is not None and cfg.mapped(value)[1] != "transparent"  # type: ignore[index]
+                ax.text(
+                    x0 + (x1 - x0) / 2,
+                    row,
+                    cfg.text(value),
+                    ha="center",
+                    va="center",
+                    fontsize=7.5,
+                    color="#111217" if dark else MUTED,
+                )
 
 
 def segments(s: Series, end: float) -> list[tuple[float, float, float]]:
@@ -288,9 +339,18 @@ def draw_stat(ax: Axes, panel: dict[str, Any], series: list[Series]) -> None:
     ax.set_axis_off()
     background = panel["options"].get("colorMode") == "background"
     if not series:
-        ax.text(0.5, 0.5, panel["fieldConfig"]["defaults"].get("noValue", "No data"), ha="center", va="center", color=MUTED, fontsize=10)
+        ax.text(
+            0.5,
+            0.5,
+            panel["fieldConfig"]["defaults"].get("noValue", "No data"),
+            ha="center",
+            va="center",
+            color=MUTED,
+            fontsize=10,
+        )
         return
-    cols = len(series) if len(series) <= 4 else math.ceil(len(series) / 2)
+    narrow = panel["gridPos"]["w"] <= 4
+    cols = 1 if narrow else len(series) if len(series) <= 4 else math.ceil(len(series) / 2)
     rows = math.ceil(len(series) / cols)
     for i, s in enumerate(series):
         value = s.values[-1]
@@ -300,9 +360,28 @@ def draw_stat(ax: Axes, panel: dict[str, Any], series: list[Series]) -> None:
         if background:
             ax.add_patch(plt.Rectangle((x + 0.01, y + 0.02), w - 0.02, h - 0.04, color=color, transform=ax.transAxes))
         fg = "#111217" if background else color
-        ax.text(x + w / 2, y + h * 0.72, s.name, ha="center", va="center", fontsize=8, color="#111217" if background else MUTED, transform=ax.transAxes)
+        ax.text(
+            x + w / 2,
+            y + h * 0.72,
+            s.name,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="#111217" if background else MUTED,
+            transform=ax.transAxes,
+        )
         size = 15 if len(series) <= 2 else 12
-        ax.text(x + w / 2, y + h * 0.34, cfg.text(value), ha="center", va="center", fontsize=size, weight="bold", color=fg, transform=ax.transAxes)
+        ax.text(
+            x + w / 2,
+            y + h * 0.34,
+            cfg.text(value),
+            ha="center",
+            va="center",
+            fontsize=size,
+            weight="bold",
+            color=fg,
+            transform=ax.transAxes,
+        )
 
 
 def draw_bargauge(ax: Axes, panel: dict[str, Any], series: list[Series]) -> None:
@@ -312,7 +391,9 @@ def draw_bargauge(ax: Axes, panel: dict[str, Any], series: list[Series]) -> None
         spine.set_visible(False)
     if not series:
         ax.set_axis_off()
-        ax.text(0.5, 0.5, panel["fieldConfig"]["defaults"].get("noValue", "No data"), ha="center", va="center", color=MUTED)
+        ax.text(
+            0.5, 0.5, panel["fieldConfig"]["defaults"].get("noValue", "No data"), ha="center", va="center", color=MUTED
+        )
         return
     names = [s.name for s in series]
     values = [s.values[-1] for s in series]
@@ -325,45 +406,54 @@ def draw_bargauge(ax: Axes, panel: dict[str, Any], series: list[Series]) -> None
     ax.set_xlim(0, max(values) * 1.2)
 
 
-HEADER_PX = 70
+def collect(prom: livestack.Prometheus, dashboard: dict[str, Any], start: float, end: float) -> dict[str, Any]:
+    """Every panel's query results, keyed by panel id (JSON-serialisable, see --data)."""
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    return {
+        "start": start,
+        "end": end,
+        "panels": {str(p["id"]): [asdict(s) for s in fetch(prom, p, start, end)] for p in panels},
+    }
 
 
-def render(prom: livestack.Prometheus, dashboard: dict[str, Any], start: float, end: float, output: Path) -> None:
+def render(data: dict[str, Any], dashboard: dict[str, Any], output: Path) -> None:
+    start, end = data["start"], data["end"]
     panels = dashboard["panels"]
     total_rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels)
     fig = plt.figure(figsize=(24 * PX_PER_COL / DPI, (total_rows * PX_PER_ROW + HEADER_PX) / DPI), dpi=DPI)
     fig.patch.set_facecolor(BG)
-    fig.text(0.005, 1 - 22 / fig.get_size_inches()[1] / DPI, dashboard["title"], color=TEXT, fontsize=15, weight="bold", va="center")
-    fig.text(
-        0.005, 1 - 50 / fig.get_size_inches()[1] / DPI,
-        "Rendered with matplotlib from Prometheus query results (no Grafana server): a 90-second compressed "
-        "outage of a synthetic portalguard exporting the real metrics, scraped every second by Prometheus 2.42.",
-        color=MUTED, fontsize=9, va="center",
-    )
+    height_px = fig.get_size_inches()[1] * DPI
+    fig.text(0.005, 1 - 22 / height_px, dashboard["title"], color=TEXT, fontsize=15, weight="bold", va="center")
+    fig.text(0.005, 1 - 50 / height_px, SUBTITLE, color=MUTED, fontsize=9, va="center")
+    draw: dict[str, Callable[[Axes, dict[str, Any], list[Series]], None]] = {
+        "timeseries": lambda a, p, s: draw_timeseries(a, p, s, start, end),
+        "state-timeline": lambda a, p, s: draw_timeline(a, p, s, start, end),
+        "stat": draw_stat,
+        "bargauge": draw_bargauge,
+    }
     for panel in panels:
         pos = panel["gridPos"]
         if panel["type"] == "row":
-            y = 1 - (pos["y"] * PX_PER_ROW + HEADER_PX + 15) / (fig.get_size_inches()[1] * DPI)
+            y = 1 - (pos["y"] * PX_PER_ROW + HEADER_PX + 15) / height_px
             fig.text(0.005, y, panel["title"], color=TEXT, fontsize=12, weight="bold", va="center")
             continue
-        ax = panel_axes(fig, pos, total_rows, panel["title"])
-        series = fetch(prom, panel, start, end)
-        {
-            "timeseries": lambda a, p, s: draw_timeseries(a, p, s, start, end),
-            "state-timeline": lambda a, p, s: draw_timeline(a, p, s, start, end),
-            "stat": draw_stat,
-            "bargauge": draw_bargauge,
-        }[panel["type"]](ax, panel, series)
+        left = {"state-timeline": 0.13 if pos["w"] >= 20 else 0.2, "bargauge": 0.2}.get(panel["type"], 0.07)
+        ax = panel_axes(fig, pos, panel["title"], left)
+        series = [Series(**s) for s in data["panels"][str(panel["id"])]]
+        draw[panel["type"]](ax, panel, series)
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=DPI, facecolor=BG)
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=OUTPUT)
-    args = parser.parse_args(argv)
-    dashboard = livestack.load_dashboard()
+SUBTITLE = (
+    "Rendered with matplotlib from Prometheus query results (no Grafana server can run here): a 90-second "
+    "compressed outage of a synthetic portalguard exporting the real metrics, scraped every second by Prometheus 2.42."
+)
+
+
+def record(dashboard: dict[str, Any]) -> dict[str, Any]:
+    """Run the scenario against a real Prometheus and collect every panel's data."""
     target = livestack.SyntheticPortalguard(portal="epark-shibuya")
     try:
         with livestack.Prometheus(target.address) as prom:
@@ -371,9 +461,26 @@ def main(argv: list[str] | None = None) -> int:
             start = time.time()
             play_outage(target, prom, print)
             time.sleep(2)  # let the last scrape and rule evaluation land
-            render(prom, dashboard, start, time.time(), args.output)
+            return collect(prom, dashboard, start, time.time())
     finally:
         target.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument(
+        "--data", type=Path, help="JSON file of recorded query results: reused if it exists, else written"
+    )
+    args = parser.parse_args(argv)
+    dashboard = livestack.load_dashboard()
+    if args.data and args.data.exists():
+        data = json.loads(args.data.read_text(encoding="utf-8"))
+    else:
+        data = record(dashboard)
+        if args.data:
+            args.data.write_text(json.dumps(data), encoding="utf-8")
+    render(data, dashboard, args.output)
     print(f"wrote {args.output}")
     return 0
 

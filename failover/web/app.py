@@ -56,6 +56,8 @@ STAFF_LIST_LIMIT = 500
 STAFF_FAILED_LOGINS_PER_MINUTE = 10
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 50
+BLANK_FORMS_KEPT = 64
+CSRF_SLOT = "__csrf_token_slot__"
 
 Notify = Callable[[str, int], Awaitable[None]]
 
@@ -127,6 +129,7 @@ class _Web:
         self.assets = _load_assets(HERE / "static")
         self.asset_version = hashlib.sha256(b"".join(a.body for a in self.assets.values())).hexdigest()[:10]
         self.templates = _load_templates(HERE / "templates")
+        self._blank_forms: dict[tuple[str | None, ...], str] = {}
         self.translators = {lang: translator(lang) for lang in STRINGS}
         self.tel_href = "tel:" + "".join(c for c in settings.clinic.phone if c.isdigit() or c in "+-")
 
@@ -164,7 +167,7 @@ class _Web:
         if preview is None and not page_on:
             return Response(status_code=302, headers={"location": _location(self.settings.portals[pid].book_url)})
         drill = preview is not None and not page_on
-        return self._form(request, pid, lang, forms.blank_values(), {}, 200, preview=preview if drill else None)
+        return self._form(request, pid, lang, preview=preview if drill else None)
 
     async def book_request(self, request: Request) -> Response:
         pid = self._portal_id(request)
@@ -375,26 +378,26 @@ class _Web:
         request: Request,
         pid: str,
         lang: str,
-        values: dict[str, str],
-        errors: dict[str, forms.FieldError],
-        status: int,
+        values: dict[str, str] | None = None,
+        errors: dict[str, forms.FieldError] | None = None,
+        status: int = 200,
         *,
         banner: str | None = None,
         preview: str | None = None,
     ) -> Response:
+        """The booking form; ``values=None`` is the blank form every patient gets first."""
         date_min, date_max = forms.date_bounds(self._today())
-        return self._with_csrf(
-            request,
-            lambda csrf: self._page(
+
+        def render(csrf: str) -> str:
+            return self._render(
                 request,
                 "book.html",
                 lang,
-                status=status,
                 other_url=self._url(request, f"/book/{pid}", preview=preview),
                 form_action=self._url(request, f"/book/{pid}/request"),
                 csrf=csrf,
-                values=values,
-                errors=errors,
+                values=values or forms.blank_values(),
+                errors=errors or {},
                 banner=banner,
                 drill=preview is not None,
                 preview=preview,
@@ -405,8 +408,19 @@ class _Web:
                 date_max=date_max,
                 max_name=forms.MAX_NAME,
                 max_reason=forms.MAX_REASON,
-            ),
-        )
+            )
+
+        if values is not None:
+            return self._with_csrf(request, lambda csrf: HTMLResponse(render(csrf), status_code=status))
+        # Rendering is most of a request's CPU, and the blank form differs between patients only in
+        # the CSRF token: render it once per portal, language and day, then fill the token in.
+        key = (pid, lang, preview, date_min, request.scope.get("root_path", ""))
+        html = self._blank_forms.get(key)
+        if html is None:
+            if len(self._blank_forms) >= BLANK_FORMS_KEPT:
+                self._blank_forms.clear()  # mostly days gone by
+            html = self._blank_forms[key] = render(CSRF_SLOT)
+        return self._with_csrf(request, lambda csrf: HTMLResponse(html.replace(CSRF_SLOT, csrf, 1)))
 
     def _done(self, request: Request, pid: str, lang: str, number: int | None, drill: bool) -> Response:
         back = self._url(request, f"/book/{pid}", lang=lang)
@@ -425,6 +439,9 @@ class _Web:
     def _page(
         self, request: Request, template: str, lang: str, status: int = 200, other_url: str | None = None, **ctx: Any
     ) -> HTMLResponse:
+        return HTMLResponse(self._render(request, template, lang, other_url, **ctx), status_code=status)
+
+    def _render(self, request: Request, template: str, lang: str, other_url: str | None = None, **ctx: Any) -> str:
         """Render a page; ``other_url`` is where the language switch leads (default: this GET page)."""
         t = self.translators[lang]
         clinic = self.settings.clinic
@@ -433,7 +450,7 @@ class _Web:
         switch = None
         if other_url is not None:
             switch = f"{other_url}{'&' if '?' in other_url else '?'}lang={t('other_lang')}"
-        html = self.templates[template].render(
+        return self.templates[template].render(
             t=t,
             lang=lang,
             clinic=clinic,
@@ -443,7 +460,6 @@ class _Web:
             other_lang_url=switch,
             **ctx,
         )
-        return HTMLResponse(html, status_code=status)
 
 
 # -- middleware -----------------------------------------------------------------------------------
