@@ -183,14 +183,14 @@ def fetch(prom: livestack.Prometheus, panel: dict[str, Any], start: float, end: 
 # ---------------------------------------------------------------------------------------------- drawing
 
 
-def panel_axes(fig: Figure, pos: dict[str, int], title: str, left: float = 0.06) -> Axes:
-    """An axes placed like the panel's gridPos, with the panel title above it."""
+def panel_axes(fig: Figure, pos: dict[str, int], title: str, margin: float = 0.06) -> Axes:
+    """An axes placed like the panel's gridPos, with the panel title above it; ``margin``: for y labels."""
     w_in, h_in = fig.get_size_inches()
-    left = (pos["x"] * PX_PER_COL + 6) / (w_in * DPI)
+    x = (pos["x"] * PX_PER_COL + 6) / (w_in * DPI)
     width = (pos["w"] * PX_PER_COL - 12) / (w_in * DPI)
     top = 1 - (pos["y"] * PX_PER_ROW + 6 + HEADER_PX) / (h_in * DPI)
     height = (pos["h"] * PX_PER_ROW - 12) / (h_in * DPI)
-    frame = fig.add_axes((left, top - height, width, height))
+    frame = fig.add_axes((x, top - height, width, height))
     frame.set_facecolor(PANEL_BG)
     for spine in frame.spines.values():
         spine.set_color(BORDER)
@@ -199,7 +199,7 @@ def panel_axes(fig: Figure, pos: dict[str, int], title: str, left: float = 0.06)
     frame.text(
         0.01, 0.985, title, transform=frame.transAxes, va="top", ha="left", color=TEXT, fontsize=10, weight="bold"
     )
-    inner = frame.inset_axes((left, 0.16, 0.98 - left, 0.70))
+    inner = frame.inset_axes((margin, 0.16, 0.98 - margin, 0.70))
     inner.set_facecolor(PANEL_BG)
     return inner
 

@@ -9,7 +9,6 @@ alert staff once. All state lives in the store, so a restart after ``kill -9`` r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -64,6 +63,7 @@ class Orchestrator:
         self.clock = clock
         self.rng = rng or random.Random()
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()  # a verdict changed: tick now rather than at the next second
         self.last_decision: dict[str, Decision] = {}
         for pid, acts in actions.items():
             metrics.declare_portal(pid, list(acts))
@@ -72,9 +72,18 @@ class Orchestrator:
         self.store.add_event("service", None, state="started")
         while not stop.is_set():
             await self.tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.failover.tick)
+            await self._sleep(stop)
         await self.drain()
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        """Until the next tick, a verdict change, or stop, whichever comes first."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.settings.failover.tick, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self._wake.clear()
 
     async def drain(self) -> None:
         """Wait for the action rounds in flight (bounded by their own deadline)."""
@@ -273,6 +282,7 @@ class Orchestrator:
             detail["first_failure"] = health.streak_since
             detail["reason"] = health.reason()
         self.store.set_verdict(health.portal, health.health.value, health.since)
+        self._wake.set()
         self.store.add_event("verdict", health.portal, **detail)
         log.info("portal %s: %s -> %s %s", health.portal, previous.value, health.health.value, health.reason())
 

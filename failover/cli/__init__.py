@@ -6,6 +6,7 @@ import click
 
 from failover.cli.common import App
 from failover.cli.config_cmd import config_group
+from failover.cli.demo_cmd import demo
 from failover.cli.doctor_cmd import doctor
 from failover.cli.drill_cmd import drill
 from failover.cli.events_cmd import events, incident_group
@@ -47,6 +48,7 @@ for command in (
     requests_group,
     doctor,
     drill,
+    demo,
     probe,
     config_group,
 ):

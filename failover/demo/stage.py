@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from failover.demo.loopback import ensure_loopback, ensure_settings_loopback
+from failover.demo.loopback import ensure_settings_loopback
 from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.fakes.portal_simulator import CANARY_PATH, PortalSimulator
 from failover.fakes.receivers import JsonReceiver, SmtpReceiver
@@ -53,6 +53,7 @@ class Stage:
     ads: FakeGoogleAds
     inbox: JsonReceiver  # staff notifications (json://) and the webhook
     mail: SmtpReceiver  # staff notifications (mailto://)
+    config: dict[str, Any]  # as parsed YAML: what `--keep-running` writes out for the CLI
     settings: Settings
     staff_password: str
 
@@ -104,7 +105,7 @@ async def stage(timings: Timings | None = None, language: str = "ja") -> AsyncIt
                 config = demo_config(Path(tmp), simulator, ads, inbox, mail, timings, language, password)
                 settings = Settings.model_validate(config)
                 ensure_settings_loopback(settings)
-                yield Stage(Path(tmp), simulator, ads, inbox, mail, settings, password)
+                yield Stage(Path(tmp), simulator, ads, inbox, mail, config, settings, password)
 
 
 def demo_config(
@@ -128,7 +129,7 @@ def demo_config(
             "phone": "03-1234-5678",
             "hours": "月〜金 9:30–13:00 / 14:30–19:00",
         },
-        "canaries": [ensure_loopback("canary", simulator.control_url + CANARY_PATH)],
+        "canaries": [simulator.control_url + CANARY_PATH],  # the control port never fails
         "canary_interval": t.interval,
         "portals": {
             PORTAL: {

@@ -82,7 +82,8 @@ def test_alert_has_for_severity_and_instructions(rule: dict[str, Any]) -> None:
     assert rule["labels"]["severity"] in {"critical", "warning"}
     summary, description = rule["annotations"]["summary"], rule["annotations"]["description"]
     assert len(summary) < 140, "the summary is what a phone notification shows"
-    assert "portalguard " in description or "`" in summary, "say what to do (a command to run)"
+    assert ": " in summary, "the summary says what happened, then what to do"
+    assert len(description) > 150 and "$labels." in summary + description
 
 
 def unit_test_cases() -> dict[str, list[dict[str, Any]]]:
@@ -170,7 +171,7 @@ def test_panels_tile_the_grid_without_overlap() -> None:
     taken: dict[tuple[int, int], str] = {}
     for panel in dashboard()["panels"]:
         pos = panel["gridPos"]
-        assert pos["w"] > 0 and pos["h"] > 0 and 0 <= pos["x"] and pos["x"] + pos["w"] <= 24, panel["title"]
+        assert pos["w"] > 0 and pos["h"] > 0 and pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, panel["title"]
         for x in range(pos["x"], pos["x"] + pos["w"]):
             for y in range(pos["y"], pos["y"] + pos["h"]):
                 assert (x, y) not in taken, f"{panel['title']} overlaps {taken[(x, y)]}"

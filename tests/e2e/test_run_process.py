@@ -57,6 +57,7 @@ class Rig:
         self.web = f"127.0.0.1:{free_port()}"
         self.config = tmp / "portalguard.yaml"
         self.proc: asyncio.subprocess.Process | None = None
+        self.log = (tmp / "run.log").open("ab")  # the service's stderr, for a failing test's reader
         user, password = sim.credentials
         doc = {
             "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
@@ -101,7 +102,7 @@ class Rig:
             str(self.config),
             "run",
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=open(self.tmp / "run.log", "ab"),  # noqa: SIM115 - the child owns it
+            stderr=self.log,
         )
         await until(self._healthy, 30, "portalguard run answers /healthz")
 

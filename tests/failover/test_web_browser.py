@@ -105,6 +105,11 @@ async def screenshot(page: Page, name: str, *, readme: bool = False, full_page: 
         shutil.copyfile(path, README_SHOTS / name)
 
 
+async def assert_fits_the_phone(page: Page) -> None:
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{page.url} scrolls sideways on a phone ({width}px)"
+
+
 def in_days(n: int) -> str:
     return (date.today() + timedelta(days=n)).isoformat()
 
@@ -134,8 +139,7 @@ async def test_a_patient_books_on_a_phone(site: Site, browser: BrowserContext) -
     box = await call.bounding_box()
     assert box is not None and box["y"] + box["height"] <= PHONE["height"], "the call button is below the fold"
     assert box["height"] >= 48, "the call button is too small to tap"
-    width = await page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], "the page scrolls sideways on a phone"
+    await assert_fits_the_phone(page)
     await screenshot(page, "fallback-page-ja.png", readme=True, full_page=False)
     await screenshot(page, "fallback-page-ja-full.png")
 
@@ -143,6 +147,7 @@ async def test_a_patient_books_on_a_phone(site: Site, browser: BrowserContext) -
     await page.get_by_role("button", name="送信する").click()
     await expect(page.get_by_role("heading", name="ご予約のご希望を受け付けました")).to_be_visible()
     number = int(await page.locator("#request-number").inner_text())
+    await assert_fits_the_phone(page)
     await screenshot(page, "fallback-confirmation-ja.png", readme=True, full_page=False)
 
     row = site.store.request(number)
@@ -187,6 +192,7 @@ async def test_a_script_payload_is_shown_as_text(site: Site, browser: BrowserCon
     staff = await browser.new_page()
     await staff.goto(f"{site.base}/staff")
     await expect(staff.get_by_text(XSS, exact=True)).to_be_visible()
+    await assert_fits_the_phone(staff)
     assert await staff.evaluate("window.__pwned") is None
     assert await page.evaluate("window.__pwned") is None
     await screenshot(staff, "staff-ja.png")
