@@ -22,8 +22,9 @@ deps-debian:
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
+CONFIG ?= portalguard.yaml
 run: $(STAMP)
-	$(VENV)/bin/portalguard demo --simulator-only --keep-running
+	$(VENV)/bin/portalguard -c $(CONFIG) run
 
 demo: $(STAMP)
 	$(VENV)/bin/portalguard demo

@@ -70,12 +70,10 @@ def uptime_rule(window: str) -> str:
     return f"portal:portalguard_portal_up:ratio_{window}"
 
 
-def q(expr: str, legend: str = "", *, instant: bool = False, interval: str = "") -> prom.Dataquery:
+def q(expr: str, legend: str = "", *, instant: bool = False) -> prom.Dataquery:
     query = prom.Dataquery().expr(expr).datasource(DS)
     if legend:
         query = query.legend_format(legend)
-    if interval:
-        query = query.interval(interval)
     return query.instant() if instant else query.range()
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+from collections.abc import AsyncIterator, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 
+import httpcore
 import httpx
 
 from watchdog.targets import ProbeSettings
@@ -13,23 +16,21 @@ from watchdog.targets import ProbeSettings
 def make_probe_client(settings: ProbeSettings, *, ssl_context: ssl.SSLContext | None = None) -> httpx.AsyncClient:
     """A client shared by all probes.
 
-    - No keep-alive: every probe opens a fresh connection, so DNS, connect and TLS failures are
-      seen each time instead of hidden behind a pooled connection.
-    - No connection limit: the scheduler's semaphore bounds probes in flight; a pool limit here
-      would make probes wait for a slot and report our own queueing as a portal timeout.
+    - A fresh connection per request, closed with its response (no keep-alive, no pool): DNS,
+      connect and TLS failures are seen every time, never hidden behind a pooled connection.
     - No httpx timeouts: each probe bounds itself as a whole with ``asyncio.timeout``.
     - No automatic redirects: probes follow them by hand to apply the same-host rule.
     - No cookie memory: the client is shared, so each probe keeps its own jar instead.
     - Environment proxies are ignored: patients reach the portal directly, so must the watchdog.
     - Certificates are always verified; ``ssl_context`` may add trusted CAs (a private CA).
     """
+    context = ssl_context if ssl_context is not None else httpx.create_ssl_context(trust_env=False)
     return httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+        transport=FreshConnectionTransport(context),
         timeout=None,
         follow_redirects=False,
         headers={"User-Agent": settings.user_agent},
         cookies=_forgetful_jar(),
-        verify=ssl_context if ssl_context is not None else True,
         trust_env=False,
     )
 
@@ -38,3 +39,86 @@ def _forgetful_jar() -> CookieJar:
     # An empty allowed-domains list rejects every cookie: httpx stores each response's cookies
     # in the client's jar, which would leak a session from one probe into the next.
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+class FreshConnectionTransport(httpx.AsyncBaseTransport):
+    """Opens a new HTTP/1.1 connection for each request and closes it with the response.
+
+    httpx's pooled transport with keep-alive off would do the same, but its pool scans every
+    connection in flight on each request: with hundreds of probes hanging on a dead portal,
+    that bookkeeping costs more CPU than the probes themselves. Probes never reuse a
+    connection, so there is nothing for a pool to do.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+        self._ssl_context = ssl_context
+        self._network = httpcore.AnyIOBackend()  # the project runs on asyncio only
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = httpcore.URL(
+            scheme=request.url.raw_scheme,
+            host=request.url.raw_host,
+            port=request.url.port,
+            target=request.url.raw_path,
+        )
+        core_request = httpcore.Request(
+            request.method, url, headers=request.headers.raw, content=request.stream, extensions=request.extensions
+        )
+        connection = httpcore.AsyncHTTPConnection(
+            url.origin, ssl_context=self._ssl_context, network_backend=self._network
+        )
+        try:
+            with _as_httpx_errors(request):
+                response = await connection.handle_async_request(core_request)
+        except BaseException:
+            await connection.aclose()
+            raise
+        return httpx.Response(
+            response.status,
+            headers=response.headers,
+            stream=_ClosingStream(request, response, connection),
+            extensions=response.extensions,
+        )
+
+
+class _ClosingStream(httpx.AsyncByteStream):
+    """A response body that closes its connection when the response is closed."""
+
+    def __init__(
+        self, request: httpx.Request, response: httpcore.Response, connection: httpcore.AsyncHTTPConnection
+    ) -> None:
+        self._request = request
+        self._response = response
+        self._connection = connection
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _as_httpx_errors(self._request):
+            async for chunk in self._response.aiter_stream():
+                yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._response.aclose()
+        finally:
+            await self._connection.aclose()
+
+
+_HTTPCORE_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ProxyError,
+)
+
+
+@contextlib.contextmanager
+def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
+    """Raise httpx's exception of the same name as httpcore's, as httpx's own transport does."""
+    try:
+        yield
+    except _HTTPCORE_ERRORS as exc:
+        mapped = getattr(httpx, type(exc).__name__, None)
+        if not (isinstance(mapped, type) and issubclass(mapped, httpx.TransportError)):
+            mapped = httpx.TransportError
+        raise mapped(str(exc), request=request) from exc

@@ -150,6 +150,8 @@ class PortalSimulator:
         self._sessions: OrderedDict[str, str] = OrderedDict()  # session id -> CSRF token
         self._logged_in: OrderedDict[str, None] = OrderedDict()  # auth tokens
         self._connections: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()  # set while no client connection is open
+        self._idle.set()
         self._reopening: set[asyncio.Task[None]] = set()
         self.last_login_error: str | None = None  # why the last login failed: session, csrf, ...
         self._booking_page = _booking_page(clinic_name)
@@ -225,6 +227,15 @@ class PortalSimulator:
         names = ENDPOINTS if endpoint is None else (endpoint,)
         return sum(self._endpoints[name].requests for name in names)
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections currently open on any port."""
+        return len(self._connections)
+
+    async def wait_idle(self) -> None:
+        """Return once no client connection is open (e.g. to check that clients closed theirs)."""
+        await self._idle.wait()
+
     def reset(self) -> None:
         """Everything healthy again, counters at zero."""
         self.set_mode("healthy")
@@ -294,6 +305,7 @@ class PortalSimulator:
             task = asyncio.current_task()
             assert task is not None
             self._connections.add(task)
+            self._idle.clear()
             try:
                 await self._serve(name, reader, writer)
             except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError):
@@ -303,6 +315,8 @@ class PortalSimulator:
                     writer.write(_Response(400, b"bad request").head(False) + b"bad request")
             finally:
                 self._connections.discard(task)
+                if not self._connections:
+                    self._idle.set()
                 writer.close()
 
         return serve

@@ -57,6 +57,7 @@ STAFF_FAILED_LOGINS_PER_MINUTE = 10
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 50
 BLANK_FORMS_KEPT = 64
+MAX_REQUEST_ID = 2**63 - 1  # SQLite's INTEGER: a longer number in the URL is no request of ours
 CSRF_SLOT = "__csrf_token_slot__"
 
 Notify = Callable[[str, int], Awaitable[None]]
@@ -263,7 +264,7 @@ class _Web:
         if status not in REQUEST_STATUSES:
             raise Rejected(422, "e400")
         number = request.path_params["request_id"]
-        if not await asyncio.to_thread(self.store.set_request_status, number, status):
+        if number > MAX_REQUEST_ID or not await asyncio.to_thread(self.store.set_request_status, number, status):
             raise Rejected(404, "e404")
         lang = fields.get("lang") if fields.get("lang") in STRINGS else None
         back = fields.get("back") if fields.get("back") in REQUEST_STATUSES else None

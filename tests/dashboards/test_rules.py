@@ -344,10 +344,35 @@ def test_systemd_unit_is_hardened() -> None:
         "PrivateTmp=yes",
         "CapabilityBoundingSet=\n",
         "EnvironmentFile=/etc/portalguard/portalguard.env",
-        "ExecStart=/opt/portalguard/bin/portalguard run -c /etc/portalguard/portalguard.yaml",
+        "ExecStart=/opt/portalguard/bin/portalguard -c /etc/portalguard/portalguard.yaml run",
     ):
         assert line in unit
     assert "RestrictAddressFamilies=" in unit and "SystemCallFilter=" in unit
+
+
+def deploy_command_lines() -> dict[str, list[str]]:
+    """The portalguard arguments each deploy file starts the service with."""
+    unit = (DEPLOY / "systemd/portalguard.service").read_text(encoding="utf-8")
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    dockerfile = (DEPLOY / "container/Dockerfile").read_text(encoding="utf-8")
+    cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    return {
+        "systemd": exec_start.split()[1:],
+        "Dockerfile": json.loads(cmd.removeprefix("CMD ")),
+        "compose": compose()["services"]["portalguard"]["command"],
+    }
+
+
+@pytest.mark.parametrize("where", ["systemd", "Dockerfile", "compose"])
+def test_deploy_files_start_portalguard_run_with_the_config(where: str) -> None:
+    from click.testing import CliRunner
+
+    from failover.cli import main
+
+    args = deploy_command_lines()[where]
+    assert args[-1] == "run" and args[args.index("-c") + 1] == "/etc/portalguard/portalguard.yaml"
+    result = CliRunner().invoke(main, [*args, "--help"])  # parses the options without starting
+    assert result.exit_code == 0, result.output
 
 
 def test_systemd_unit_verifies() -> None:

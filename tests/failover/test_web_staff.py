@@ -175,11 +175,12 @@ async def test_bad_status_changes_change_nothing(web: Web, form: dict, auth: htt
     assert web.store.request(number).status == "new"
 
 
-async def test_status_of_an_unknown_request_is_404(web: Web) -> None:
+@pytest.mark.parametrize("number", ["999", "9" * 30])
+async def test_status_of_an_unknown_request_is_404(web: Web, number: str) -> None:
     await add_requests(web, "患者")
     async with web.client() as c:
         token = await staff_form(c)
-        r = await c.post("/staff/requests/999/status", data={"csrf": token, "status": "booked"}, auth=BASIC)
+        r = await c.post(f"/staff/requests/{number}/status", data={"csrf": token, "status": "booked"}, auth=BASIC)
     assert r.status_code == 404
 
 

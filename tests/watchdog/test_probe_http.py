@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -175,3 +176,17 @@ async def test_run_probe_dispatches_by_kind(sim: PortalSimulator, client: httpx.
     assert result.ok
     with pytest.raises(ValueError, match="unknown probe kind 'ftp'"):
         await run_probe(client, "ftp", booking(sim.url("public")), 2.0, settings)
+
+
+async def test_every_probe_uses_its_own_connection_and_closes_it(
+    sim: PortalSimulator, client: httpx.AsyncClient, settings: ProbeSettings
+):
+    endpoint = booking(sim.url("public"))
+    results = await asyncio.gather(*(probe_http(client, endpoint, 2.0, settings) for _ in range(20)))
+    assert all(result.ok for result in results)
+    async with asyncio.timeout(2.0):
+        await sim.wait_idle()  # the server saw every connection closed
+    sim.set_mode("hang", endpoints=("public",))
+    assert (await probe_http(client, endpoint, 0.2, settings)).error_kind is FailureKind.TIMEOUT
+    async with asyncio.timeout(2.0):
+        await sim.wait_idle()  # the timed-out probe closed its connection too
