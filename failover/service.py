@@ -33,6 +33,8 @@ from watchdog.verdict import Health
 
 log = logging.getLogger("portalguard")
 RETENTION_EVERY = 3600.0
+ANNOUNCE_SWEEP_EVERY = 60.0  # booking requests whose staff announcement a crash cut off
+ANNOUNCE_SWEEP_AGE = 86400.0
 
 
 def build_actions(
@@ -109,6 +111,7 @@ class Service:
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self._every(self.settings.failover.doctor_every, self.doctor), name="doctor"),
             asyncio.create_task(self._every(RETENTION_EVERY, self._purge), name="retention"),
+            asyncio.create_task(self._every(ANNOUNCE_SWEEP_EVERY, self._announce_missed), name="announce"),
             *[asyncio.create_task(w(), name="warm") for w in self._warmers()],
         ]
         log.info(
@@ -165,7 +168,18 @@ class Service:
 
     async def _announce(self, portal: str, request_id: int) -> None:
         # Only the request number: patient details stay behind /staff's login.
-        await self.staff.send("booking_request", portal, claim=f"booking:{request_id}", request_id=request_id)
+        await self.staff.send("booking_request", portal, claim=_booking_claim(request_id), request_id=request_id)
+
+    async def _announce_missed(self) -> None:
+        """Announce new requests stored but never announced (the process died in between)."""
+        recent = self.clock() - ANNOUNCE_SWEEP_AGE
+        for req in self.store.requests(status="new", limit=200):
+            if req.created >= recent and not self.store.claimed(_booking_claim(req.id)):
+                await self._announce(req.portal, req.id)
+
+
+def _booking_claim(request_id: int) -> str:
+    return f"booking:{request_id}"
 
 
 def _server(app: object, listen: str) -> uvicorn.Server:

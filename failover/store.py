@@ -198,9 +198,8 @@ class Store:
         self._lock = threading.Lock()  # one connection, shared by the loop and worker threads
         try:
             self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._set_wal()
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
         except sqlite3.Error as err:
             self._close_quietly()
@@ -208,6 +207,19 @@ class Store:
         except BaseException:
             self._close_quietly()
             raise
+
+    def _set_wal(self, within: float = 10.0) -> None:
+        # Switching a fresh file to WAL takes an exclusive lock that SQLite does not wait for (no
+        # busy handler): when the service and the CLI open a new store at once, one must retry.
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _close_quietly(self) -> None:
         db = getattr(self, "_db", None)

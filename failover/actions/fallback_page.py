@@ -64,5 +64,12 @@ class FallbackPage:
         return f"{self.url} serves the {state}"
 
     async def drill(self, incident: Incident) -> str:
+        """Patients keep the portal; staff see the fallback page on a preview link."""
+        from failover.web.security import preview_token
+
         await self.check()
-        return f"preview at {self.url}?preview=<token> (patients still see the portal)"
+        preview = f"{self.url}?preview={preview_token(self.deps.settings, self.deps.portal_id)}"
+        resp = await self.deps.http.get(preview, follow_redirects=False, timeout=5.0)
+        if resp.status_code != 200:
+            raise ActionError(f"fallback page: the preview {self.url}?preview=… answered HTTP {resp.status_code}")
+        return f"preview: {preview} (patients still see the portal)"

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from failover.cli.common import fail
 
 _MODES = ("error500", "maintenance", "hang", "refuse")
+T = TypeVar("T")
 
 
 @click.command("demo")
@@ -66,7 +70,7 @@ def demo(
         fail(f"demo did not complete: {result.error}")
 
 
-async def _with_signals(main):  # type: ignore[no-untyped-def]
+async def _with_signals(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
     """Run ``main(stop)``; Ctrl-C or SIGTERM set ``stop``, so everything is stopped in order."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -88,12 +92,14 @@ async def _simulator_only(stop: asyncio.Event) -> None:
         user, password = sim.credentials
         click.echo(f"simulated booking portal  {sim.url('public')}")
         click.echo(f"simulated admin login     {sim.url('admin')}  ({user} / {password})")
-        click.echo(f"break it                  curl -X POST {control} -d '{{\"mode\": \"error500\"}}'")
-        click.echo(f"repair it                 curl -X POST {control} -d '{{\"mode\": \"healthy\"}}'")
+        click.echo(f'break it                  curl -X POST {control} -d \'{{"mode": "error500"}}\'')
+        click.echo(f'repair it                 curl -X POST {control} -d \'{{"mode": "healthy"}}\'')
         click.echo("running until Ctrl-C")
         await stop.wait()
 
 
 def _quiet_logs() -> None:
     # The timeline is the demo's output: only real errors from the service and libraries go to stderr.
+    # gRPC's C core logs at INFO (e.g. GOAWAY when the fake Ads server stops) unless told before import.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     logging.basicConfig(level=logging.ERROR, format="portalguard demo: %(name)s: %(message)s")

@@ -19,7 +19,8 @@ def markdown() -> str:
 
     out: list[str] = []
     # A fixed width, so the text does not depend on the terminal it was generated in.
-    ctx = click.Context(main, info_name="portalguard", terminal_width=100, max_content_width=100)
+    settings = {**main.context_settings, "terminal_width": 100, "max_content_width": 100}
+    ctx = click.Context(main, info_name="portalguard", **settings)
     _command(main, ["portalguard"], ctx, out)
     return "\n".join(out).strip() + "\n"
 

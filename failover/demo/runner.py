@@ -149,8 +149,12 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
         player.say("the booking portal answers normally again (simulator mode healthy)", mode="healthy")
 
     return [
-        Phase("Start: a healthy portal, fake Google Ads, a staff inbox, portalguard", startup_steps(bounds), introduce,
-              check_redirect),
+        Phase(
+            "Start: a healthy portal, fake Google Ads, a staff inbox, portalguard",
+            startup_steps(bounds),
+            introduce,
+            check_redirect,
+        ),
         Phase(f"Outage: the booking portal {OUTAGE_MODES[mode]}", outage_steps(bounds), break_portal),
         Phase("Patients book on the fallback page", booking_steps(bounds), book_on_fallback, outage_lasts),
         Phase("The portal is back", recovery_steps(bounds), repair_portal),
@@ -158,13 +162,23 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
 
 
 def _show_stage(timeline: Timeline, st: Stage) -> None:
-    public = st.simulator.url("public")
-    timeline.note(f"booking portal (simulated)  {public}")
-    timeline.note(f"fake Google Ads API         {st.ads.endpoint}  campaign {CAMPAIGN} PAUSED, ¥{CAMPAIGN_BUDGET:,.0f}/day")
-    timeline.note(f"staff inbox                 json://{st.inbox.host}:{st.inbox.port}  +  mailto://…:{st.mail.port}")
-    timeline.note(f"portalguard /book           {st.book_url}")
-    timeline.note(f"portalguard /staff          {st.staff_url}  ({STAFF_USER} / {st.staff_password})")
-    timeline.note(f"portalguard /metrics        {st.metrics_url}")
+    _rows(
+        timeline,
+        [
+            ("booking portal (simulated)", st.simulator.url("public")),
+            ("fake Google Ads API", f"{st.ads.endpoint}  campaign {CAMPAIGN} PAUSED, ¥{CAMPAIGN_BUDGET:,.0f}/day"),
+            ("staff inbox", f"json://{st.inbox.host}:{st.inbox.port}  +  mailto://…@{st.mail.host}:{st.mail.port}"),
+            ("portalguard /book", st.book_url),
+            ("portalguard /staff", f"{st.staff_url}  ({STAFF_USER} / {st.staff_password})"),
+            ("portalguard /metrics", st.metrics_url),
+        ],
+    )
+
+
+def _rows(timeline: Timeline, rows: list[tuple[str, str]]) -> None:
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        timeline.note(f"{label:<{width}}  {value}")
 
 
 def _show_keep_running(timeline: Timeline, st: Stage) -> None:
@@ -173,11 +187,16 @@ def _show_keep_running(timeline: Timeline, st: Stage) -> None:
     control = f"{st.simulator.control_url}/_sim/mode"
     timeline.line()
     timeline.title("Everything keeps running until Ctrl-C:")
-    timeline.note(f"fallback page / redirect   {st.book_url}")
-    timeline.note(f"staff page                 {st.staff_url}  ({STAFF_USER} / {st.staff_password})")
-    timeline.note(f"break the portal again     curl -X POST {control} -d '{{\"mode\": \"error500\"}}'")
-    timeline.note(f"repair it                  curl -X POST {control} -d '{{\"mode\": \"healthy\"}}'")
-    timeline.note(f"the CLI on this demo       portalguard -c {config} status")
+    _rows(
+        timeline,
+        [
+            ("fallback page / redirect", st.book_url),
+            ("staff page", f"{st.staff_url}  ({STAFF_USER} / {st.staff_password})"),
+            ("break the portal again", f'curl -X POST {control} -d \'{{"mode": "error500"}}\''),
+            ("repair it", f'curl -X POST {control} -d \'{{"mode": "healthy"}}\''),
+            ("the CLI on this demo", f"portalguard -c {config} status"),
+        ],
+    )
     timeline.line()
 
 

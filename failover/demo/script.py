@@ -53,8 +53,8 @@ def event(kind: str, **fields: Any) -> Match:
 
 def action(name: str, op: str) -> Match:
     """A successful switch of action ``name`` to ``op`` (on/off)."""
-    return lambda e: e.source == "store" and e.data.get("kind") == "action" and _has(
-        e, {"action": name, "op": op, "ok": True}
+    return lambda e: (
+        e.source == "store" and e.data.get("kind") == "action" and _has(e, {"action": name, "op": op, "ok": True})
     )
 
 
@@ -110,7 +110,7 @@ def _seconds(text: str) -> float:
 def startup_steps(b: Bounds) -> list[Step]:
     return [
         Step("service_started", "portalguard started", event("service", state="started"), b.first_probe),
-        Step("portal_up", "portal verdict UP", event("verdict", to="up"), b.first_probe),
+        Step("portal_up", "portal verdict UP", event("verdict", to="up"), b.first_probe, after=None),
     ]
 
 

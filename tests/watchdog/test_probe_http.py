@@ -190,3 +190,18 @@ async def test_every_probe_uses_its_own_connection_and_closes_it(
     assert (await probe_http(client, endpoint, 0.2, settings)).error_kind is FailureKind.TIMEOUT
     async with asyncio.timeout(2.0):
         await sim.wait_idle()  # the timed-out probe closed its connection too
+
+
+async def test_a_redirect_loop_ends_after_five_hops(settings: ProbeSettings):
+    # A loop the simulator has no mode for: a mock transport stands in for the server.
+    hops: list[str] = []
+
+    def loop(request: httpx.Request) -> httpx.Response:
+        hops.append(request.url.path)
+        return httpx.Response(302, headers={"Location": f"/hop{len(hops)}"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(loop)) as mock:
+        result = await probe_http(mock, Endpoint(url="http://127.0.0.1/start"), 2.0, settings)
+    assert result.error_kind is FailureKind.REDIRECT
+    assert result.detail == "more than 5 redirects"
+    assert len(hops) == 6
