@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from failover.cli.common import App
+from failover.cli.common import App, accept_config_option
 from failover.cli.config_cmd import config_group
 from failover.cli.demo_cmd import demo
 from failover.cli.doctor_cmd import doctor
@@ -53,3 +53,4 @@ for command in (
     config_group,
 ):
     main.add_command(command)
+accept_config_option(main)

@@ -71,6 +71,30 @@ class App:
         return (dt if dt.tzinfo else dt.replace(tzinfo=self.tz)).timestamp()
 
 
+def accept_config_option(group: click.Group) -> None:
+    """Let every subcommand take ``-c FILE`` too: ``portalguard run -c x.yaml`` is what people type."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        app = ctx.find_object(App)
+        if value is not None and app is not None:
+            app.config_option = value
+
+    for cmd in group.commands.values():
+        if isinstance(cmd, click.Group):
+            accept_config_option(cmd)
+        elif not any("--config" in getattr(p, "opts", ()) for p in cmd.params):
+            cmd.params.append(
+                click.Option(
+                    ["-c", "--config"],
+                    metavar="FILE",
+                    expose_value=False,
+                    is_eager=True,
+                    callback=remember,
+                    help="The YAML config (also accepted before the command).",
+                )
+            )
+
+
 def duration_arg(text: str) -> float:
     try:
         return parse_duration(text)

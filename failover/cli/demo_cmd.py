@@ -59,7 +59,7 @@ def demo(
         asyncio.run(_with_signals(_simulator_only))
         return
     from failover.demo import DemoOptions, run_demo
-    from failover.demo.runner import write_json
+    from failover.demo.runner import INTERRUPTED, write_json
     from failover.demo.timeline import Timeline
 
     options = DemoOptions(outage_seconds, outage_mode, language, keep_running)
@@ -67,7 +67,7 @@ def demo(
     if json_timeline is not None:
         write_json(json_timeline, result)
     if not result.ok:
-        fail(f"demo did not complete: {result.error}")
+        fail(f"demo did not complete: {result.error}", 130 if result.error == INTERRUPTED else 1)
 
 
 async def _with_signals(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:

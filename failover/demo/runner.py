@@ -32,6 +32,7 @@ from failover.service import Service
 from failover.store import Store
 
 SERVICE_START_BOUND = 30.0
+INTERRUPTED = "interrupted (Ctrl-C) before the scenario completed"
 OUTAGE_MODES = {
     "error500": "answers HTTP 500 on every page",
     "maintenance": 'shows a 200 "メンテナンス中" page (caught by not_contains)',
@@ -88,7 +89,7 @@ async def _play(player: Player, phases: list[Phase]) -> str | None:
     except ScenarioFailed as err:
         return str(err)
     except Interrupted:
-        return "interrupted before the scenario completed"
+        return INTERRUPTED
     return None
 
 

@@ -67,8 +67,8 @@ class Timeline:
 
     def show(self, entry: Entry) -> None:
         mark = click.style(MILESTONE, fg="green", bold=True) if entry.milestone else " "
-        when = f"+{entry.t:5.1f}s"
-        self._echo(f"  {when} {mark} {click.style(entry.text, **_STYLES[entry.style])}", color=self.color)
+        when = f"+{entry.t:.1f}s"
+        self._echo(f"  {when:>7} {mark} {click.style(entry.text, **_STYLES[entry.style])}", color=self.color)
 
     def completed(self, step: str, label: str, entry: Entry) -> None:
         entry.milestone = step

@@ -178,3 +178,9 @@ def test_every_command_explains_itself(cfg: Path) -> None:
     ):
         r = CliRunner().invoke(main, [*path, "--help"])
         assert r.exit_code == 0 and len(r.output.splitlines()) > 3, path
+
+
+@pytest.mark.parametrize("args", [["status", "--json"], ["config", "check"], ["maintenance", "list"]], ids=str)
+def test_config_option_also_after_the_command(cfg: Path, args: list[str]) -> None:
+    r = CliRunner().invoke(main, [*args, "-c", str(cfg)])
+    assert r.exit_code == 0, r.output
