@@ -175,7 +175,7 @@ def endpoint_role(name: str) -> Literal["public", "admin"]:
 
 class ProbeSettings(StrictModel):
     concurrency: int = Field(256, ge=1, le=10000, description="Probes in flight at once, all portals.")
-    jitter: float = Field(0.1, ge=0, le=0.5, description="Fraction of the interval a first probe is spread.")
+    jitter: float = Field(0.1, ge=0, le=1.0, description="Fraction of the interval first probes are spread over.")
     max_body_bytes: int = Field(2_000_000, ge=1024, description="Bytes of a page read at most.")
     user_agent: str = "portalguard/0.1 (+booking portal watchdog)"
 

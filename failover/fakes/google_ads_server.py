@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import datetime
 import functools
-import ipaddress
 import itertools
 import json
 import re
@@ -55,6 +53,8 @@ from types import ModuleType, TracebackType
 from typing import Any, Self
 
 import grpc
+
+from failover.fakes.selfsigned import self_signed
 
 DEVELOPER_TOKEN = "fake-developer-token-0123456789"
 CLIENT_ID = "fake-client-id.apps.googleusercontent.com"
@@ -115,47 +115,14 @@ def _certificate() -> tuple[bytes, bytes, str]:
     global _cert
     with _cert_lock:
         if _cert is None:
-            key, cert = _self_signed()
+            made = self_signed("localhost")
+            key, cert = made.key_pem, made.cert_pem
             folder = tempfile.mkdtemp(prefix="fake-google-ads-")
             atexit.register(shutil.rmtree, folder, True)
             path = Path(folder, "ca.pem")
             path.write_bytes(cert)
             _cert = (key, cert, str(path))
         return _cert
-
-
-def _self_signed() -> tuple[bytes, bytes]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())  # fast to make, unlike RSA
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        # A CA flag and key usages, so strict verifiers accept it as its own trust anchor.
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, False, False, False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(ski, critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
 
 
 # -- the fake -----------------------------------------------------------------------------------

@@ -27,22 +27,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import html
-import ipaddress
 import json
 import secrets
 import signal
 import socket
 import ssl
 import tempfile
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qsl
+
+from failover.fakes.selfsigned import self_signed
 
 MODES = (
     "healthy",
@@ -559,35 +558,10 @@ class _SelfSignedCert:
     VALID_DAYS = 30
 
     def __init__(self, host: str) -> None:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = int(time.time())
-        self.not_after = float(now + self.VALID_DAYS * 86400)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "portalguard portal simulator")])
-        names: list[x509.GeneralName] = [x509.DNSName("localhost")]
-        for address in {host, "127.0.0.1", "::1"}:
-            with contextlib.suppress(ValueError):
-                names.append(x509.IPAddress(ipaddress.ip_address(address)))
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(dt.datetime.fromtimestamp(now - 86400, dt.UTC))
-            .not_valid_after(dt.datetime.fromtimestamp(self.not_after, dt.UTC))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        self.cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        made = self_signed("portalguard portal simulator", (host, "127.0.0.1", "::1"), self.VALID_DAYS)
+        self.not_after = made.not_after
+        self.cert_pem = made.cert_pem
+        key_pem = made.key_pem
         # ssl can only load a certificate chain from files.
         self._dir = tempfile.TemporaryDirectory(prefix="portal-sim-")
         self._cert_file = Path(self._dir.name, "cert.pem")

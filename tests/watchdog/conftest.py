@@ -78,7 +78,7 @@ def offline_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 # -- virtual time --------------------------------------------------------------------------------
 
 
-class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class _JumpingSelector(selectors.DefaultSelector):
     """Polls for real I/O without blocking; when the loop would wait for a timer, jumps instead."""
 
     def __init__(self, advance: Callable[[float], None]) -> None:
@@ -116,6 +116,6 @@ def virtual_time() -> Iterator[Callable[[Callable[[], Awaitable[T]]], T]]:
     with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
 
         def run(main: Callable[[], Awaitable[T]]) -> T:
-            return runner.run(main())  # type: ignore[arg-type]
+            return runner.run(main())
 
         yield run
