@@ -59,11 +59,15 @@ def demo(
         asyncio.run(_with_signals(_simulator_only))
         return
     from failover.demo import DemoOptions, run_demo
+    from failover.demo.loopback import NotLoopback
     from failover.demo.runner import INTERRUPTED, write_json
     from failover.demo.timeline import Timeline
 
     options = DemoOptions(outage_seconds, outage_mode, language, keep_running)
-    result = asyncio.run(_with_signals(lambda stop: run_demo(options, Timeline(color), stop)))
+    try:
+        result = asyncio.run(_with_signals(lambda stop: run_demo(options, Timeline(color), stop)))
+    except (NotLoopback, OSError, RuntimeError) as err:  # the stage or the service could not start
+        fail(f"demo could not start: {err}")
     if json_timeline is not None:
         write_json(json_timeline, result)
     if not result.ok:

@@ -127,7 +127,8 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
 
     async def check_redirect() -> None:
         visit = await patient.open_book(st.book_url)
-        player.say(f"a patient opens /book/{PORTAL}: HTTP {visit.status} → {visit.location} (the portal)", "info")
+        where = f" → {visit.location} (the portal)" if visit.location else ""
+        player.say(f"a patient opens /book/{PORTAL}: HTTP {visit.status}{where}", "info")
 
     async def break_portal() -> None:
         st.simulator.set_mode(mode)

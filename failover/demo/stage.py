@@ -17,7 +17,7 @@ from typing import Any
 from failover.demo.loopback import ensure_settings_loopback
 from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.fakes.portal_simulator import CANARY_PATH, PortalSimulator
-from failover.fakes.receivers import JsonReceiver, SmtpReceiver
+from failover.fakes.receivers import JsonReceiver, ReceivedRequest, SmtpReceiver
 from failover.settings import Settings
 
 HOST = "127.0.0.1"
@@ -76,10 +76,19 @@ class Stage:
 
     def staff_messages(self) -> list[dict[str, Any]]:
         """The Apprise JSON bodies the staff inbox received (``title``, ``message``, ``type``)."""
-        return [r.json() for r in self.inbox.requests if r.path == STAFF_PATH]
+        return [json_body(r) for r in self.inbox.requests if r.path == STAFF_PATH]
 
     def webhook_posts(self) -> list[dict[str, Any]]:
-        return [r.json() for r in self.inbox.requests if r.path == WEBHOOK_PATH]
+        return [json_body(r) for r in self.inbox.requests if r.path == WEBHOOK_PATH]
+
+
+def json_body(request: ReceivedRequest) -> dict[str, Any]:
+    """A received JSON object, or {} (with --keep-running, anyone on this machine may post anything)."""
+    try:
+        body = request.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def free_port() -> int:

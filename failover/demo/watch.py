@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from failover.demo.stage import PORTAL, STAFF_PATH, WEBHOOK_PATH, Stage
+from failover.demo.stage import PORTAL, STAFF_PATH, WEBHOOK_PATH, Stage, json_body
 from failover.demo.timeline import Entry
 from failover.incident import describe
 from failover.store import Event, Store
@@ -66,7 +66,7 @@ class Watcher:
         new, self._inbox = requests[self._inbox :], len(requests)
         out = []
         for r in new:
-            body = r.json()
+            body = json_body(r)
             if r.path == STAFF_PATH:
                 out.append(Entry(now, "inbox", f"staff inbox (json://): {body.get('title')}", "world", {"inbox": True}))
             elif r.path == WEBHOOK_PATH:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -246,3 +247,91 @@ async def _failover_on(rig: Rig) -> bool:
 
 def test_environment_is_loopback_only() -> None:
     assert not os.environ.get("http_proxy") or "127.0.0.1" in os.environ.get("no_proxy", "")
+
+
+FORM = {
+    "name": "山田 花子",
+    "phone": "090-1234-5678",
+    "date1": "2027-01-20",
+    "time1": "morning",
+    "visit": "new",
+    "reason": "歯が痛い",
+    "consent": "yes",
+}
+
+
+async def test_booking_requests_survive_kill9_right_after_the_confirmation(rig: Rig) -> None:
+    await rig.start()
+    await rig.cli("failover", "on", PORTAL, "--reason", "outage drill")
+    async with httpx.AsyncClient(base_url=f"http://{rig.web}", follow_redirects=False) as web:
+        await until(lambda: _page_served(web), 10, "the fallback page is served")
+        for _ in range(3):
+            for _ in range(4):
+                page = await web.get(f"/book/{PORTAL}")
+                token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+                assert token, "no CSRF field"
+                done = await web.post(f"/book/{PORTAL}/request", data={"csrf": token.group(1), **FORM})
+                assert done.status_code == 200, done.status_code
+            await rig.kill9()  # right after the last confirmation
+            await rig.start()
+    stored = json.loads(await rig.cli("requests", "list", "--json"))
+    assert len(stored) == 12, "an acknowledged booking request was lost"
+
+
+async def _page_served(web: httpx.AsyncClient) -> bool:
+    return (await web.get(f"/book/{PORTAL}")).status_code == 200
+
+
+async def test_drill_rehearses_every_action_without_effect(rig: Rig) -> None:
+    await rig.start()
+    await until(lambda: rig.converged(False), 30, "healthy portal converged OFF")
+    p = await asyncio.create_subprocess_exec(
+        str(BIN), "-c", str(rig.config), "drill", PORTAL, "--json", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(p.communicate(), 60)
+    doc = json.loads(out)
+    assert p.returncode == 0 and doc["ok"], doc
+    assert {a["action"]: a["ok"] for a in doc["actions"]} == {"page": True, "ads": True, "staff": True, "ivr": True}
+    assert rig.ads.status("111") == "PAUSED" and rig.ads.mutations() == [], "a drill changed the campaign"
+    assert any(c.validate_only for c in rig.ads.calls_of("MutateCampaigns"))
+    staff = await rig.staff.wait_for(1, 10)
+    assert "訓練" in json.dumps(staff[0].json(), ensure_ascii=False)
+    hook = await rig.hook.wait_for(1, 10)
+    assert hook[0].json()["drill"] is True
+    async with httpx.AsyncClient() as web:
+        book = await web.get(f"http://{rig.web}/book/{PORTAL}", follow_redirects=False)
+        assert book.status_code == 302, "patients were sent to the fallback page by a drill"
+        preview = next(a["detail"] for a in doc["actions"] if a["action"] == "page").split("preview: ", 1)[1].split()[0]
+        assert (await web.get(preview)).status_code == 200
+    assert (await rig.status())["last_drill"]["ok"] is True
+
+
+async def test_metrics_exposition_passes_promtool(rig: Rig) -> None:
+    import shutil
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: run `make deps-debian` (Debian package prometheus)"
+    await rig.start()
+    await until(lambda: rig.converged(False), 30, "healthy portal converged OFF")
+    metrics_listen = yaml.safe_load(rig.config.read_text(encoding="utf-8"))["server"]["metrics_listen"]
+    async with httpx.AsyncClient() as web:
+        text = (await web.get(f"http://{metrics_listen}/metrics")).text
+    for name in (
+        "portalguard_probe_success",
+        "portalguard_portal_state",
+        "portalguard_failover_active",
+        "portalguard_action_observed",
+        "portalguard_canary_up",
+        "portalguard_last_cycle_timestamp_seconds",
+    ):
+        assert name in text
+    check = await asyncio.create_subprocess_exec(
+        promtool,
+        "check",
+        "metrics",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    said, _ = await asyncio.wait_for(check.communicate(text.encode()), 30)
+    assert check.returncode == 0, said.decode()

@@ -17,6 +17,20 @@ def test_readme_cli_reference_is_up_to_date() -> None:
 
 def test_reference_names_every_command() -> None:
     ref = markdown()
-    for path in ("run", "status", "failover on", "failover off", "failover auto", "maintenance add", "events",
-                 "incident report", "requests list", "doctor", "drill", "probe", "config check", "config schema"):
+    for path in (
+        "run",
+        "status",
+        "failover on",
+        "failover off",
+        "failover auto",
+        "maintenance add",
+        "events",
+        "incident report",
+        "requests list",
+        "doctor",
+        "drill",
+        "probe",
+        "config check",
+        "config schema",
+    ):
         assert f"#### `portalguard {path}`" in ref

@@ -1,0 +1,87 @@
+"""``portalguard probe``: one round against the portal simulator; exit 0 all up, 1 failing, 2 config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from failover.cli import main
+from failover.fakes.portal_simulator import CANARY_PATH, PortalSimulator
+
+pytestmark = pytest.mark.anyio
+
+
+def write_config(tmp_path: Path, sim: PortalSimulator) -> Path:
+    user, password = sim.credentials
+    doc = {
+        "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
+        "canaries": [sim.control_url + CANARY_PATH],
+        "store": str(tmp_path / "pg.db"),
+        "portals": {
+            "sakura": {
+                "endpoints": {
+                    "public": {"url": sim.url("public"), "expect": {"not_contains": ["メンテナンス"]}},
+                    "admin": {
+                        "url": sim.url("admin"),
+                        "login": {"username": user, "password": password, "success_contains": ["ログアウト"]},
+                    },
+                },
+                "timeout": "2s",
+                "book_url": sim.url("public"),
+            }
+        },
+    }
+    path = tmp_path / "portalguard.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+async def probe(config: Path, *args: str) -> Any:
+    # CliRunner runs asyncio.run() inside the command: give it a thread without a running loop.
+    return await asyncio.to_thread(CliRunner().invoke, main, ["-c", str(config), "probe", *args])
+
+
+async def test_all_up_exits_0_with_a_table(tmp_path: Path) -> None:
+    async with PortalSimulator() as sim:
+        r = await probe(write_config(tmp_path, sim))
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].split() == ["portal", "endpoint", "ok", "status", "ms", "failure", "detail"]
+    assert sum(" ok " in line for line in lines[2:]) == 3  # public, admin (login), canary
+
+
+@pytest.mark.parametrize(
+    ("mode", "endpoint", "kind"),
+    [
+        pytest.param("maintenance", "public", "maintenance", id="maintenance"),
+        pytest.param("error500", "public", "http_status", id="error500"),
+        pytest.param("login_rejected", "admin", "login", id="login"),
+    ],
+)
+async def test_something_failing_exits_1_naming_the_kind(tmp_path: Path, mode: str, endpoint: str, kind: str) -> None:
+    async with PortalSimulator() as sim:
+        sim.set_mode(mode, endpoints=(endpoint,))
+        r = await probe(write_config(tmp_path, sim), "--json")
+    assert r.exit_code == 1, r.output
+    rows = {row["endpoint"]: row for row in json.loads(r.output)}
+    assert rows[endpoint]["ok"] is False and rows[endpoint]["failure"] == kind
+
+
+async def test_only_one_portal_and_unknown_portal(tmp_path: Path) -> None:
+    async with PortalSimulator() as sim:
+        config = write_config(tmp_path, sim)
+        r = await probe(config, "--portal", "nope")
+    assert r.exit_code == 2 and "unknown portal 'nope'" in r.output
+
+
+async def test_config_error_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("clinic: {name: x}\n", encoding="utf-8")
+    r = await probe(bad)
+    assert r.exit_code == 2 and "bad.yaml: clinic.phone: is required" in r.output
