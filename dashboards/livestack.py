@@ -2,10 +2,12 @@
 
 - ``Prometheus``: Debian's ``prometheus`` binary with a temporary storage path, a random loopback port,
   1 s scrape and rule evaluation, and our ``rules.yml``. Always stopped (terminate, then kill) on exit.
+- ``Target``: what the tests drive through ``STAGES``. Two implement it: ``dashboards.realtarget.RealPortalguard``
+  (a real ``portalguard run`` process against the portal simulator and the other fakes: what the tests
+  use) and ``SyntheticPortalguard`` below.
 - ``SyntheticPortalguard``: serves the real ``WatchdogMetrics`` + ``FailoverMetrics`` for one portal and
-  drives them through a scripted outage, with the real verdict state machine. It stands in for
-  ``portalguard run`` and implements the ``Target`` protocol that the tests use, so a target that runs
-  the real service against the portal simulator can replace it.
+  drives them through a scripted outage, with the real verdict state machine, in compressed time; the
+  dashboard rendering (``render.py``) plays its longer scenario with it.
 - ``panel_queries``: every PromQL expression of the dashboard JSON, with its panel and query options.
 """
 
@@ -213,6 +215,22 @@ class Target(Protocol):
         """Drive the target to ``stage`` (one of STAGES, in order) and wait until Prometheus has seen it."""
 
 
+class ScriptedStages:
+    """``reach`` for a target with one ``_to_<stage>(prom)`` method per stage: plays the stages not yet
+    played, in order (tests run in stage order; asking for a stage already passed is an error)."""
+
+    stage = ""
+
+    def reach(self, stage: str, prom: Prometheus) -> None:
+        order = STAGES.index(stage)
+        done = STAGES.index(self.stage) if self.stage else -1
+        if order < done:
+            raise RuntimeError(f"the scenario is already past {stage!r} (at {self.stage!r}): run tests in order")
+        for name in STAGES[done + 1 : order + 1]:
+            getattr(self, f"_to_{name}")(prom)
+            self.stage = name
+
+
 ENDPOINTS = ("public", "admin")
 ACTIONS = ("page", "ads", "staff", "ivr")
 CANARIES = ("www.gstatic.com/generate_204", "www.cloudflare.com/cdn-cgi/trace")
@@ -228,7 +246,7 @@ class Conditions:
     ads_ready: bool = True
 
 
-class SyntheticPortalguard:
+class SyntheticPortalguard(ScriptedStages):
     """Real metric classes and the real verdict FSM, with time compressed (tick 0.25 s, DOWN after ~1.5 s).
 
     Serves /metrics on 127.0.0.1 (random port) via prometheus_client.
@@ -250,7 +268,6 @@ class SyntheticPortalguard:
         self.observed: dict[str, int] = dict.fromkeys(ACTIONS, -1)
         self.pending: dict[str, int] = dict.fromkeys(ACTIONS, 0)  # ticks until an action converges
         self.rng = random.Random(seed)
-        self.stage = ""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._declare()
@@ -357,15 +374,6 @@ class SyntheticPortalguard:
     def fail(self, endpoint: str, kind: FailureKind | None) -> None:
         with self._lock:
             self.world.failing[endpoint] = kind
-
-    def reach(self, stage: str, prom: Prometheus) -> None:
-        order = STAGES.index(stage)
-        done = STAGES.index(self.stage) if self.stage else -1
-        if order < done:
-            raise RuntimeError(f"the scenario is already past {stage!r} (at {self.stage!r}): run tests in order")
-        for name in STAGES[done + 1 : order + 1]:
-            getattr(self, f"_to_{name}")(prom)
-            self.stage = name
 
     def _to_outage(self, prom: Prometheus) -> None:
         prom.wait_target_up()

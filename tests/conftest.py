@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # quiet gRPC's connection info lines in test output
 
 
 @pytest.fixture

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from failover.cli.common import App, accept_config_option
+
+# gRPC (inside google-ads) prints connection info lines to stderr unless told otherwise; set before
+# it is first imported.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 from failover.cli.config_cmd import config_group
 from failover.cli.demo_cmd import demo
 from failover.cli.doctor_cmd import doctor
