@@ -37,6 +37,7 @@ from failover.store import Store
 
 MODES = ("error500", "hang", "refuse", "maintenance", "redirect", "login_rejected", "slow", "trickle")
 INTERVAL, TIMEOUT, FAILURES, SECONDS, SUCCESSES, UP_SECONDS = 5.0, 4.0, 3, 10.0, 3, 10.0
+EXPLAIN = False  # --explain: print the event log of runs slower than floor + 2 s
 DETECT_FLOOR = max((FAILURES - 1) * INTERVAL, SECONDS)
 RECOVER_FLOOR = max((SUCCESSES - 1) * INTERVAL, UP_SECONDS)
 
@@ -135,7 +136,11 @@ async def one_run(store: Store, pid: str, sim: PortalSimulator, mode: str) -> Ru
     sim.set_mode("healthy")
     off = await converged(store, pid, "off", 60)
     first_ok = verdict_time(store, pid, "recovering", fixed)
-    return Run(pid, mode, on - first_fail, off - first_ok)
+    run = Run(pid, mode, on - first_fail, off - first_ok)
+    if EXPLAIN and run.detect_to_on > DETECT_FLOOR + 2:
+        for e in store.events(pid, since=started):
+            print(f"  {pid} {mode} +{e.ts - first_fail:6.2f}s {e.kind} {e.action or ''} {e.detail}")
+    return run
 
 
 async def detection(rounds: int, svc: Service, sims: dict[str, PortalSimulator]) -> list[Run]:
@@ -250,4 +255,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--portals", type=int, default=10)
     parser.add_argument("--flap-minutes", type=float, default=10.0)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--explain", action="store_true", help="print the events of runs slower than the goal")
+    arguments = parser.parse_args()
+    EXPLAIN = arguments.explain
+    asyncio.run(main(arguments))

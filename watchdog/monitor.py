@@ -14,7 +14,7 @@ from watchdog.metrics import WatchdogMetrics, canary_label
 from watchdog.result import ProbeResult
 from watchdog.scheduler import ProbeJob
 from watchdog.targets import WatchdogConfig, endpoint_role
-from watchdog.verdict import Health, Observation, Verdict, portal_failing, step
+from watchdog.verdict import Health, Observation, Verdict, portal_failing, step, trigger_roles
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,7 @@ class Monitor:
         self._verdicts = {pid: Verdict.start(now, settled.get(pid)) for pid in config.portals}
         self._endpoints: dict[str, dict[str, EndpointView]] = {pid: {} for pid in config.portals}
         self._canaries: dict[str, bool] = {}
+        self._last_at = dict.fromkeys(config.portals, now)  # observation times only move forward
         self.listeners: list[Listener] = []
         self.endpoint_listeners: list[Callable[[str, EndpointView], None]] = []
         for pid, portal in config.portals.items():
@@ -106,7 +107,24 @@ class Monitor:
         if not same:
             for listener in self.endpoint_listeners:
                 listener(pid, view)
-        self._observe(pid, now)
+        if self._is_evidence(pid, endpoint, result.ok):
+            # What the portal did when the probe was sent: probes start on a fixed schedule, so
+            # failures one interval apart are one interval apart, whatever each probe took.
+            at = max(now - result.duration, self._last_at[pid])
+            self._last_at[pid] = at
+            self._observe(pid, at)
+
+    def _is_evidence(self, pid: str, endpoint: str, ok: bool) -> bool:
+        """Whether this result is a new observation of the portal.
+
+        Only endpoints the trigger looks at count, and a good result while another endpoint still
+        fails says nothing new: counting it would repeat that endpoint's last failure, and a portal
+        flapping faster than the thresholds would reach DOWN.
+        """
+        trigger = self.config.portals[pid].trigger
+        if endpoint_role(endpoint) not in trigger_roles(trigger):
+            return False
+        return not ok or not self._failing(pid)
 
     def _on_canary(self, url: str, ok: bool, now: float) -> None:
         self.metrics.observe_canary(url, ok, now)
@@ -114,20 +132,24 @@ class Monitor:
         self._canaries[url] = ok
         if self.network_down() and not was_down:
             for pid in self.config.portals:  # every verdict turns UNKNOWN at once
-                self._observe(pid, now)
+                self._last_at[pid] = max(now, self._last_at[pid])
+                self._observe(pid, self._last_at[pid])
 
     def network_down(self) -> bool:
         """All canaries fail (each probed at least once). Without canaries: never."""
         urls = self.config.canaries
         return bool(urls) and all(self._canaries.get(u) is False for u in urls)
 
-    def _observe(self, pid: str, now: float) -> None:
-        portal = self.config.portals[pid]
+    def _failing(self, pid: str) -> bool:
         by_role: dict[str, bool] = {}
         for name, view in self._endpoints[pid].items():
             role = endpoint_role(name)
             by_role[role] = by_role.get(role, False) or not view.result.ok
-        obs = Observation(portal_failing(portal.trigger, by_role), self.network_down())
+        return portal_failing(self.config.portals[pid].trigger, by_role)
+
+    def _observe(self, pid: str, now: float) -> None:
+        portal = self.config.portals[pid]
+        obs = Observation(self._failing(pid), self.network_down())
         before = self._verdicts[pid]
         after = step(before, obs, now, portal.down_after, portal.up_after)
         self._verdicts[pid] = after

@@ -13,6 +13,11 @@ from enum import StrEnum
 
 from watchdog.targets import Recovery, Threshold
 
+# Observations are timed by when their probe started, on a fixed schedule; the scheduler starts
+# probes a few milliseconds late at times. Without this slack a threshold that is an exact multiple
+# of the interval (3 failures, 15 s apart, "30s") would wait a whole extra interval half the time.
+SLACK = 0.25
+
 
 class Health(StrEnum):
     UP = "up"
@@ -60,7 +65,7 @@ def _on_failure(v: Verdict, now: float, down_after: Threshold) -> Verdict:
         v = replace(v, streak=v.streak + 1)
     else:  # UP, or UNKNOWN with no settled DOWN: start counting
         v = replace(_move(v, Health.DEGRADED, now), streak=1, streak_since=now)
-    if v.streak >= down_after.failures and now - v.streak_since >= down_after.seconds:
+    if v.streak >= down_after.failures and now - v.streak_since >= down_after.seconds - SLACK:
         return _move(v, Health.DOWN, now)
     return v
 
@@ -74,7 +79,7 @@ def _on_success(v: Verdict, now: float, up_after: Recovery) -> Verdict:
         v = replace(v, streak=v.streak + 1)
     else:  # DOWN, or UNKNOWN after DOWN: recovery must be sustained
         v = replace(_move(v, Health.RECOVERING, now), streak=1, streak_since=now)
-    if v.streak >= up_after.successes and now - v.streak_since >= up_after.seconds:
+    if v.streak >= up_after.successes and now - v.streak_since >= up_after.seconds - SLACK:
         return _move(v, Health.UP, now)
     return v
 
@@ -82,6 +87,11 @@ def _on_success(v: Verdict, now: float, up_after: Recovery) -> Verdict:
 def _move(v: Verdict, health: Health, now: float) -> Verdict:
     settled = health if health in (Health.UP, Health.DOWN) else v.settled
     return Verdict(health, now, settled, 0, now)
+
+
+def trigger_roles(trigger: str) -> frozenset[str]:
+    """The endpoint roles whose results can move the verdict of a portal with this trigger."""
+    return frozenset({trigger}) if trigger in ("public", "admin") else frozenset({"public", "admin"})
 
 
 def portal_failing(trigger: str, failing_by_role: dict[str, bool]) -> bool:

@@ -1,9 +1,8 @@
 """Fixtures for the dashboard, rules and deployment tests.
 
-``metrics_target`` is what Prometheus scrapes. Today it is ``SyntheticPortalguard`` (the real metric
-classes and verdict FSM driven through a scripted outage); any object with ``address``, ``portal`` and
-``reach(stage, prom)`` (see ``dashboards.livestack.Target``) can replace it, e.g. a real
-``portalguard run`` against the portal simulator.
+``metrics_target`` is what Prometheus scrapes: a real ``portalguard run`` process against the portal
+simulator, the fake Google Ads API and a notification receiver (``dashboards.realtarget``), driven
+through ``livestack.STAGES`` (outage, recovery, our own network down, the process killed).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from dashboards import livestack  # noqa: E402
+from dashboards import livestack, realtarget  # noqa: E402
 
 
 def require_binary(name: str) -> str:
@@ -36,8 +35,8 @@ def promtool() -> str:
 
 
 @pytest.fixture(scope="module")
-def metrics_target() -> Iterator[livestack.Target]:
-    target = livestack.SyntheticPortalguard(portal="epark-shibuya")
+def metrics_target() -> Iterator[realtarget.RealPortalguard]:
+    target = realtarget.RealPortalguard(portal="epark-shibuya")
     try:
         yield target
     finally:

@@ -1,9 +1,14 @@
 """Every dashboard query and every rule, executed by a real Prometheus against live metrics.
 
-Prometheus (Debian's binary) scrapes ``metrics_target`` every second and evaluates rules.yml every
-second. The target is driven through the stages of ``livestack.STAGES``: an outage with a failing
-Google Ads action (every panel has data then), the recovery, the monitor's own network going down,
-and finally the process dying. Each expression must parse and return data by its stage.
+Prometheus (Debian's binary) scrapes ``metrics_target`` (a real ``portalguard run`` process against the
+portal simulator, see ``dashboards/realtarget.py``) every second and evaluates rules.yml every second.
+The target is driven through the stages of ``livestack.STAGES``: an outage (the portal answers 500,
+failover ON, patients send booking requests, one webhook action fails and its preflight too), the
+recovery, the monitor's own network going down, and finally the process killed with SIGKILL. Each
+expression must parse and return data by its stage.
+
+``NOT_EXPORTED`` names the series the real service cannot export in this test yet; the expressions
+using them are strict xfails (so the entry must go once the service exports them).
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ STAGE = {
     "alert PortalguardStale": "dead",
 }
 TIMEOUT = 30.0
+# Series the real service cannot export here yet, and why.
+NOT_EXPORTED = {
+    "portalguard_tls_cert_expiry_timestamp_seconds": (
+        "needs an https portal endpoint that the probe trusts; the probe client trusts certifi's CAs only "
+        "(make_probe_client gets no ssl_context from the config: no probe CA setting), and the simulator's "
+        "certificate is self-signed"
+    ),
+}
+GAP_TIMEOUT = 3.0  # a known gap: long enough to see data that does arrive (the outage stage took seconds)
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,16 @@ class Case:
     expr: str
     kind: str  # instant | range
     stage: str
+
+    @property
+    def gap(self) -> str | None:
+        """Why this expression cannot return data from the real service yet (None: it must)."""
+        reasons = [NOT_EXPORTED[n] for n in sorted(livestack.used_metric_names(self.expr)) if n in NOT_EXPORTED]
+        return "; ".join(reasons) or None
+
+    def param(self) -> object:
+        marks = [pytest.mark.xfail(strict=True, raises=TimeoutError, reason=self.gap)] if self.gap else []
+        return pytest.param(self, id=self.id, marks=marks)
 
 
 def cases() -> list[Case]:
@@ -65,12 +89,17 @@ def test_every_metric_used_is_in_the_live_exposition(live: livestack.LiveStack) 
     used = set()
     for case in cases():
         used |= {n for n in livestack.used_metric_names(case.expr) if n.startswith("portalguard_")}
-    assert used <= exported, f"used but not exported by the target: {sorted(used - exported)}"
+    assert used - exported == set(NOT_EXPORTED), (
+        f"used but not exported by the target: {sorted(used - exported)}; known gaps: {sorted(NOT_EXPORTED)}"
+    )
 
 
-@pytest.mark.parametrize("case", cases(), ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [c.param() for c in cases()])
 def test_expression_returns_data(live: livestack.LiveStack, case: Case) -> None:
-    live.reach(case.stage)
+    try:
+        live.reach(case.stage)
+    except TimeoutError as err:  # not the TimeoutError a known gap expects
+        pytest.fail(f"the scenario did not reach {case.stage!r}: {err}")
 
     def result() -> list[dict[str, object]]:
         now = time.time()
@@ -80,8 +109,10 @@ def test_expression_returns_data(live: livestack.LiveStack, case: Case) -> None:
         return live.prom.query_range(expr, live.started, now, step=1)
 
     try:
-        livestack.wait_until(result, TIMEOUT, f"{case.id} to return data")
+        livestack.wait_until(result, GAP_TIMEOUT if case.gap else TIMEOUT, f"{case.id} to return data")
     except livestack.QueryError as err:
         pytest.fail(f"{case.id}: Prometheus rejected the query: {err}\n{case.expr}")
     except TimeoutError as err:
+        if case.gap:
+            raise  # the expected failure (strict xfail): it parsed, and returned nothing
         pytest.fail(f"{err}\n{case.expr}")
