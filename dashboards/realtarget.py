@@ -101,7 +101,7 @@ class RealPortalguard(ScriptedStages):
         self._refusing.bind(("127.0.0.1", 0))
         self._stopped = False
         try:
-            self.sim, self.canary, self.staff = self._loop.run(self._start_fakes())
+            self.sim, self.canary, self.staff, self.tls_sim = self._loop.run(self._start_fakes())
             self._ads = FakeGoogleAds(campaigns={"111": ("PAUSED", 3000)}).start()
             self.config.write_text(yaml.safe_dump(self.settings(), allow_unicode=True), encoding="utf-8")
             self.start()
@@ -109,17 +109,21 @@ class RealPortalguard(ScriptedStages):
             self.stop()
             raise
 
-    async def _start_fakes(self) -> tuple[PortalSimulator, PortalSimulator, JsonReceiver]:
+    async def _start_fakes(self) -> tuple[PortalSimulator, PortalSimulator, JsonReceiver, PortalSimulator]:
         sim = await self._stack.enter_async_context(PortalSimulator())
         canary = await self._stack.enter_async_context(PortalSimulator())
         staff = await self._stack.enter_async_context(JsonReceiver())
-        return sim, canary, staff
+        # An https page whose certificate expires in 12 days: TLS days left, TLSCertExpiringSoon.
+        tls_sim = await self._stack.enter_async_context(PortalSimulator(tls=True, tls_days=12))
+        return sim, canary, staff, tls_sim
 
     def settings(self) -> dict[str, Any]:
         """The config file (as parsed YAML): the e2e test's, with a fast preflight and a broken webhook."""
         assert self._ads is not None
         user, password = self.sim.credentials
         refusing = self._refusing.getsockname()[1]
+        ca_file = self.workdir / "tls-ca.pem"  # the probe trusts the https simulator's own certificate
+        ca_file.write_bytes(self.tls_sim.cert_pem or b"")
         return {
             "clinic": {"name": "さくら歯科", "phone": "03-1234-5678", "timezone": TIMEZONE},
             "canaries": [self.canary.url("public", CANARY_PATH), self.canary.url("admin", CANARY_PATH)],
@@ -127,6 +131,7 @@ class RealPortalguard(ScriptedStages):
             "store": str(self.workdir / "portalguard.db"),
             "server": {"listen": self.web, "metrics_listen": self.address},
             "failover": {"doctor_every": "5s", "backoff_max": "5s"},
+            "probe": {"ca_file": str(ca_file)},
             "actions": {
                 "page": {"type": "fallback_page"},
                 "ads": self._ads.action_config(),
@@ -144,6 +149,8 @@ class RealPortalguard(ScriptedStages):
                             "url": self.sim.url("admin"),
                             "login": {"username": user, "password": password, "success_contains": ["ログアウト"]},
                         },
+                        # https, private CA; an admin-role page, so with trigger public it never fails over.
+                        "admin-tls": {"url": self.tls_sim.url("public")},
                     },
                     "interval": "1s",
                     "timeout": "800ms",

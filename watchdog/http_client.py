@@ -24,7 +24,7 @@ def make_probe_client(settings: ProbeSettings, *, ssl_context: ssl.SSLContext | 
     - Environment proxies are ignored: patients reach the portal directly, so must the watchdog.
     - Certificates are always verified; ``ssl_context`` may add trusted CAs (a private CA).
     """
-    context = ssl_context if ssl_context is not None else httpx.create_ssl_context(trust_env=False)
+    context = ssl_context if ssl_context is not None else probe_ssl_context(settings)
     return httpx.AsyncClient(
         transport=FreshConnectionTransport(context),
         timeout=None,
@@ -33,6 +33,17 @@ def make_probe_client(settings: ProbeSettings, *, ssl_context: ssl.SSLContext | 
         cookies=_forgetful_jar(),
         trust_env=False,
     )
+
+
+def probe_ssl_context(settings: ProbeSettings) -> ssl.SSLContext:
+    """The public CAs (certifi, as browsers trust), plus ``probe.ca_file`` when set."""
+    context = httpx.create_ssl_context(trust_env=False)
+    if settings.ca_file:
+        try:
+            context.load_verify_locations(cafile=settings.ca_file)
+        except (OSError, ssl.SSLError) as err:
+            raise ValueError(f"probe.ca_file {settings.ca_file}: cannot load CA certificates ({err})") from None
+    return context
 
 
 def _forgetful_jar() -> CookieJar:

@@ -81,6 +81,19 @@ def _http_url(value: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
+def _ca_bundle(value: str) -> str:
+    import os
+    import ssl
+
+    if not os.path.isfile(value) or not os.access(value, os.R_OK):
+        raise ValueError(f'"{value}" is not a readable file')
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=value)
+    except ssl.SSLError:
+        raise ValueError(f'"{value}" holds no PEM CA certificate') from None
+    return value
+
+
 def _timezone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
@@ -178,6 +191,9 @@ class ProbeSettings(StrictModel):
     jitter: float = Field(0.1, ge=0, le=1.0, description="Fraction of the interval first probes are spread over.")
     max_body_bytes: int = Field(2_000_000, ge=1024, description="Bytes of a page read at most.")
     user_agent: str = "portalguard/0.1 (+booking portal watchdog)"
+    ca_file: Annotated[str, AfterValidator(_ca_bundle)] | None = Field(
+        None, description="Extra CA certificates (PEM) to trust on top of the public ones: a portal with a private CA."
+    )
 
 
 PortalId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]

@@ -131,6 +131,7 @@ class PortalSimulator:
         admin_port: int = 0,
         control_port: int = 0,
         tls: bool = False,
+        tls_days: int = 30,
         clinic_name: str = "さくら歯科",
         username: str = "staff",
         password: str = "sakura-pass",
@@ -145,7 +146,7 @@ class PortalSimulator:
         self._endpoints["admin"].port = admin_port
         self._control_port = control_port
         self._control: asyncio.Server | None = None
-        self._tls = _SelfSignedCert(host) if tls else None
+        self._tls = _SelfSignedCert(host, tls_days) if tls else None
         self._sessions: OrderedDict[str, str] = OrderedDict()  # session id -> CSRF token
         self._logged_in: OrderedDict[str, None] = OrderedDict()  # auth tokens
         self._connections: set[asyncio.Task[None]] = set()
@@ -555,10 +556,8 @@ def _host_port(host: str, port: int) -> str:
 class _SelfSignedCert:
     """A fresh self-signed certificate for ``host`` (and localhost), valid 30 days."""
 
-    VALID_DAYS = 30
-
-    def __init__(self, host: str) -> None:
-        made = self_signed("portalguard portal simulator", (host, "127.0.0.1", "::1"), self.VALID_DAYS)
+    def __init__(self, host: str, valid_days: int) -> None:
+        made = self_signed("portalguard portal simulator", (host, "127.0.0.1", "::1"), valid_days)
         self.not_after = made.not_after
         self.cert_pem = made.cert_pem
         key_pem = made.key_pem
