@@ -2,8 +2,9 @@
 
 Part 1 (detection): N portals, each on its own portal simulator, each switched into a failure mode
 (cycling through every mode), all at once, for --rounds rounds. Per run it measures
-  - detect→ON: first failing probe result → every action observed ON (page, Google Ads via the
-    real client against the fake API, staff notification via Apprise, webhook);
+  - detect→ON: first failing probe response (for a hung portal: its timeout) → every action
+    observed ON (page, Google Ads via the real client against the fake API, staff notification via
+    Apprise, webhook);
   - recover→OFF: first good probe result after the fix → every action observed OFF.
 The detection floor with interval 5s and down_after {failures: 3, seconds: 10s} is 10 s (the third
 failing probe comes two intervals after the first); the goal is ON within floor + 2 s at p95.
@@ -121,10 +122,11 @@ async def converged(store: Store, pid: str, want: str, bound: float) -> float:
 
 
 def verdict_time(store: Store, pid: str, to: str, after: float) -> float:
+    """When the first failing (``degraded``) or good (``recovering``) probe response came in."""
     events = [e for e in store.events(pid, since=after, kinds=("verdict",)) if e.detail.get("to") == to]
     if not events:
         raise RuntimeError(f"{pid}: no verdict {to} after {after}")
-    return float(events[0].detail.get("first_failure") or events[0].ts)
+    return events[0].ts
 
 
 async def one_run(store: Store, pid: str, sim: PortalSimulator, mode: str) -> Run:
