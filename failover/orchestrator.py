@@ -13,13 +13,14 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from failover.actions.base import Action, ActionError, Incident
 from failover.decision import Decision, Inputs, decide
 from failover.metrics import FailoverMetrics
 from failover.settings import Settings
+from failover.staff import Delivery
 from failover.store import ActionRow, PortalRow, Store
 from watchdog.monitor import PortalHealth
 from watchdog.verdict import Health
@@ -32,6 +33,15 @@ log = logging.getLogger("portalguard.failover")
 HealthSource = Callable[[str], PortalHealth]
 CONVERGED_RECHECK = 60.0  # seconds between observe() calls once an action has converged
 ACTION_DEADLINE = 300.0  # one observe/apply/observe round (with API timeouts and retries) at most
+
+
+@dataclass(slots=True)
+class _Alert:
+    topic: str
+    portal: str | None
+    fields: dict[str, object]
+    attempts: int = 0
+    next_try: float = float("inf")  # set after a failed delivery
 
 
 def backoff(attempts: int, cap: float, rng: random.Random) -> float:
@@ -64,6 +74,7 @@ class Orchestrator:
         self.rng = rng or random.Random()
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._wake = asyncio.Event()  # a verdict changed: tick now rather than at the next second
+        self._alerts: dict[str, _Alert] = {}  # staff alerts not yet delivered to every target
         self.last_decision: dict[str, Decision] = {}
         for pid, acts in actions.items():
             metrics.declare_portal(pid, list(acts))
@@ -97,6 +108,7 @@ class Orchestrator:
         if self.network_down() != self._network_was_down:
             self._network_was_down = not self._network_was_down
             self.on_network(self._network_was_down, now)
+        self._retry_alerts(now)
         for pid in self.settings.portals:
             row = self._decide(pid, now)
             self._publish(pid, row, now)
@@ -261,17 +273,33 @@ class Orchestrator:
             self._alert_once(key, "action_failed", row.portal, action=row.action, error=err.message, permanent=True)
 
     def _alert_once(self, claim: str, topic: str, pid: str | None, **fields: object) -> None:
-        if self.store.claimed(claim):
+        """Tell staff once (claimed in the store); a failed delivery is retried with backoff."""
+        if self.store.claimed(claim) or claim in self._alerts:
             return
-        task = asyncio.create_task(self._alert(claim, topic, pid, fields))
+        self._alerts[claim] = _Alert(topic, pid, fields)
+        self._send_alert(claim)
+
+    def _send_alert(self, claim: str) -> None:
+        task = asyncio.create_task(self._alert(claim))
         self._inflight[("alert", claim)] = task
         task.add_done_callback(lambda _t: self._inflight.pop(("alert", claim), None))
 
-    async def _alert(self, claim: str, topic: str, pid: str | None, fields: dict[str, object]) -> None:
+    async def _alert(self, claim: str) -> None:
+        alert = self._alerts[claim]
         try:
-            await self.staff.send(topic, pid, claim=claim, **fields)
+            await self.staff.send(alert.topic, alert.portal, claim=claim, **alert.fields)
         except ActionError as err:
-            log.warning("staff alert %s not sent: %s", topic, err.message)
+            log.warning("staff alert %s not sent: %s", alert.topic, err.message)
+        if self.staff.delivery(claim, alert.portal) is Delivery.SENT:
+            del self._alerts[claim]
+        else:
+            alert.attempts += 1
+            alert.next_try = self.clock() + backoff(alert.attempts, self.settings.failover.backoff_max, self.rng)
+
+    def _retry_alerts(self, now: float) -> None:
+        for claim, alert in self._alerts.items():
+            if now >= alert.next_try and ("alert", claim) not in self._inflight:
+                self._send_alert(claim)
 
     # -- network degraded ---------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from failover.actions.base import ActionError, Incident
 from failover.metrics import FailoverMetrics
 from failover.orchestrator import CONVERGED_RECHECK, Orchestrator
 from failover.settings import Settings
+from failover.staff import Delivery
 from failover.store import Store
 from watchdog.monitor import PortalHealth
 from watchdog.verdict import Health
@@ -67,15 +68,28 @@ class Switch:
 
 
 class StaffRecorder:
+    """Records staff messages; ``failures`` makes the next sends fail as an unreachable Slack would."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.sent: list[tuple[str, str | None, dict[str, Any]]] = []
+        self.failures = 0
+        self.delivered: set[str] = set()
 
     async def send(self, topic: str, portal: str | None, *, claim: str | None = None, **fields: Any) -> bool:
-        if claim is not None and not self.store.claim(claim):
+        if claim is not None and claim in self.delivered:
             return False
+        if self.failures:
+            self.failures -= 1
+            raise ActionError("staff: slack.example: HTTP 503")
+        if claim is not None:
+            self.delivered.add(claim)
+            self.store.claim(claim)
         self.sent.append((topic, portal, fields))
         return True
+
+    def delivery(self, claim: str, portal: str | None) -> Delivery:
+        return Delivery.SENT if claim in self.delivered else Delivery.FAILING
 
 
 def make_settings(tmp_path: Any) -> Settings:
@@ -298,3 +312,16 @@ async def test_network_loss_alerts_once_and_restoration_follows(rig: Rig) -> Non
     topics = [s[0] for s in rig.staff.sent]
     assert topics == ["network_degraded", "network_restored"]
     assert not rig.store.portal(PORTAL).failover
+
+
+async def test_a_failed_staff_alert_is_retried_with_backoff_until_delivered(rig: Rig) -> None:
+    rig.staff.failures = 2
+    rig.ads.faults = [ActionError("campaign 111 not found in customer 123-456-7890", permanent=True)]
+    rig.health = Health.DOWN
+    await rig.tick()
+    assert rig.staff.sent == []
+    for _ in range(3):
+        await rig.tick(rig.settings.failover.backoff_max)
+    assert [s[0] for s in rig.staff.sent] == ["action_failed"]
+    await rig.tick(rig.settings.failover.backoff_max)
+    assert len(rig.staff.sent) == 1
