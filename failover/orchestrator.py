@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -21,7 +22,7 @@ from failover.decision import Decision, Inputs, decide
 from failover.metrics import FailoverMetrics
 from failover.settings import Settings
 from failover.staff import Delivery
-from failover.store import ActionRow, PortalRow, Store
+from failover.store import ActionRow, PortalRow, Store, StoreError
 from watchdog.monitor import PortalHealth
 from watchdog.verdict import Health
 
@@ -82,7 +83,10 @@ class Orchestrator:
     async def run(self, stop: asyncio.Event) -> None:
         self.store.add_event("service", None, state="started")
         while not stop.is_set():
-            await self.tick()
+            try:
+                await self.tick()
+            except (sqlite3.Error, StoreError) as err:  # e.g. the store locked by a backup: next tick
+                log.error("tick skipped: store error: %s", err)
             await self._sleep(stop)
         await self.drain()
 

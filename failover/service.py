@@ -17,12 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from failover.actions import Action, ActionDeps, build_action
+from failover.actions import Action, ActionDeps, ActionError, build_action
 from failover.doctor import run_checks
 from failover.metrics import FailoverMetrics
 from failover.orchestrator import Orchestrator
 from failover.settings import Settings
-from failover.staff import StaffAlerts
+from failover.staff import Delivery, StaffAlerts
 from failover.store import EndpointRow, Store
 from watchdog.http_client import make_probe_client
 from watchdog.metrics import WatchdogMetrics
@@ -168,14 +168,23 @@ class Service:
 
     async def _announce(self, portal: str, request_id: int) -> None:
         # Only the request number: patient details stay behind /staff's login.
-        await self.staff.send("booking_request", portal, claim=_booking_claim(request_id), request_id=request_id)
+        request = self.store.request(request_id)
+        drill = bool(request and request.data.get("drill"))  # sent from a drill's preview page
+        await self.staff.send(
+            "booking_request", portal, claim=_booking_claim(request_id), drill=drill, request_id=request_id
+        )
 
     async def _announce_missed(self) -> None:
-        """Announce new requests stored but never announced (the process died in between)."""
+        """Announce new requests whose announcement never reached every target: the process died
+        before sending, or a target failed (only the failed targets are tried again)."""
         recent = self.clock() - ANNOUNCE_SWEEP_AGE
         for req in self.store.requests(status="new", limit=200):
-            if req.created >= recent and not self.store.claimed(_booking_claim(req.id)):
+            if req.created < recent or self.staff.delivery(_booking_claim(req.id), req.portal) is Delivery.SENT:
+                continue
+            try:
                 await self._announce(req.portal, req.id)
+            except ActionError as err:  # the next sweep tries again; the other requests go on
+                log.warning("booking request #%d: staff not told yet: %s", req.id, err.message)
 
 
 def _booking_claim(request_id: int) -> str:

@@ -69,7 +69,6 @@ class Monitor:
         self._verdicts = {pid: Verdict.start(now, settled.get(pid)) for pid in config.portals}
         self._endpoints: dict[str, dict[str, EndpointView]] = {pid: {} for pid in config.portals}
         self._canaries: dict[str, bool] = {}
-        self._last_at = dict.fromkeys(config.portals, now)  # observation times only move forward
         self.listeners: list[Listener] = []
         self.endpoint_listeners: list[Callable[[str, EndpointView], None]] = []
         for pid, portal in config.portals.items():
@@ -109,10 +108,10 @@ class Monitor:
                 listener(pid, view)
         if self._is_evidence(pid, endpoint, result.ok):
             # What the portal did when the probe was sent: probes start on a fixed schedule, so
-            # failures one interval apart are one interval apart, whatever each probe took.
-            at = max(now - result.duration, self._last_at[pid])
-            self._last_at[pid] = at
-            self._observe(pid, at)
+            # failures one interval apart are one interval apart, whatever each probe took. (Results
+            # of different endpoints may come back out of order; a span that comes out negative
+            # simply moves nothing.)
+            self._observe(pid, now - result.duration)
 
     def _is_evidence(self, pid: str, endpoint: str, ok: bool) -> bool:
         """Whether this result is a new observation of the portal.
@@ -132,8 +131,7 @@ class Monitor:
         self._canaries[url] = ok
         if self.network_down() and not was_down:
             for pid in self.config.portals:  # every verdict turns UNKNOWN at once
-                self._last_at[pid] = max(now, self._last_at[pid])
-                self._observe(pid, self._last_at[pid])
+                self._observe(pid, now)
 
     def network_down(self) -> bool:
         """All canaries fail (each probed at least once). Without canaries: never."""

@@ -33,6 +33,9 @@ class FallbackPage:
         self.name = name
         self.deps = deps
         self.url = f"{own_base_url(deps.settings.server.listen)}/book/{deps.portal_id}"
+        from failover.web.app import location_header
+
+        self._redirect = location_header(deps.portal.book_url)  # as sent: non-ASCII percent-encoded
 
     async def observe(self) -> bool:
         try:
@@ -44,7 +47,7 @@ class FallbackPage:
             ) from None
         if resp.status_code == 200:
             return True
-        if resp.status_code in (302, 303, 307) and resp.headers.get("location") == self.deps.portal.book_url:
+        if resp.status_code in (302, 303, 307) and resp.headers.get("location") == self._redirect:
             return False
         raise ActionError(f"fallback page: {self.url} answered HTTP {resp.status_code}, neither page nor redirect")
 

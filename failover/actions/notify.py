@@ -71,8 +71,9 @@ class Notify:
         recovered = self._delivery(number, "recovered")
         if recovered is not Delivery.NONE:
             return recovered is Delivery.FAILING  # still on until staff got the all-clear
-        # A failing outage message reads as off, so the orchestrator calls apply again to retry it.
-        return self._delivery(number, "outage") is Delivery.SENT
+        # Claimed is on, even if a target still fails: ``maintain`` retries that target, and on
+        # recovery ``revert`` runs, so whoever heard of the outage also hears of its end.
+        return self._delivery(number, "outage") is not Delivery.NONE
 
     async def apply(self, incident: Incident) -> None:
         await self._send("outage", incident, "outage")
@@ -83,6 +84,8 @@ class Notify:
             await self._send("recovered", incident, "recovered", ended=incident.ended or self.deps.now())
 
     async def maintain(self, incident: Incident) -> None:
+        if self._delivery(incident.number, "outage") is Delivery.FAILING:
+            await self._send("outage", incident, "outage")  # retries only the targets that failed
         every = self.config.remind_every
         if not every or not self.deps.store.claimed(self._key(incident.number, "outage")):
             return

@@ -7,16 +7,18 @@ Patient data is never logged: log lines name the portal, the request number and 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import sqlite3
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -166,7 +168,7 @@ class _Web:
         if preview is not None and not preview_ok(self.key, pid, preview):
             raise Rejected(403, "e403_preview")
         if preview is None and not page_on:
-            return Response(status_code=302, headers={"location": _location(self.settings.portals[pid].book_url)})
+            return Response(status_code=302, headers={"location": location_header(self.settings.portals[pid].book_url)})
         drill = preview is not None and not page_on
         return self._form(request, pid, lang, preview=preview if drill else None)
 
@@ -196,7 +198,7 @@ class _Web:
     async def _store_request(self, pid: str, data: dict[str, Any]) -> int:
         # In a thread: the commit fsyncs (synchronous=FULL), and the loop must keep serving meanwhile.
         try:
-            number = await asyncio.to_thread(self.store.add_request, pid, data)
+            number = await _in_store_thread(self.store.add_request, pid, data)
         except (StoreError, sqlite3.Error, OSError) as err:
             log.error("booking request for %s NOT stored: %s", pid, type(err).__name__)
             raise Rejected(503, "e503") from None
@@ -225,8 +227,8 @@ class _Web:
         lang = self._lang(request)
         status = request.query_params.get("status")
         status = status if status in REQUEST_STATUSES else None
-        rows = await asyncio.to_thread(self.store.requests, status, None, STAFF_LIST_LIMIT)
-        portals = await asyncio.to_thread(lambda: [self.store.portal(pid) for pid in self.settings.portals])
+        rows = await _in_store_thread(self.store.requests, status, None, STAFF_LIST_LIMIT)
+        portals = await _in_store_thread(lambda: [self.store.portal(pid) for pid in self.settings.portals])
 
         def filter_url(s: str | None) -> str:
             return self._url(request, "/staff", lang=lang, status=s)
@@ -264,7 +266,7 @@ class _Web:
         if status not in REQUEST_STATUSES:
             raise Rejected(422, "e400")
         number = request.path_params["request_id"]
-        if number > MAX_REQUEST_ID or not await asyncio.to_thread(self.store.set_request_status, number, status):
+        if number > MAX_REQUEST_ID or not await _in_store_thread(self.store.set_request_status, number, status):
             raise Rejected(404, "e404")
         lang = fields.get("lang") if fields.get("lang") in STRINGS else None
         back = fields.get("back") if fields.get("back") in REQUEST_STATUSES else None
@@ -284,7 +286,7 @@ class _Web:
     # -- the rest -------------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
-        if await asyncio.to_thread(self.store.writable):
+        if await _in_store_thread(self.store.writable):
             return PlainTextResponse("ok\n")
         return PlainTextResponse("store not writable\n", status_code=503)
 
@@ -559,7 +561,18 @@ def _load_templates(directory: Path) -> dict[str, Template]:
     return {name: env.get_template(name) for name in names}
 
 
-def _location(url: str) -> str:
+T = TypeVar("T")
+
+# The store's own worker threads: a booking must not wait behind slow Apprise or Google Ads calls,
+# which use the default pool. (The store serialises its calls anyway; two threads are plenty.)
+_STORE_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="store")
+
+
+async def _in_store_thread(fn: Callable[..., T], *args: object) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_STORE_THREADS, functools.partial(fn, *args))
+
+
+def location_header(url: str) -> str:
     # Header values are latin-1: percent-encode anything else, leave every ASCII URL exactly as configured
     # (the fallback_page action compares Location with book_url).
     return quote(url, safe="".join(chr(c) for c in range(0x21, 0x7F)))

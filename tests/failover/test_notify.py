@@ -180,7 +180,7 @@ async def test_no_reminders_when_disabled_or_before_the_outage_message(
     assert len(hook.requests) == 1
 
 
-async def test_a_failed_target_makes_observe_false_and_apply_retries_it(
+async def test_a_failed_target_is_retried_by_maintain_and_still_gets_the_all_clear(
     rig: Rig, hook: JsonReceiver, smtp: SmtpReceiver
 ) -> None:
     incident = rig.fail_over()
@@ -190,12 +190,16 @@ async def test_a_failed_target_makes_observe_false_and_apply_retries_it(
         await rig.action.apply(incident)
     assert not failed.value.permanent
     assert_no_secret(failed.value.message)
-    assert await rig.action.observe() is False  # so the orchestrator calls apply again
+    # On: the mail got the outage, so on recovery ``revert`` must run and tell it.
+    assert await rig.action.observe() is True
 
     rig.restart()
-    await rig.action.apply(incident)
-    assert await rig.action.observe() is True
+    await rig.action.maintain(incident)  # upkeep retries only the target that failed
     assert len(hook.requests) == 2 and len(smtp.messages) == 1  # the mail was not sent twice
+
+    await rig.action.revert(rig.recover(incident))
+    assert len(hook.requests) == 3 and len(smtp.messages) == 2
+    assert await rig.action.observe() is False
 
 
 async def test_a_failed_recovered_message_keeps_the_action_on(rig: Rig, hook: JsonReceiver) -> None:

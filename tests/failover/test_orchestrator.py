@@ -325,3 +325,21 @@ async def test_a_failed_staff_alert_is_retried_with_backoff_until_delivered(rig:
     assert [s[0] for s in rig.staff.sent] == ["action_failed"]
     await rig.tick(rig.settings.failover.backoff_max)
     assert len(rig.staff.sent) == 1
+
+
+async def test_a_store_error_skips_a_tick_but_never_stops_the_reconciler(rig: Rig) -> None:
+    import sqlite3
+
+    real_tick, calls, stop = rig.orch.tick, [], asyncio.Event()
+
+    async def flaky_tick() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        await real_tick()
+        stop.set()  # the tick after the failed one ran: enough
+
+    rig.orch.tick = flaky_tick  # type: ignore[method-assign]
+    rig.health = Health.DOWN
+    await asyncio.wait_for(rig.orch.run(stop), 5)
+    assert rig.page.on and len(calls) == 2

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
+from failover.actions.base import ActionError
 from failover.fakes.receivers import JsonReceiver
 from failover.service import Service
 from failover.settings import Settings
@@ -53,5 +54,28 @@ async def test_periodic_preflight_sets_the_ready_gauge(tmp_path: Path) -> None:
         svc = Service(settings(tmp_path, staff))
         await svc.doctor()
         assert b'portalguard_action_ready{action="staff"} 1.0' in generate_latest(svc.registry)
+        await svc.http.aclose()
+        await svc.probe_client.aclose()
+
+
+async def test_a_failed_announcement_is_retried_by_the_sweep(tmp_path: Path) -> None:
+    async with JsonReceiver() as staff:
+        svc = Service(settings(tmp_path, staff))
+        number = svc.store.add_request("sakura", {"name": "山田 花子"})
+        staff.answer_next(503)
+        with pytest.raises(ActionError):
+            await svc._announce("sakura", number)
+        await svc._announce_missed()
+        await svc._announce_missed()
+        assert [r.json()["title"] for r in staff.requests].count(staff.requests[0].json()["title"]) == 2
+        await svc.http.aclose()
+        await svc.probe_client.aclose()
+
+
+async def test_a_drill_request_is_announced_as_a_drill(tmp_path: Path) -> None:
+    async with JsonReceiver() as staff:
+        svc = Service(settings(tmp_path, staff))
+        await svc._announce("sakura", svc.store.add_request("sakura", {"name": "x", "drill": True}))
+        assert "訓練" in (await staff.wait_for(1))[0].json()["title"]
         await svc.http.aclose()
         await svc.probe_client.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_web_support import BOOK_URL, PORTAL, Web, make_web, two_portals
@@ -229,3 +230,26 @@ async def test_an_unexpected_error_is_a_500_page_with_the_phone_and_no_patient_d
     assert web.counter("portalguard_http_requests_total", route="/book/{portal}", code="500") == 1
     assert "RuntimeError" in caplog.text
     assert "山田" not in caplog.text and "secret detail" not in caplog.text
+
+
+async def test_fallback_page_action_observes_a_non_ascii_book_url(tmp_path: Path, clock: Any) -> None:
+    """The redirect percent-encodes the URL; the action must still recognise it as "off"."""
+    import httpx
+
+    from failover.actions.base import ActionDeps
+    from failover.actions.fallback_page import FallbackPage, FallbackPageConfig
+
+    portals = {
+        PORTAL: {
+            "endpoints": {"public": {"url": "https://portal.example.jp/c"}},
+            "book_url": "https://portal.example.jp/クリニック/予約",
+        }
+    }
+    web = make_web(tmp_path, clock, portals=portals)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web.app), base_url="http://127.0.0.1:8080") as c:
+        deps = ActionDeps(web.settings, PORTAL, web.settings.portals[PORTAL], web.store, c, None, clock)  # type: ignore[arg-type]
+        action = FallbackPage("page", FallbackPageConfig(type="fallback_page"), deps)
+        action.url = f"http://127.0.0.1:8080/book/{PORTAL}"
+        assert await action.observe() is False
+        web.store.set_page(PORTAL, True)
+        assert await action.observe() is True
