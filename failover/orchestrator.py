@@ -70,7 +70,8 @@ class Orchestrator:
         self.actions = actions
         self.health = health
         self.network_down = network_down
-        self._network_was_down = False
+        # Persisted: a restart during a network outage is not a new episode (no second alert).
+        self._network_was_down = bool(store.value("network_down", False))
         self.clock = clock
         self.rng = rng or random.Random()
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -277,8 +278,11 @@ class Orchestrator:
             self._alert_once(key, "action_failed", row.portal, action=row.action, error=err.message, permanent=True)
 
     def _alert_once(self, claim: str, topic: str, pid: str | None, **fields: object) -> None:
-        """Tell staff once (claimed in the store); a failed delivery is retried with backoff."""
-        if self.store.claimed(claim) or claim in self._alerts:
+        """Tell staff once (claimed in the store); a failed delivery is retried with backoff, also
+        after a restart (a claim whose delivery is still failing is taken up again)."""
+        if claim in self._alerts:
+            return
+        if self.store.claimed(claim) and self.staff.delivery(claim, pid) is not Delivery.FAILING:
             return
         self._alerts[claim] = _Alert(topic, pid, fields)
         self._send_alert(claim)
@@ -321,6 +325,7 @@ class Orchestrator:
     def on_network(self, down: bool, now: float) -> None:
         """Our own network went down (every canary fails) or came back: tell staff once per episode."""
         self.store.add_event("network", None, down=down)
+        self.store.set_value("network_down", down)
         episode = self.store.value("network_episode", 0) + (1 if down else 0)
         if down:
             self.store.set_value("network_episode", episode)

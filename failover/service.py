@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -100,13 +101,11 @@ class Service:
     # -- running -----------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Serve until ``stop``; raises ``ServiceError`` (nothing started) if a port cannot be had."""
+        # Bound and listening before anything starts: a taken port fails here, with its name, and
+        # connections made from now on wait in the backlog until uvicorn accepts them.
         servers = self._servers()
-        tasks = [asyncio.create_task(s.serve(), name="http") for s in servers]
-        while not all(s.started for s in servers):
-            if any(t.done() for t in tasks):  # e.g. the port is taken: surface uvicorn's failure
-                await asyncio.gather(*tasks)
-                raise OSError(f"cannot listen on {self.settings.server.listen}")
-            await asyncio.sleep(0.01)
+        tasks = [asyncio.create_task(server.serve(sockets=[sock]), name="http") for server, sock in servers]
         background = [
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self._every(self.settings.failover.doctor_every, self.doctor), name="doctor"),
@@ -127,7 +126,7 @@ class Service:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            for server in servers:
+            for server, _ in servers:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.http.aclose()
@@ -135,14 +134,24 @@ class Service:
             self.store.add_event("service", None, state="stopped")
             self.store.close()
 
-    def _servers(self) -> list[uvicorn.Server]:
+    def _servers(self) -> list[tuple[uvicorn.Server, socket.socket]]:
         from failover.web.app import create_app
 
         app = create_app(self.settings, self.store, self.fmetrics, self.registry, self._announce, self.clock)
-        servers = [_server(app, self.settings.server.listen)]
+        listeners = [("server.listen", self.settings.server.listen, app)]
         if self.settings.server.metrics_listen:
-            servers.append(_server(_metrics_app(self.registry), self.settings.server.metrics_listen))
-        return servers
+            listeners.append(
+                ("server.metrics_listen", self.settings.server.metrics_listen, _metrics_app(self.registry))
+            )
+        bound: list[tuple[uvicorn.Server, socket.socket]] = []
+        try:
+            for key, listen, asgi in listeners:
+                bound.append((_server(asgi), _bind(key, listen)))
+        except ServiceError:
+            for _, sock in bound:
+                sock.close()
+            raise
+        return bound
 
     def _warmers(self) -> list[Callable[[], object]]:
         return [a.warm for acts in self.actions.values() for a in acts.values() if hasattr(a, "warm")]  # type: ignore[attr-defined]
@@ -164,7 +173,9 @@ class Service:
     async def _purge(self) -> None:
         from failover.cli.requests_cmd import purge_expired
 
-        purge_expired(self.store, self.settings, self.clock())
+        now = self.clock()
+        purge_expired(self.store, self.settings, now)
+        self.store.purge_audit(now - self.settings.failover.audit_retention)
 
     async def _announce(self, portal: str, request_id: int) -> None:
         # Only the request number: patient details stay behind /staff's login.
@@ -191,11 +202,31 @@ def _booking_claim(request_id: int) -> str:
     return f"booking:{request_id}"
 
 
-def _server(app: object, listen: str) -> uvicorn.Server:
+class ServiceError(Exception):
+    """The service cannot start; the message says why and what to change."""
+
+
+def _bind(key: str, listen: str) -> socket.socket:
+    """A listening socket for ``host:port``, or a ServiceError naming the config key."""
     host, _, port = listen.rpartition(":")
-    config = uvicorn.Config(
-        app, host=host.strip("[]"), port=int(port), log_level="warning", lifespan="off", access_log=False
-    )
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: uvicorn sets NODELAY
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise ServiceError(
+            f"{key}: cannot listen on {listen}: {err.strerror} (another process on that port?)"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+def _server(app: object) -> uvicorn.Server:
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     return _EmbeddedServer(config)
 
 

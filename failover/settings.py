@@ -56,10 +56,11 @@ class BookingSettings(StrictModel):
 
 
 class FailoverTuning(StrictModel):
-    tick: Duration = 1.0
+    tick: Annotated[Duration, Field(ge=0.1, le=5.0)] = 1.0
     backoff_max: Duration = 300.0
     max_switches_per_hour: int = Field(4, ge=1, description="More and the portal is flapping: staff decide.")
     doctor_every: Duration = 6 * 3600.0
+    audit_retention: Duration = Field(400 * 86400.0, description="Events (the audit log) are kept this long.")
 
 
 class FailoverPortal(Portal):

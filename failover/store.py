@@ -455,6 +455,12 @@ class Store:
         rows = self._query(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))
         return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in reversed(rows)]
 
+    def purge_audit(self, older_than: float) -> int:
+        """Delete events and claims from before ``older_than`` (unix time); returns how many."""
+        with self._tx() as db:
+            events = db.execute("DELETE FROM events WHERE ts<?", (older_than,)).rowcount
+            return events + db.execute("DELETE FROM claims WHERE ts<?", (older_than,)).rowcount
+
     def claim(self, key: str) -> bool:
         """True exactly once per key, across processes and restarts: claim before a visible effect."""
         with self._tx() as db:

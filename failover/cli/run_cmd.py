@@ -7,7 +7,7 @@ import logging
 
 import click
 
-from failover.cli.common import App
+from failover.cli.common import EXIT_CONFIG, App, fail
 
 
 @click.command("run")
@@ -18,10 +18,15 @@ def run(app: App, log_level: str) -> None:
 
     Logs verdict changes and every action; stops cleanly (actions in flight finish, state is saved).
     """
-    from failover.service import serve_until_signalled
+    from failover.service import ServiceError, serve_until_signalled
+    from failover.store import StoreError
+    from failover.web.security import SecretError
 
     settings = app.settings  # validate before anything starts
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "apprise", "google", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    asyncio.run(serve_until_signalled(settings))
+    try:
+        asyncio.run(serve_until_signalled(settings))
+    except (ServiceError, StoreError, SecretError) as err:
+        fail(str(err), EXIT_CONFIG)

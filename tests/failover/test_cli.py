@@ -184,3 +184,17 @@ def test_every_command_explains_itself(cfg: Path) -> None:
 def test_config_option_also_after_the_command(cfg: Path, args: list[str]) -> None:
     r = CliRunner().invoke(main, [*args, "-c", str(cfg)])
     assert r.exit_code == 0, r.output
+
+
+def test_run_on_a_taken_port_exits_2_naming_the_key(cfg: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        text = cfg.read_text(encoding="utf-8") + f"server: {{listen: '127.0.0.1:{port}', metrics_listen: null}}\n"
+        cfg.write_text(text, encoding="utf-8")
+        r = CliRunner().invoke(main, ["-c", str(cfg), "run"])
+    assert r.exit_code == 2
+    assert f"server.listen: cannot listen on 127.0.0.1:{port}" in r.output

@@ -343,3 +343,16 @@ async def test_a_store_error_skips_a_tick_but_never_stops_the_reconciler(rig: Ri
     rig.health = Health.DOWN
     await asyncio.wait_for(rig.orch.run(stop), 5)
     assert rig.page.on and len(calls) == 2
+
+
+async def test_a_restart_during_a_network_outage_is_not_a_new_episode(tmp_path: Any, clock: Any) -> None:
+    first = Rig(tmp_path, clock)
+    first.network, first.health = True, Health.UNKNOWN
+    await first.tick()
+    second = Rig(tmp_path, clock, Store(first.settings.store, clock))  # kill -9, restart, still down
+    second.network, second.health = True, Health.UNKNOWN
+    await second.tick()
+    second.network = False
+    await second.tick()
+    assert [s[0] for s in first.staff.sent] == ["network_degraded"]
+    assert [s[0] for s in second.staff.sent] == ["network_restored"]

@@ -505,3 +505,16 @@ def test_two_stores_opening_a_fresh_file_at_once_migrate_once(tmp_path: Path) ->
     finally:
         for s in opened:
             s.close()
+
+
+def test_purge_audit_deletes_old_events_and_claims_only(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    store = Store(tmp_path / "s.db", clock=lambda: now[0])
+    store.add_event("failover", "p", to="on")
+    store.claim("notify:p:1:staff:outage")
+    now[0] += 400 * 86400
+    store.add_event("failover", "p", to="off")
+    store.claim("notify:p:2:staff:outage")
+    assert store.purge_audit(now[0] - 86400) == 2
+    assert [e.detail["to"] for e in store.events()] == ["off"]
+    assert store.claimed("notify:p:2:staff:outage") and not store.claimed("notify:p:1:staff:outage")
