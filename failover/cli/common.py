@@ -56,7 +56,10 @@ class App:
         """A unix time as local clinic time, e.g. ``2026-11-23 10:02:13 JST``."""
         if ts is None:
             return "-"
-        return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+        try:
+            return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+        except (OverflowError, OSError, ValueError):  # a row from a broken clock: show, don't crash
+            return f"@{ts:.0f}"
 
     def parse_time(self, text: str, now: float) -> float:
         """``now``, ``+2h`` (from now), or an ISO date-time (clinic time zone unless it names one)."""
@@ -68,7 +71,10 @@ class App:
             dt = datetime.fromisoformat(text)
         except ValueError:
             raise click.BadParameter(f"{text!r} is not a time (use now, +2h, or 2026-11-24T02:00)") from None
-        return (dt if dt.tzinfo else dt.replace(tzinfo=self.tz)).timestamp()
+        ts = (dt if dt.tzinfo else dt.replace(tzinfo=self.tz)).timestamp()
+        if ts - now > MAX_DURATION:
+            raise click.BadParameter(f"{text!r} is more than ten years away")
+        return ts
 
 
 def accept_config_option(group: click.Group) -> None:
@@ -95,11 +101,17 @@ def accept_config_option(group: click.Group) -> None:
             )
 
 
+MAX_DURATION = 10 * 365 * 86400.0  # ten years: longer is a typo, and breaks date arithmetic
+
+
 def duration_arg(text: str) -> float:
     try:
-        return parse_duration(text)
+        seconds = parse_duration(text)
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
+    if seconds > MAX_DURATION:
+        raise click.BadParameter(f'"{text}" is longer than ten years')
+    return seconds
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

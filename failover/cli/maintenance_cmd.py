@@ -68,7 +68,7 @@ def list_(app: App, portal: str | None, include_past: bool, as_json: bool) -> No
 
 
 @maintenance_group.command("remove")
-@click.argument("window_id", type=int)
+@click.argument("window_id", type=click.IntRange(1, 2**62))
 @click.pass_obj
 def remove(app: App, window_id: int) -> None:
     """Remove maintenance window WINDOW_ID (see `maintenance list`)."""

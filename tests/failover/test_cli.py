@@ -198,3 +198,20 @@ def test_run_on_a_taken_port_exits_2_naming_the_key(cfg: Path) -> None:
         r = CliRunner().invoke(main, ["-c", str(cfg), "run"])
     assert r.exit_code == 2
     assert f"server.listen: cannot listen on 127.0.0.1:{port}" in r.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["maintenance", "add", "epark", "--start", "now", "--for", "99999999999d"], "ten years", id="for"),
+        pytest.param(
+            ["maintenance", "add", "epark", "--start", "9999-01-01T00:00", "--for", "1h"], "ten years", id="start"
+        ),
+        pytest.param(["failover", "on", "epark", "--reason", "x", "--for", "20000d"], "ten years", id="override"),
+        pytest.param(["maintenance", "remove", "99999999999999999999999"], "not in the range", id="huge-id"),
+    ],
+)
+def test_absurd_values_are_refused_not_stored(cfg: Path, args: list[str], message: str) -> None:
+    r = CliRunner().invoke(main, ["-c", str(cfg), *args])
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert cli(cfg, "status").exit_code == 0

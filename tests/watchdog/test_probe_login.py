@@ -109,3 +109,16 @@ def test_without_a_password_input_the_first_form_is_taken():
     form = find_login_form('<form action="/a"></form><form action="/b"></form>', password_field="pw")
     assert form is not None and form.action == "/a"
     assert find_login_form("<p>no form</p>", password_field="pw") is None
+
+
+async def test_an_https_login_is_never_posted_over_plain_http(settings: ProbeSettings) -> None:
+    from watchdog.http_client import make_probe_client
+
+    async with PortalSimulator(tls=True) as sim:
+        insecure_action = sim.url("admin").replace("https://", "http://")
+        endpoint = admin(sim, form_action=insecure_action)
+        async with make_probe_client(settings, ssl_context=sim.client_ssl_context()) as client:
+            before = sim.request_count("admin")
+            result = await probe_login(client, endpoint, 2.0, settings)
+        assert result.error_kind is FailureKind.LOGIN and "plain http" in result.detail
+        assert sim.request_count("admin") == before + 1  # the login page only: no POST was made

@@ -39,6 +39,7 @@ class Browser:
         self._trace = trace
         self._cookies = httpx.Cookies()
         self._allowed_hosts = allowed_hosts(endpoint.url, tuple(endpoint.allow_redirect_hosts))
+        self._https = endpoint.url.startswith("https://")
 
     def require_allowed(self, url: httpx.URL, what: str) -> None:
         """Fail with ``redirect`` unless ``url`` is on the endpoint's host or an allowed one."""
@@ -51,6 +52,9 @@ class Browser:
         """The page at ``url`` after following at most ``MAX_REDIRECTS`` allowed redirects."""
         target = httpx.URL(url)
         for _ in range(MAX_REDIRECTS + 1):
+            if data is not None and self._https and target.scheme != "https":
+                # A form (or a 307/308) leading an https login to plain http would expose the password.
+                raise ProbeFailure(FailureKind.LOGIN, "refused to send the login over plain http")
             page, location = await self._send(method, target, data)
             if location is None:
                 return page
