@@ -30,6 +30,9 @@ Listen = Annotated[str, AfterValidator(_listen)]
 class ServerSettings(StrictModel):
     listen: Listen = "127.0.0.1:8080"
     public_url: HttpUrl | None = Field(None, description="How patients reach /book (behind the proxy).")
+    staff_url: HttpUrl | None = Field(
+        None, description="The /staff page as staff open it (VPN, office network); default public_url + /staff."
+    )
     metrics_listen: Listen | None = Field(
         "127.0.0.1:9464", description="Separate /metrics listener; null serves /metrics on `listen` only."
     )

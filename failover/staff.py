@@ -198,7 +198,7 @@ class StaffAlerts:
             "clinic": self.settings.clinic.name,
             "tz": self.settings.clinic.timezone,
             "now": self.clock(),
-            "staff_url": f"{self._base_url()}/staff",
+            "staff_url": self.settings.server.staff_url or f"{self._base_url()}/staff",
             "fallback_url": fallback_url(self.settings.server.public_url, portal) if portal else None,
             **fields,
             "drill": drill,

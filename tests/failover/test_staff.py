@@ -218,3 +218,27 @@ async def test_an_unusable_url_fails_permanently(open_store: Callable[[], Store]
         await StaffAlerts(settings, open_store(), clock).send("flapping", PORTAL, cause="x")
     assert failed.value.permanent and "not a valid Apprise URL" in failed.value.message
     assert_no_secret(failed.value.message)
+
+
+async def test_staff_url_setting_is_the_link_in_messages(tmp_path: Path, hook: JsonReceiver) -> None:
+    from failover.settings import Settings
+    from failover.staff import StaffAlerts
+    from failover.store import Store
+
+    settings = Settings.model_validate(
+        {
+            "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
+            "server": {"public_url": "https://book.example.jp", "staff_url": "https://pg.clinic.lan/staff"},
+            "actions": {"staff": {"type": "notify", "urls": [hook.url("/s", scheme="json")]}},
+            "portals": {
+                "p": {
+                    "endpoints": {"public": {"url": "https://x.example/"}},
+                    "book_url": "https://x.example/",
+                    "actions": ["staff"],
+                }
+            },
+        }
+    )
+    await StaffAlerts(settings, Store(tmp_path / "s.db")).send("booking_request", "p", request_id=7)
+    body = json.dumps((await hook.wait_for(1))[0].json(), ensure_ascii=False)
+    assert "https://pg.clinic.lan/staff" in body and "book.example.jp/staff" not in body
