@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -221,10 +222,6 @@ async def test_an_unusable_url_fails_permanently(open_store: Callable[[], Store]
 
 
 async def test_staff_url_setting_is_the_link_in_messages(tmp_path: Path, hook: JsonReceiver) -> None:
-    from failover.settings import Settings
-    from failover.staff import StaffAlerts
-    from failover.store import Store
-
     settings = Settings.model_validate(
         {
             "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
