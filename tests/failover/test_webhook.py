@@ -184,6 +184,7 @@ async def test_secrets_stay_out_of_errors_events_and_logs(
     webhook: Webhook, hook: JsonReceiver, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # `portalguard run` quiets httpx; another test may have run it
     incident = fail_over(store)
     await webhook.apply(incident)
     hook.answer_next(400)
