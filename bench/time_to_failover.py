@@ -67,18 +67,8 @@ def settings(
     portals: dict[str, Any] = {}
     for i, (pid, sim) in enumerate(sims.items()):
         actions[f"ads{i}"] = ads.action_config(campaign_ids=[str(1000 + i)])
-        user, password = sim.credentials
         portals[pid] = {
-            "endpoints": {
-                "public": {
-                    "url": sim.url("public"),
-                    "expect": {"contains": ["さくら歯科"], "not_contains": ["メンテナンス"]},
-                },
-                "admin": {
-                    "url": sim.url("admin"),
-                    "login": {"username": user, "password": password, "success_contains": ["ログアウト"]},
-                },
-            },
+            "endpoints": sim.endpoints_config(),
             "interval": f"{INTERVAL:g}s",
             "timeout": f"{TIMEOUT:g}s",
             "trigger": "any",

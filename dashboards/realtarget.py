@@ -120,7 +120,6 @@ class RealPortalguard(ScriptedStages):
     def settings(self) -> dict[str, Any]:
         """The config file (as parsed YAML): the e2e test's, with a fast preflight and a broken webhook."""
         assert self._ads is not None
-        user, password = self.sim.credentials
         refusing = self._refusing.getsockname()[1]
         ca_file = self.workdir / "tls-ca.pem"  # the probe trusts the https simulator's own certificate
         ca_file.write_bytes(self.tls_sim.cert_pem or b"")
@@ -141,14 +140,7 @@ class RealPortalguard(ScriptedStages):
             "portals": {
                 self.portal: {
                     "endpoints": {
-                        "public": {
-                            "url": self.sim.url("public"),
-                            "expect": {"contains": ["さくら歯科"], "not_contains": ["メンテナンス"]},
-                        },
-                        "admin": {
-                            "url": self.sim.url("admin"),
-                            "login": {"username": user, "password": password, "success_contains": ["ログアウト"]},
-                        },
+                        **self.sim.endpoints_config(),
                         # https, private CA; an admin-role page, so with trigger public it never fails over.
                         "admin-tls": {"url": self.tls_sim.url("public")},
                     },

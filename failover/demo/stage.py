@@ -129,7 +129,6 @@ def demo_config(
 ) -> dict[str, Any]:
     """The config a clinic would write, as parsed YAML, pointing at the local fakes."""
     listen = f"{HOST}:{free_port()}"
-    username, password = simulator.credentials
     t = timings
     return {
         "clinic": {
@@ -142,16 +141,7 @@ def demo_config(
         "canary_interval": t.interval,
         "portals": {
             PORTAL: {
-                "endpoints": {
-                    "public": {
-                        "url": simulator.url("public"),
-                        "expect": {"contains": [CLINIC_NAME], "not_contains": ["メンテナンス"]},
-                    },
-                    "admin": {
-                        "url": simulator.url("admin"),
-                        "login": {"username": username, "password": password, "success_contains": ["ログアウト"]},
-                    },
-                },
+                "endpoints": simulator.endpoints_config(),
                 "interval": t.interval,
                 "timeout": t.timeout,
                 "down_after": {"failures": t.down_failures, "seconds": t.down_seconds},

@@ -209,6 +209,20 @@ class PortalSimulator:
     def credentials(self) -> tuple[str, str]:
         return self.username, self._password
 
+    def endpoints_config(self) -> dict[str, object]:
+        """The ``endpoints:`` of a portalguard portal watching this simulator (as parsed YAML):
+        the public page with its texts, and the admin login with its credentials."""
+        return {
+            "public": {
+                "url": self.url("public"),
+                "expect": {"contains": [self.clinic_name], "not_contains": ["メンテナンス"]},
+            },
+            "admin": {
+                "url": self.url("admin"),
+                "login": {"username": self.username, "password": self._password, "success_contains": ["ログアウト"]},
+            },
+        }
+
     def set_mode(self, mode: str, endpoints: Iterable[str] = ENDPOINTS, *, delay: float | None = None) -> None:
         """Switch endpoints to ``mode`` now; ``delay`` sets the ``slow``/``trickle`` pace."""
         names = _check_mode(mode, endpoints, delay)

@@ -59,7 +59,6 @@ class Rig:
         self.config = tmp / "portalguard.yaml"
         self.proc: asyncio.subprocess.Process | None = None
         self.log = (tmp / "run.log").open("ab")  # the service's stderr, for a failing test's reader
-        user, password = sim.credentials
         doc = {
             "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
             "canaries": [sim.control_url + CANARY_PATH],
@@ -74,16 +73,7 @@ class Rig:
             },
             "portals": {
                 PORTAL: {
-                    "endpoints": {
-                        "public": {
-                            "url": sim.url("public"),
-                            "expect": {"contains": ["さくら歯科"], "not_contains": ["メンテナンス"]},
-                        },
-                        "admin": {
-                            "url": sim.url("admin"),
-                            "login": {"username": user, "password": password, "success_contains": ["ログアウト"]},
-                        },
-                    },
+                    "endpoints": sim.endpoints_config(),
                     "interval": "1s",
                     "timeout": "800ms",
                     "down_after": {"failures": 2, "seconds": "1s"},

@@ -18,20 +18,13 @@ pytestmark = pytest.mark.anyio
 
 
 def write_config(tmp_path: Path, sim: PortalSimulator) -> Path:
-    user, password = sim.credentials
     doc = {
         "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
         "canaries": [sim.control_url + CANARY_PATH],
         "store": str(tmp_path / "pg.db"),
         "portals": {
             "sakura": {
-                "endpoints": {
-                    "public": {"url": sim.url("public"), "expect": {"not_contains": ["メンテナンス"]}},
-                    "admin": {
-                        "url": sim.url("admin"),
-                        "login": {"username": user, "password": password, "success_contains": ["ログアウト"]},
-                    },
-                },
+                "endpoints": sim.endpoints_config(),
                 "timeout": "2s",
                 "book_url": sim.url("public"),
             }
