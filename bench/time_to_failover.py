@@ -8,6 +8,8 @@ Part 1 (detection): N portals, each on its own portal simulator, each switched i
   - recover→OFF: first good probe result after the fix → every action observed OFF.
 The detection floor with interval 5s and down_after {failures: 3, seconds: 10s} is 10 s (the third
 failing probe comes two intervals after the first); the goal is ON within floor + 2 s at p95.
+DOWN also waits for a canary probe started during the failures to answer: canaries every 5 s (at
+most down_after.seconds, as the config requires) keep that inside the floor.
 
 Part 2 (noise): for --flap-minutes, portals that flap faster than the thresholds, blip, and lose
 their canaries (our own network) together with the portal: zero failovers is the goal.

@@ -14,7 +14,7 @@ from watchdog.metrics import WatchdogMetrics, canary_label
 from watchdog.result import ProbeResult
 from watchdog.scheduler import ProbeJob
 from watchdog.targets import WatchdogConfig, endpoint_role
-from watchdog.verdict import Health, Observation, Verdict, portal_failing, step, trigger_roles
+from watchdog.verdict import Health, Observation, Verdict, confirm_network, portal_failing, step, trigger_roles
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,7 @@ class Monitor:
         self._verdicts = {pid: Verdict.start(now, settled.get(pid)) for pid in config.portals}
         self._endpoints: dict[str, dict[str, EndpointView]] = {pid: {} for pid in config.portals}
         self._canaries: dict[str, bool] = {}
+        self._canary_ok_started: float | None = None  # when the latest successful canary probe started
         self.listeners: list[Listener] = []
         self.endpoint_listeners: list[Callable[[str, EndpointView], None]] = []
         for pid, portal in config.portals.items():
@@ -93,7 +94,7 @@ class Monitor:
         now = self.clock()
         self.metrics.lateness.observe(max(lateness, 0.0))
         if job.portal is None:
-            self._on_canary(job.endpoint, result.ok, now)
+            self._on_canary(job.endpoint, result, now)
         else:
             self._on_endpoint(job.portal, job.endpoint, result, now)
 
@@ -125,18 +126,45 @@ class Monitor:
             return False
         return not ok or not self._failing(pid)
 
-    def _on_canary(self, url: str, ok: bool, now: float) -> None:
-        self.metrics.observe_canary(url, ok, now)
+    def _on_canary(self, url: str, result: ProbeResult, now: float) -> None:
+        self.metrics.observe_canary(url, result.ok, now)
         was_down = self.network_down()
-        self._canaries[url] = ok
+        self._canaries[url] = result.ok
         if self.network_down() and not was_down:
             for pid in self.config.portals:  # every verdict turns UNKNOWN at once
                 self._observe(pid, now)
+        if result.ok:
+            # Timed like portal observations: by when the probe started, not when it answered.
+            started = now - result.duration
+            if self._canary_ok_started is None or started > self._canary_ok_started:
+                self._canary_ok_started = started
+            for pid in self.config.portals:  # a portal held in DEGRADED for want of this goes DOWN now
+                self._confirm(pid, now)
 
     def network_down(self) -> bool:
         """All canaries fail (each probed at least once). Without canaries: never."""
         urls = self.config.canaries
         return bool(urls) and all(self._canaries.get(u) is False for u in urls)
+
+    def network_state(self) -> bool | None:
+        """Whether our own network is down: None until every canary has answered or failed once.
+
+        Right after a start nothing is known yet; a caller that must not announce "network
+        restored" on no evidence waits for a bool. Without canaries: False.
+        """
+        if any(u not in self._canaries for u in self.config.canaries):
+            return None
+        return self.network_down()
+
+    def _network_confirmed(self, streak_since: float) -> bool:
+        """A canary answered a probe started at or after ``streak_since`` (always, without canaries).
+
+        A canary that answered before the portal began failing proves nothing: our network may
+        have died since, taking the portal's probes with it before the next canary probe notices.
+        """
+        if not self.config.canaries:
+            return True
+        return self._canary_ok_started is not None and self._canary_ok_started >= streak_since
 
     def _failing(self, pid: str) -> bool:
         by_role: dict[str, bool] = {}
@@ -147,9 +175,19 @@ class Monitor:
 
     def _observe(self, pid: str, now: float) -> None:
         portal = self.config.portals[pid]
-        obs = Observation(self._failing(pid), self.network_down())
         before = self._verdicts[pid]
-        after = step(before, obs, now, portal.down_after, portal.up_after)
+        # A failure streak already counting began then; any other failure starts one now.
+        streak_since = before.streak_since if before.health is Health.DEGRADED else now
+        obs = Observation(self._failing(pid), self.network_down(), self._network_confirmed(streak_since))
+        self._set(pid, step(before, obs, now, portal.down_after, portal.up_after))
+
+    def _confirm(self, pid: str, now: float) -> None:
+        before = self._verdicts[pid]
+        if before.held and self._network_confirmed(before.streak_since):
+            self._set(pid, confirm_network(before, now))
+
+    def _set(self, pid: str, after: Verdict) -> None:
+        before = self._verdicts[pid]
         self._verdicts[pid] = after
         if after.health is not before.health:
             self.metrics.set_health(pid, after.health, changed=True)

@@ -207,3 +207,26 @@ class WatchdogConfig(StrictModel):
     canary_interval: Duration = 15.0
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     portals: dict[PortalId, Portal] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _canary_timing(self) -> WatchdogConfig:
+        if self.canary_interval < 1:
+            raise ValueError(f"canary_interval: {format_duration(self.canary_interval)} is too short (use at least 1s)")
+        if not self.canaries:
+            return self
+        # A portal goes DOWN only once a canary probe started during its failure streak has
+        # answered (our own network works): a longer canary interval would delay the failover.
+        pid = min(self.portals, key=lambda p: self.portals[p].down_after.seconds)
+        shortest = self.portals[pid].down_after.seconds
+        if self.canary_interval > shortest:
+            fix = (
+                f"lower canary_interval to {format_duration(shortest)} or less, or raise down_after.seconds"
+                if shortest >= 1
+                else f"raise down_after.seconds to at least {format_duration(self.canary_interval)}"
+            )
+            raise ValueError(
+                f"canary_interval: {format_duration(self.canary_interval)} must not be longer than "
+                f"portals.{pid}.down_after.seconds ({format_duration(shortest)}): a DOWN waits for a canary "
+                f"to confirm our own network; {fix}"
+            )
+        return self

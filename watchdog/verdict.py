@@ -4,6 +4,8 @@ No I/O and no clock inside: every step gets ``now``. Hysteresis both ways:
 DOWN needs ``down_after.failures`` consecutive failing observations spanning ``down_after.seconds``;
 UP again needs ``up_after.successes`` consecutive good ones spanning ``up_after.seconds``.
 While every canary fails the verdict is UNKNOWN: our own network is the problem, never the portal.
+And with canaries, DEGRADED turns DOWN only once a canary has answered a probe started during the
+failure streak: until then the failures may be our network dying, not yet noticed by a canary.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Verdict:
     settled: Health | None = None  # the last UP or DOWN: what UNKNOWN falls back to
     streak: int = 0  # consecutive observations counting toward the next transition
     streak_since: float = 0.0  # time of the first of them
+    held: bool = False  # DEGRADED with the DOWN thresholds met, waiting for a canary to vouch for our network
 
     @classmethod
     def start(cls, now: float, settled: Health | None = None) -> Verdict:
@@ -45,6 +48,9 @@ class Verdict:
 class Observation:
     failing: bool  # the trigger's endpoints fail (see ``portal_failing``)
     network_down: bool = False  # every canary fails
+    # A canary answered in a probe started at or after the failure streak began (or there are no
+    # canaries): our own network worked while the portal failed, so the failures may mean DOWN.
+    network_confirmed: bool = True
 
 
 def step(v: Verdict, obs: Observation, now: float, down_after: Threshold, up_after: Recovery) -> Verdict:
@@ -52,21 +58,31 @@ def step(v: Verdict, obs: Observation, now: float, down_after: Threshold, up_aft
     if obs.network_down:
         return v if v.health is Health.UNKNOWN else _move(v, Health.UNKNOWN, now)
     if obs.failing:
-        return _on_failure(v, now, down_after)
+        return _on_failure(v, now, down_after, obs.network_confirmed)
     return _on_success(v, now, up_after)
 
 
-def _on_failure(v: Verdict, now: float, down_after: Threshold) -> Verdict:
+def confirm_network(v: Verdict, now: float) -> Verdict:
+    """The verdict once a canary has vouched for our network since the failure streak began.
+
+    Not an observation of the portal: nothing is counted. Only a held DEGRADED (its thresholds
+    already met) moves, to DOWN at once, so the gate never delays a failover by more than it must.
+    """
+    return _move(v, Health.DOWN, now) if v.held and v.health is Health.DEGRADED else v
+
+
+def _on_failure(v: Verdict, now: float, down_after: Threshold, network_confirmed: bool) -> Verdict:
     if v.health is Health.DOWN:
         return v
     if v.health is Health.RECOVERING or (v.health is Health.UNKNOWN and v.settled is Health.DOWN):
-        return _move(v, Health.DOWN, now)  # it never really came back
+        # It never really came back; not gated: failover is still on (RECOVERING and UNKNOWN keep it).
+        return _move(v, Health.DOWN, now)
     if v.health is Health.DEGRADED:
         v = replace(v, streak=v.streak + 1)
     else:  # UP, or UNKNOWN with no settled DOWN: start counting
         v = replace(_move(v, Health.DEGRADED, now), streak=1, streak_since=now)
     if v.streak >= down_after.failures and now - v.streak_since >= down_after.seconds - SLACK:
-        return _move(v, Health.DOWN, now)
+        return _move(v, Health.DOWN, now) if network_confirmed else replace(v, held=True)
     return v
 
 

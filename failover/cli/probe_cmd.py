@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
+import time
 
 import click
-from watchdog.scheduler import ProbeJob, Scheduler
 
 from failover.cli.common import App, print_json, table
 from watchdog.http_client import make_probe_client
@@ -14,6 +15,7 @@ from watchdog.metrics import WatchdogMetrics, canary_label
 from watchdog.monitor import Monitor
 from watchdog.probes import run_probe
 from watchdog.result import ProbeResult
+from watchdog.scheduler import ProbeJob, Scheduler
 
 
 @click.command("probe")
@@ -28,7 +30,8 @@ def probe(app: App, portal: str | None, as_json: bool) -> None:
     """
     wanted = set(app.portal_ids(portal))
     results = asyncio.run(_round(app, wanted))
-    rows = [_row(job, res) for job, res in results]
+    now = time.time()
+    rows = [_row(job, res, now) for job, res in results]
     if as_json:
         print_json(rows)
     else:
@@ -41,12 +44,13 @@ def probe(app: App, portal: str | None, as_json: bool) -> None:
                         "ok" if r["ok"] else "FAIL",
                         str(r["status"] or "-"),
                         f"{r['ms']}",
+                        "" if r["tls_days_left"] is None else str(r["tls_days_left"]),
                         r["failure"] or "",
                         r["detail"],
                     ]
                     for r in rows
                 ],
-                ["portal", "endpoint", "ok", "status", "ms", "failure", "detail"],
+                ["portal", "endpoint", "ok", "status", "ms", "tls_days", "failure", "detail"],
             )
         )
     raise SystemExit(0 if all(r["ok"] for r in rows) else 1)
@@ -67,13 +71,19 @@ async def _round(app: App, wanted: set[str]) -> list[tuple[ProbeJob, ProbeResult
         return await scheduler.run_once()
 
 
-def _row(job: ProbeJob, res: ProbeResult) -> dict[str, object]:
+def _row(job: ProbeJob, res: ProbeResult, now: float) -> dict[str, object]:
     return {
         "portal": job.portal,
         "endpoint": job.endpoint if job.portal else canary_label(job.endpoint),
         "ok": res.ok,
         "status": res.status,
         "ms": round(res.duration * 1000),
+        "tls_days_left": _days_left(res.tls_expiry, now),
         "failure": res.error_kind.value if res.error_kind else None,
         "detail": res.detail,
     }
+
+
+def _days_left(expiry: float | None, now: float) -> int | None:
+    """Whole days until the certificate expires (None for http): rounded down, so 0 means "today"."""
+    return None if expiry is None else math.floor((expiry - now) / 86400)

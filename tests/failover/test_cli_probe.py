@@ -13,12 +13,13 @@ from click.testing import CliRunner
 
 from failover.cli import main
 from failover.fakes.portal_simulator import CANARY_PATH, PortalSimulator
+from watchdog.metrics import canary_label
 
 pytestmark = pytest.mark.anyio
 
 
 def write_config(tmp_path: Path, sim: PortalSimulator) -> Path:
-    doc = {
+    doc: dict[str, Any] = {
         "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
         "canaries": [sim.control_url + CANARY_PATH],
         "store": str(tmp_path / "pg.db"),
@@ -30,6 +31,10 @@ def write_config(tmp_path: Path, sim: PortalSimulator) -> Path:
             }
         },
     }
+    if sim.cert_pem is not None:  # trust the simulator's self-signed certificate
+        ca_file = tmp_path / "sim-ca.pem"
+        ca_file.write_bytes(sim.cert_pem)
+        doc["probe"] = {"ca_file": str(ca_file)}
     path = tmp_path / "portalguard.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     return path
@@ -45,7 +50,7 @@ async def test_all_up_exits_0_with_a_table(tmp_path: Path) -> None:
         r = await probe(write_config(tmp_path, sim))
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
-    assert lines[0].split() == ["portal", "endpoint", "ok", "status", "ms", "failure", "detail"]
+    assert lines[0].split() == ["portal", "endpoint", "ok", "status", "ms", "tls_days", "failure", "detail"]
     assert sum(" ok " in line for line in lines[2:]) == 3  # public, admin (login), canary
 
 
@@ -78,3 +83,16 @@ async def test_config_error_exits_2(tmp_path: Path) -> None:
     bad.write_text("clinic: {name: x}\n", encoding="utf-8")
     r = await probe(bad)
     assert r.exit_code == 2 and "bad.yaml: clinic.phone: is required" in r.output
+
+
+async def test_tls_days_left_for_https_endpoints_only(tmp_path: Path) -> None:
+    async with PortalSimulator(tls=True, tls_days=10) as sim:
+        config = write_config(tmp_path, sim)
+        as_json, as_table = await probe(config, "--json"), await probe(config)
+    assert as_json.exit_code == 0, as_json.output
+    days = {row["endpoint"]: row["tls_days_left"] for row in json.loads(as_json.output)}
+    # Issued seconds ago for 10 days: 9 whole days left. The canary (the control port) is plain http.
+    assert days == {"public": 9, "admin": 9, canary_label(sim.control_url + CANARY_PATH): None}
+    header, _, *lines = as_table.output.splitlines()
+    start = header.index("tls_days")
+    assert [line[start : start + len("tls_days")].strip() for line in lines] == ["9", "9", ""]

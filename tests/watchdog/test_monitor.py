@@ -18,11 +18,12 @@ OK = ProbeResult.success(0.05, 200)
 FAIL = ProbeResult.failure(FailureKind.HTTP_STATUS, 0.05, "HTTP 500", 500)
 
 
-def config(trigger: str = "public", canaries: int = 0) -> WatchdogConfig:
+def config(trigger: str = "public", canaries: int = 0, canary_interval: str = "5s") -> WatchdogConfig:
     return WatchdogConfig.model_validate(
         {
             "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
             "canaries": [f"http://127.0.0.1:9/c{i}" for i in range(canaries)],
+            "canary_interval": canary_interval,
             "portals": {
                 "p": {
                     "endpoints": {
@@ -127,9 +128,113 @@ def test_recovery_needs_sustained_successes(clock: Any) -> None:
 def test_canaries_gate_the_verdict(clock: Any, canary_results: tuple[bool, bool], expected: Health) -> None:
     s = Script(clock, config(canaries=2))
     s.result(0.0, "p/public", OK)
-    s.result(1.0, "canary/0", OK if canary_results[0] else FAIL)
-    s.result(1.5, "canary/1", OK if canary_results[1] else FAIL)
     for t in (2.0, 7.0, 12.0, 17.0):
+        s.result(t - 1.0, "canary/0", OK if canary_results[0] else FAIL)
+        s.result(t - 0.5, "canary/1", OK if canary_results[1] else FAIL)
         s.result(t, "p/public", FAIL)
     assert s.monitor.health("p").health is (Health.DOWN if expected is Health.DEGRADED else expected)
     assert s.monitor.network_down() is (expected is Health.UNKNOWN)
+
+
+# -- the canary gate: DOWN only once our own network is known to work ------------------------------
+
+REFUSED = ProbeResult.failure(FailureKind.CONNECT, 0.01, "connection refused")  # fails fast
+CANARY_TIMEOUT = ProbeResult.failure(FailureKind.TIMEOUT, 4.0, "timeout")  # a black hole: slow
+
+
+def canary_ok(duration: float = 0.05) -> ProbeResult:
+    return ProbeResult.success(duration, 204)
+
+
+def test_network_dying_right_after_a_canary_success_is_never_down(clock: Any) -> None:
+    # The canary answers at 1 s, then our network dies. The portal's probes are refused at once (2,
+    # 7, 12 s: the thresholds are met at 12 s) while the next canary, started at 11 s, times out at
+    # 15 s. Without the gate the portal would be DOWN (a failover, ads spend) at 12 s.
+    s = Script(clock, config(canaries=1, canary_interval="10s"))
+    s.result(0.0, "p/public", OK)
+    s.result(1.05, "canary/0", canary_ok())
+    assert s.result(2.01, "p/public", REFUSED) is Health.DEGRADED
+    assert s.result(7.01, "p/public", REFUSED) is Health.DEGRADED
+    assert s.result(12.01, "p/public", REFUSED) is Health.DEGRADED  # held: nothing vouches for our network
+    assert s.result(15.0, "canary/0", CANARY_TIMEOUT) is Health.UNKNOWN
+    assert s.result(17.01, "p/public", REFUSED) is Health.UNKNOWN
+    assert s.result(25.0, "canary/0", CANARY_TIMEOUT) is Health.UNKNOWN
+    assert Health.DOWN not in [after for _, after in s.changes]
+
+
+@pytest.mark.parametrize("canaries", [0, 1], ids=["no-canaries", "canary-inside-the-window"])
+def test_a_real_outage_is_down_no_later_than_without_the_gate(clock: Any, canaries: int) -> None:
+    s = Script(clock, config(canaries=canaries, canary_interval="10s"))
+    s.result(0.0, "p/public", OK)
+    if canaries:
+        s.result(1.05, "canary/0", canary_ok())
+    s.result(2.01, "p/public", REFUSED)
+    s.result(7.01, "p/public", REFUSED)
+    if canaries:
+        s.result(11.05, "canary/0", canary_ok())  # started at 11 s, inside the streak (from 2 s)
+    assert s.result(12.01, "p/public", REFUSED) is Health.DOWN
+    assert s.monitor.health("p").since == pytest.approx(s.start + 12.01)
+
+
+def test_a_held_portal_is_down_the_moment_the_confirming_canary_arrives(clock: Any) -> None:
+    s = Script(clock, config(canaries=1, canary_interval="10s"))
+    s.result(0.0, "p/public", OK)
+    s.result(1.05, "canary/0", canary_ok())
+    for t in (2.01, 7.01, 12.01):
+        s.result(t, "p/public", REFUSED)
+    assert s.monitor.health("p").health is Health.DEGRADED  # the canary started at 11 s is slow
+    assert s.result(13.5, "canary/0", canary_ok(duration=2.5)) is Health.DOWN
+    assert s.monitor.health("p").since == s.start + 13.5
+    assert s.changes[-1] == (Health.DEGRADED, Health.DOWN)
+
+
+def test_a_confirming_canary_counts_no_failure_of_its_own(clock: Any) -> None:
+    # Two failures (from 2 s) when the canary confirms at 12.5 s: 10.5 s of failing, but only two
+    # observations of the portal. Counting the re-check as a third would fail over too early.
+    s = Script(clock, config(canaries=1, canary_interval="10s"))
+    s.result(0.0, "p/public", OK)
+    s.result(2.01, "p/public", REFUSED)
+    s.result(7.01, "p/public", REFUSED)
+    assert s.result(12.5, "canary/0", canary_ok(duration=1.0)) is Health.DEGRADED
+    assert s.result(12.51, "p/public", REFUSED) is Health.DOWN  # started 12.5 s: the third failure
+
+
+def test_a_canary_started_before_the_streak_confirms_nothing(clock: Any) -> None:
+    # Canary results arriving during the streak, but from probes started before it began.
+    s = Script(clock, config(canaries=1, canary_interval="10s"))
+    s.result(0.0, "p/public", OK)
+    s.result(1.99, "p/public", REFUSED)  # the streak begins at 1.98 s
+    s.result(5.0, "canary/0", canary_ok(duration=3.5))  # started 1.5 s
+    s.result(6.99, "p/public", REFUSED)
+    assert s.result(11.99, "p/public", REFUSED) is Health.DEGRADED
+    assert s.result(12.0, "canary/0", canary_ok(duration=0.01)) is Health.DOWN  # started 11.99 s
+
+
+def test_without_any_canary_result_yet_failures_are_held(clock: Any) -> None:
+    s = Script(clock, config(canaries=2))
+    for t in (0.01, 5.01, 10.01, 15.01):
+        assert s.result(t, "p/public", REFUSED) is Health.DEGRADED
+    assert s.result(16.0, "canary/1", canary_ok()) is Health.DOWN
+
+
+# -- network_state --------------------------------------------------------------------------------
+
+
+def test_network_state_is_unknown_until_every_canary_has_a_result(clock: Any) -> None:
+    s = Script(clock, config(canaries=2))
+    assert s.monitor.network_state() is None
+    s.result(1.0, "canary/0", FAIL)
+    assert s.monitor.network_state() is None  # canary/1 not heard from yet
+    s.result(1.5, "canary/1", canary_ok())
+    assert s.monitor.network_state() is False
+    s.result(6.5, "canary/1", FAIL)
+    assert s.monitor.network_state() is True
+    s.result(11.0, "canary/0", canary_ok())
+    assert s.monitor.network_state() is False
+
+
+def test_network_state_without_canaries_is_up(clock: Any) -> None:
+    s = Script(clock, config(canaries=0))
+    assert s.monitor.network_state() is False
+    s.result(1.0, "p/public", FAIL)
+    assert s.monitor.network_state() is False

@@ -2,7 +2,9 @@
 
 A script is ``"t OBS health | t OBS health | ..."``: at time ``t`` the observation ``OBS`` arrives and
 the verdict must then be ``health``. OBS is ``F`` (the portal fails), ``S`` (it answers), ``N`` (every
-canary fails and so does the portal), ``n`` (every canary fails, the portal answers).
+canary fails and so does the portal), ``n`` (every canary fails, the portal answers), ``f`` (the portal
+fails and no canary has answered since its failure streak began) or ``C`` (such a canary answers now:
+not an observation of the portal).
 Unless a case says otherwise: ``down_after = 3 failures / 30 s``, ``up_after = 4 successes / 60 s``.
 """
 
@@ -13,7 +15,7 @@ import random
 import pytest
 
 from watchdog.targets import Recovery, Threshold
-from watchdog.verdict import Health, Observation, Verdict, portal_failing, step
+from watchdog.verdict import Health, Observation, Verdict, confirm_network, portal_failing, step
 
 DOWN_AFTER = Threshold(failures=3, seconds=30)
 UP_AFTER = Recovery(successes=4, seconds=60)
@@ -22,6 +24,7 @@ OBS = {
     "S": Observation(failing=False),
     "N": Observation(failing=True, network_down=True),
     "n": Observation(failing=False, network_down=True),
+    "f": Observation(failing=True, network_confirmed=False),
 }
 
 
@@ -36,7 +39,7 @@ def run(
     expected, actual = [], []
     for item in script.split("|"):
         t, obs, health = item.split()
-        v = step(v, OBS[obs], float(t), down_after, up_after)
+        v = confirm_network(v, float(t)) if obs == "C" else step(v, OBS[obs], float(t), down_after, up_after)
         expected.append(f"{t} {obs} {health}")
         actual.append(f"{t} {obs} {v.health.value}")
     return expected, actual
@@ -96,6 +99,21 @@ SCRIPTS = {
     "after-canaries-return-settled-down-success-starts-recovering": (
         "0 F degraded | 15 F degraded | 30 F down | 45 N unknown | 60 S recovering | 75 S recovering"
         " | 90 S recovering | 119 S recovering | 120 S up"
+    ),
+    # -- no canary since the streak began: held in DEGRADED, never DOWN -----------------------------
+    "unconfirmed-failures-are-held-degraded": "0 S up | 15 f degraded | 30 f degraded | 45 f degraded | 600 f degraded",
+    "confirmation-releases-a-held-portal-at-once": "0 S up | 15 f degraded | 30 f degraded | 45 f degraded | 47 C down",
+    "confirmation-before-the-thresholds-counts-nothing": (
+        "0 S up | 15 f degraded | 40 f degraded | 50 C degraded | 51 C degraded | 55 F down"
+    ),
+    "a-confirmed-failure-after-the-hold-is-down": "0 S up | 15 f degraded | 30 f degraded | 45 f degraded | 60 F down",
+    "held-then-answering-is-up": "0 S up | 15 f degraded | 30 f degraded | 45 f degraded | 50 S up | 55 C up",
+    "held-then-canary-loss-is-unknown-never-down": (
+        "0 S up | 15 f degraded | 30 f degraded | 45 f degraded | 50 N unknown | 55 C unknown | 60 f degraded"
+    ),
+    "confirmation-moves-nothing-else": "0 S up | 5 C up | 15 F degraded | 20 C degraded | 30 F degraded | 45 F down",
+    "recovering-failure-is-down-without-confirmation": (
+        "0 F degraded | 15 F degraded | 30 F down | 45 S recovering | 60 f down"
     ),
     "canary-loss-during-recovering-restarts-recovery": (
         "0 F degraded | 15 F degraded | 30 F down | 40 S recovering | 55 S recovering | 70 S recovering"
