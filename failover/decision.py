@@ -3,7 +3,8 @@
 Precedence: manual override > maintenance window > the verdict. The verdict only moves the state
 on DOWN (on) and UP (off); DEGRADED, RECOVERING and UNKNOWN keep what is. Damping holds failover
 on for ``min_failover``, and a portal that failed over too often within an hour is flapping: it
-is held in failover (no ads toggling) and staff decide.
+is held in failover (no ads toggling) until the failovers of the last hour fall below the cap, and
+staff are asked to decide sooner (an override ends the hold).
 """
 
 from __future__ import annotations

@@ -144,7 +144,9 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "ja": (
             "【要判断】{portal}：切り替えが頻発しています",
             "{clinic}\n予約サイト「{portal}」の状態が不安定で、切り替えが繰り返されています。\n"
-            "状況：{cause}\n代替受付を続けたまま、自動の切り替えを保留しています。判断してください：\n"
+            "状況：{cause}\n代替受付はひとまず続けます。予約サイトが使えていて、直近1時間の切り替え回数が"
+            "上限（failover.max_switches_per_hour）を下回ると、自動で通常に戻します。"
+            "それまでに判断する場合：\n"
             '  代替受付を続ける：portalguard failover on {portal} --reason "..."\n'
             '  通常に戻す：　　　portalguard failover off {portal} --reason "..."\n'
             "  自動に任せる：　　portalguard failover auto {portal}",
@@ -152,7 +154,9 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "en": (
             "[Decision needed] {portal}: switching too often",
             '{clinic}\nThe booking portal "{portal}" is unstable and failover keeps switching.\n'
-            "Situation: {cause}\nFallback stays on and automatic switching is on hold. Please decide:\n"
+            "Situation: {cause}\nThe fallback stays on for now. It switches back by itself once the portal "
+            "is up and the failovers within the last hour fall below the limit "
+            "(failover.max_switches_per_hour). To decide sooner:\n"
             '  keep the fallback:  portalguard failover on {portal} --reason "..."\n'
             '  back to normal:     portalguard failover off {portal} --reason "..."\n'
             "  leave it automatic: portalguard failover auto {portal}",

@@ -2,8 +2,9 @@
 of its actions toward it until what is observed equals what is desired.
 
 Actions run as independent tasks (one slow or failing action never blocks another, nor the tick).
-Transient errors retry with exponential backoff and jitter; permanent errors stop retrying and
-alert staff once. All state lives in the store, so a restart after ``kill -9`` resumes exactly.
+Transient errors retry with exponential backoff and jitter, and alert staff once if they persist
+(``ALERT_AFTER_ATTEMPTS``/``ALERT_AFTER_FAILING``); permanent errors stop retrying and alert staff
+once. All state lives in the store, so a restart after ``kill -9`` resumes exactly.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import logging
 import random
 import sqlite3
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from failover.actions.base import Action, ActionError, Incident
 from failover.decision import Decision, Inputs, decide
+from failover.messages import scrub_urls
 from failover.metrics import FailoverMetrics
 from failover.settings import Settings
 from failover.staff import Delivery
@@ -32,8 +35,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("portalguard.failover")
 
 HealthSource = Callable[[str], PortalHealth]
+NetworkSource = Callable[[], bool | None]  # our own network down? None: not known yet (canaries unprobed)
 CONVERGED_RECHECK = 60.0  # seconds between observe() calls once an action has converged
 ACTION_DEADLINE = 300.0  # one observe/apply/observe round (with API timeouts and retries) at most
+# A transient error is retried for ever, but a measure that stays unswitched (a campaign that keeps
+# spending after recovery) needs a human: tell staff once after this many attempts or this long.
+ALERT_AFTER_ATTEMPTS = 5
+ALERT_AFTER_FAILING = 600.0
 
 
 @dataclass(slots=True)
@@ -59,7 +67,7 @@ class Orchestrator:
         staff: StaffAlerts,
         actions: dict[str, dict[str, Action]],  # portal -> action name -> action
         health: HealthSource,
-        network_down: Callable[[], bool] = lambda: False,
+        network_down: NetworkSource = lambda: False,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -110,9 +118,7 @@ class Orchestrator:
         """One pass over every portal: decide, persist, start action rounds that are due."""
         now = self.clock()
         self.store.set_value("heartbeat", now)
-        if self.network_down() != self._network_was_down:
-            self._network_was_down = not self._network_was_down
-            self.on_network(self._network_was_down, now)
+        self._check_network(now)
         self._retry_alerts(now)
         for pid in self.settings.portals:
             row = self._decide(pid, now)
@@ -172,12 +178,14 @@ class Orchestrator:
         want = "on" if portal.failover else "off"
         row = self.store.action(pid, name)
         if row.desired != want:  # a new goal: forget the old one's errors and backoff
-            row = replace(row, desired=want, attempts=0, next_attempt=0.0, last_error=None, permanent=False)
+            row = replace(
+                row, desired=want, attempts=0, next_attempt=0.0, last_error=None, permanent=False, failing_since=None
+            )
             self.store.put_action(row)
         self.metrics.desired.labels(pid, name).set(int(want == "on"))
         if not self._due(row, now):
             return
-        incident = Incident(pid, portal.incident, portal.reason, portal.since or now, None if portal.failover else now)
+        incident = _incident(portal, now)
         trusted = row.observed == row.desired and now - (row.updated or 0) < CONVERGED_RECHECK
         round_ = self._maintain(action, row, incident) if trusted else self._round(action, row, incident)
         task = asyncio.create_task(round_, name=f"action {pid}/{name}")
@@ -209,7 +217,9 @@ class Orchestrator:
         except TimeoutError:
             self._failed(row, incident, ActionError(f"{name}: no answer within {ACTION_DEADLINE:.0f}s"), started)
         except Exception as err:  # a bug in an action must not kill the reconciler
-            log.exception("action %s/%s crashed", pid, name)
+            # The type and the stack only: the exception's text may quote a URL or a token.
+            stack = "".join(traceback.format_tb(err.__traceback__))
+            log.error("action %s/%s crashed: %s\n%s", pid, name, type(err).__name__, stack)
             self._failed(row, incident, ActionError(f"{name}: internal error {type(err).__name__}"), started)
         else:
             if changed is not None:  # None: upkeep only, nothing observed
@@ -229,9 +239,16 @@ class Orchestrator:
     def _succeeded(self, row: ActionRow, changed: bool, started: float) -> None:
         now = self.clock()
         on_since = (row.on_since or now) if row.desired == "on" else None
-        self.store.put_action(
-            replace(row, observed=row.desired, last_error=None, attempts=0, next_attempt=0.0, on_since=on_since)
+        converged = replace(
+            row,
+            observed=row.desired,
+            last_error=None,
+            attempts=0,
+            next_attempt=0.0,
+            on_since=on_since,
+            failing_since=None,
         )
+        self.store.put_action(converged)
         self.metrics.observed.labels(row.portal, row.action).set(int(row.desired == "on"))
         if changed or row.attempts:
             self.store.add_event(
@@ -247,35 +264,45 @@ class Orchestrator:
 
     def _failed(self, row: ActionRow, incident: Incident, err: ActionError, started: float) -> None:
         now = self.clock()
+        message = scrub_urls(err.message)  # actions never put secrets in errors; a URL slipping in is cut
         attempts = row.attempts + 1
-        delay = backoff(attempts, self.settings.failover.backoff_max, self.rng)
+        failing_since = row.failing_since if row.failing_since is not None else started
+        # What the action knows it left behind (max_active paused the ads: off); else as it was.
+        observed = row.observed if err.observed is None else ("on" if err.observed else "off")
         self.store.put_action(
             replace(
                 row,
-                last_error=err.message,
+                observed=observed,
+                on_since=None if observed == "off" else row.on_since,
+                last_error=message,
                 permanent=err.permanent,
                 attempts=attempts,
-                next_attempt=now + delay,
+                next_attempt=now + backoff(attempts, self.settings.failover.backoff_max, self.rng),
+                failing_since=failing_since,
             )
         )
         kind = "permanent" if err.permanent else "transient"
         self.metrics.errors.labels(row.portal, row.action, kind).inc()
-        self.metrics.observed.labels(row.portal, row.action).set(-1)
+        self.metrics.observed.labels(row.portal, row.action).set(-1 if err.observed is None else int(err.observed))
         self.store.add_event(
             "action",
             row.portal,
             row.action,
             op=row.desired,
             ok=False,
-            error=err.message,
+            error=message,
             error_kind=kind,
             attempt=attempts,
             ms=round((now - started) * 1000),
         )
-        log.warning("action %s/%s %s failed (%s): %s", row.portal, row.action, row.desired, kind, err.message)
+        log.warning("action %s/%s %s failed (%s): %s", row.portal, row.action, row.desired, kind, message)
+        where = f"{row.portal}:{incident.number}:{row.action}:{row.desired}"
+        fields = {"action": row.action, "error": message, "permanent": err.permanent}
         if err.permanent:
-            key = f"action_failed:{row.portal}:{incident.number}:{row.action}:{row.desired}"
-            self._alert_once(key, "action_failed", row.portal, action=row.action, error=err.message, permanent=True)
+            self._alert_once(f"{err.topic}:{where}", err.topic, row.portal, **{**fields, **err.details})
+        elif attempts >= ALERT_AFTER_ATTEMPTS or now - failing_since >= ALERT_AFTER_FAILING:
+            # Once per incident and goal, while the retries go on (its recovery shows in `status`).
+            self._alert_once(f"action_failing:{where}", "action_failed", row.portal, **fields)
 
     def _alert_once(self, claim: str, topic: str, pid: str | None, **fields: object) -> None:
         """Tell staff once (claimed in the store); a failed delivery is retried with backoff, also
@@ -297,7 +324,7 @@ class Orchestrator:
         try:
             await self.staff.send(alert.topic, alert.portal, claim=claim, **alert.fields)
         except ActionError as err:
-            log.warning("staff alert %s not sent: %s", alert.topic, err.message)
+            log.warning("staff alert %s not sent: %s", alert.topic, scrub_urls(err.message))
         if self.staff.delivery(claim, alert.portal) is Delivery.SENT:
             del self._alerts[claim]
         else:
@@ -322,6 +349,14 @@ class Orchestrator:
         self.store.add_event("verdict", health.portal, **detail)
         log.info("portal %s: %s -> %s %s", health.portal, previous.value, health.health.value, health.reason())
 
+    def _check_network(self, now: float) -> None:
+        down = self.network_down()
+        # Unknown (after a restart, until every canary is probed) is no change: taking it for "up"
+        # would announce a false recovery during our own outage, then a second "degraded".
+        if down is not None and down != self._network_was_down:
+            self._network_was_down = down
+            self.on_network(down, now)
+
     def on_network(self, down: bool, now: float) -> None:
         """Our own network went down (every canary fails) or came back: tell staff once per episode."""
         self.store.add_event("network", None, down=down)
@@ -334,3 +369,12 @@ class Orchestrator:
         elif self.store.claimed(f"network:{episode}:network_degraded"):
             since = self.store.value("network_down_since", now)
             self._alert_once(f"network:{episode}:network_restored", "network_restored", None, since=since, ended=now)
+
+
+def _incident(portal: PortalRow, now: float) -> Incident:
+    """The episode actions are told of: its start and cause as it went on, and once it is off, when
+    it went off (the same on every retry of a revert). A store from before outage_since was kept
+    falls back to the last switch."""
+    since = portal.outage_since or portal.since or now
+    ended = None if portal.failover else (portal.since or now)
+    return Incident(portal.portal, portal.incident, portal.outage_reason or portal.reason, since, ended)

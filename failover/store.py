@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -102,6 +102,13 @@ _MIGRATIONS: dict[int, str] = {
         value TEXT NOT NULL
     );
     """,
+    3: """
+    -- ``since``/``reason`` change at each switch; the recovered notice needs the outage's own.
+    ALTER TABLE portal_state ADD COLUMN outage_since REAL;    -- when the current/last failover went on
+    ALTER TABLE portal_state ADD COLUMN outage_reason TEXT NOT NULL DEFAULT '';
+    UPDATE portal_state SET outage_since=since, outage_reason=reason WHERE failover=1;
+    ALTER TABLE action_state ADD COLUMN failing_since REAL;   -- first failure of the current streak
+    """,
 }
 
 REQUEST_STATUSES = ("new", "contacted", "booked", "cancelled")
@@ -119,6 +126,8 @@ class PortalRow:
     verdict: str
     verdict_since: float | None
     page_on: bool
+    outage_since: float | None = None  # when the current/last failover went on (``since``: last switch)
+    outage_reason: str = ""  # why it went on (``reason``: why it last switched)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +154,7 @@ class ActionRow:
     next_attempt: float
     on_since: float | None
     updated: float | None
+    failing_since: float | None = None  # first failure since the last success or new goal
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,9 +275,11 @@ class Store:
         return self._query("PRAGMA user_version")[0][0]
 
     def writable(self) -> bool:
+        """Whether a write reaches the database file: a real row, committed (a TEMP table would live
+        outside the file and pass on a read-only store)."""
         try:
             with self._tx() as db:
-                db.execute("CREATE TEMP TABLE IF NOT EXISTS _probe (x)")
+                db.execute("INSERT OR REPLACE INTO kv VALUES ('writable_check', ?)", (json.dumps(self.clock()),))
             return True
         except sqlite3.Error:
             return False
@@ -279,19 +291,26 @@ class Store:
         if not rows:
             return PortalRow(portal, False, 0, None, "", "unknown", None, False)
         r = rows[0]
-        return PortalRow(r[0], bool(r[1]), r[2], r[3], r[4], r[5], r[6], bool(r[7]))
+        return PortalRow(r[0], bool(r[1]), r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9])
 
     def set_failover(self, portal: str, on: bool, reason: str) -> PortalRow:
-        """Switch the portal's failover state; a new incident number starts with each switch on."""
+        """Switch the portal's failover state; a new incident number starts with each switch on.
+
+        ``since``/``reason`` record the last switch; ``outage_since``/``outage_reason`` keep the
+        switch on's, so the switch off can still say how long the outage lasted and why."""
         now = self.clock()
         with self._tx() as db:
             self._ensure_portal(db, portal)
             cur = db.execute("SELECT failover FROM portal_state WHERE portal=?", (portal,)).fetchone()[0]
             if bool(cur) != on:
-                bump = 1 if on else 0
                 db.execute(
-                    "UPDATE portal_state SET failover=?, incident=incident+?, since=?, reason=? WHERE portal=?",
-                    (int(on), bump, now, reason, portal),
+                    "UPDATE portal_state SET failover=?, since=?, reason=? WHERE portal=?",
+                    (int(on), now, reason, portal),
+                )
+            if on and not cur:  # an outage begins: a new incident, whose start and cause are kept
+                db.execute(
+                    "UPDATE portal_state SET incident=incident+1, outage_since=?, outage_reason=? WHERE portal=?",
+                    (now, reason, portal),
                 )
         return self.portal(portal)
 
@@ -345,7 +364,7 @@ class Store:
         if not rows:
             return ActionRow(portal, action, "off", "unknown", None, False, 0, 0.0, None, None)
         r = rows[0]
-        return ActionRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8], r[9])
+        return ActionRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8], r[9], r[10])
 
     def actions(self, portal: str) -> list[ActionRow]:
         names = [r[0] for r in self._query("SELECT action FROM action_state WHERE portal=? ORDER BY action", (portal,))]
@@ -354,7 +373,7 @@ class Store:
     def put_action(self, row: ActionRow) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO action_state VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO action_state VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     row.portal,
                     row.action,
@@ -366,6 +385,7 @@ class Store:
                     row.next_attempt,
                     row.on_since,
                     self.clock(),
+                    row.failing_since,
                 ),
             )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,13 +18,27 @@ class ActionError(Exception):
     """An action could not do its work. ``permanent`` errors are not retried and alert staff at once.
 
     The message says what failed, where (config key, URL host, campaign id) and what to do next,
-    and never contains a secret.
+    and never contains a secret. ``observed`` is the measure's state after the failure when the
+    action knows it (a spend guard that paused the campaigns itself: False), None when it cannot
+    tell. ``topic`` is the staff message a permanent error sends (``failover.messages``), with
+    ``details`` as its extra fields.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        observed: bool | None = None,
+        topic: str = "action_failed",
+        details: Mapping[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        self.observed = observed
+        self.topic = topic
+        self.details = dict(details or {})
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,9 @@ after ``max_active`` of continuous failover the campaigns are paused until staff
 ``GoogleAds.maintain``). State is always read back from the API, so a restart never guesses.
 
 ``google-ads`` is heavy (~1 s, ~100 MB): it is imported on first use, in a worker thread
-(``GoogleAds.warm``), never at module import. Every blocking call runs in ``asyncio.to_thread``
-with ``timeout`` as its deadline, so the event loop never waits on Google.
+(``GoogleAds.warm``), never at module import. Every blocking call runs in the action's own small
+thread pool with ``timeout`` as its deadline, so the event loop never waits on Google, and a hung
+call elsewhere (an Apprise target) cannot take the threads Google Ads needs.
 
 For tests and the demo, ``endpoint``, ``ca_file`` and ``credentials.token_uri`` point at
 ``failover.fakes.google_ads_server``; ``ca_file`` is then trusted by the gRPC channel and by the
@@ -20,12 +21,14 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, ActionError, Incident
+from failover.messages import scrub_urls
 from watchdog.duration import format_duration
 from watchdog.targets import Duration, StrictModel
 
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
     from google.oauth2.credentials import Credentials
 
 T = TypeVar("T")
+
+_WORKERS = 2  # calls of one action run one round at a time; a second thread serves check/drill
 
 
 class AdsCredentials(StrictModel):
@@ -78,6 +83,7 @@ class GoogleAds:
         self.key = f"actions.{name}"  # where errors point in the YAML
         self._api = _AdsApi(config, self.key)
         self._capped: int | None = None  # the incident whose campaigns max_active paused
+        self._pool: ThreadPoolExecutor | None = None  # made on first use: the CLI may never call
 
     async def warm(self) -> None:
         """Import google-ads and build the client and services in a thread (no network call).
@@ -85,6 +91,12 @@ class GoogleAds:
         The service calls this at start, so the first failover does not pay ~1 s of imports.
         """
         await self._call("preparing the Google Ads client", self._api.build)
+
+    def close(self) -> None:
+        """Let the worker threads go at shutdown; a call still running ends at its own deadline."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     # -- the Action protocol ------------------------------------------------------------------
 
@@ -100,7 +112,7 @@ class GoogleAds:
             await self.drill(incident)
             return
         if self._past_max_active(incident):
-            raise ActionError(self._max_active_message(incident, "refusing to enable"), permanent=True)
+            raise self._max_active_error(incident, "refusing to enable", observed=None)
         campaigns = await self._read()
         self._guard(campaigns)
         todo = {c.id: "ENABLED" for c in campaigns if c.status != "ENABLED"}
@@ -114,12 +126,13 @@ class GoogleAds:
         """Cap the duration of spend without a human decision.
 
         Rule: once failover has been on for ``max_active`` (from ``incident.since``, by
-        ``deps.now()``), the campaigns are paused, and a permanent ActionError (sent to
-        staff once by the orchestrator) says how to confirm. Staff confirm with ``portalguard failover on
-        PORTAL --reason ...``: while a manual "on" override is in force, a human owns the decision
-        and the cap does not apply (``apply`` enables again). When that override ends (cleared or
-        expired) and failover is still on, the cap applies again at once, as the clock never restarts
-        within an incident. ``apply`` enforces the same rule, so a retry cannot undo the pause.
+        ``deps.now()``), the campaigns are paused, and a permanent ActionError (observed off,
+        topic ``ads_max_active``: sent to staff once by the orchestrator) says how to confirm.
+        Staff confirm with ``portalguard failover on PORTAL --reason ...``: while a manual "on"
+        override is in force, a human owns the decision and the cap does not apply (``apply``
+        enables again). When that override ends (cleared or expired) and failover is still on, the
+        cap applies again at once, as the clock never restarts within an incident. ``apply``
+        enforces the same rule, so a retry cannot undo the pause.
         """
         if not self._past_max_active(incident):
             self._capped = None
@@ -128,7 +141,7 @@ class GoogleAds:
             await self._pause()
             self._capped = incident.number  # later ticks raise without calling the API (quota)
         # The orchestrator alerts staff once with this message (permanent errors always do).
-        raise ActionError(self._max_active_message(incident, "paused"), permanent=True)
+        raise self._max_active_error(incident, "paused", observed=False)
 
     async def check(self) -> str:
         """Preflight: the campaigns exist and are within the cap, and a validate-only mutate of their
@@ -173,8 +186,10 @@ class GoogleAds:
         await self._call(f"{verb} campaign status ({changes})", self._api.set_status, statuses, validate_only)
 
     async def _call(self, doing: str, fn: Callable[..., T], *args: Any) -> T:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix=f"google-ads-{self.name}")
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except ActionError:
             raise
         except Exception as err:
@@ -220,15 +235,18 @@ class GoogleAds:
         override = self.deps.store.override(self.deps.portal_id, now)
         return not (override is not None and override.mode == "on")  # "on" = staff confirmed
 
-    def _max_active_message(self, incident: Incident, what: str) -> str:
+    def _max_active_error(self, incident: Incident, what: str, observed: bool | None) -> ActionError:
         portal = self.deps.portal_id
         ran = format_duration(self.deps.now() - incident.since)
-        return (
+        message = (
             f"{self.key}: {what} campaigns {', '.join(self.config.campaign_ids)}: failover of {portal} has "
             f"been on for {ran}, the limit is {format_duration(self.config.max_active)} ({self.key}.max_active). "
             f"If {portal} is still down and the ads should keep running, staff confirm with "
             f'`portalguard failover on {portal} --reason "..."`.'
         )
+        # The same topic for the pause and for a refused enable (after a restart): staff hear it once.
+        details = {"max_active": self.config.max_active}
+        return ActionError(message, permanent=True, observed=observed, topic="ads_max_active", details=details)
 
     def _budgets(self, campaigns: list[Campaign]) -> str:
         budgets = "/".join(_money(c.budget) for c in campaigns)
@@ -404,6 +422,7 @@ def ads_error(err: BaseException, *, doing: str, key: str, customer: str, secret
     rid = f" (request-id {request_id})" if request_id else ""
     hint = _HINTS[kind].format(key=key, customer=customer)
     message = f"{key}: {doing} in customer {customer} failed: {detail.rstrip('. ')}{rid}. {hint}"
+    message = scrub_urls(message)  # the client's text may quote a URL (token endpoint, proxy)
     for secret in secrets:
         if secret:
             message = message.replace(secret, "[redacted]")

@@ -7,10 +7,13 @@ tests see exactly what the action would do to a real account.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +214,8 @@ async def test_max_active_pauses_once_and_blocks_apply(ads: FakeGoogleAds, make:
     with pytest.raises(ActionError) as caught:
         await action.maintain(late)
     err = caught.value
-    assert err.permanent
+    assert err.permanent and err.observed is False  # paused: the orchestrator records it off
+    assert (err.topic, err.details) == ("ads_max_active", {"max_active": 3600.0})
     assert "actions.ads.max_active" in err.message and "1h" in err.message
     assert f"portalguard failover on {PORTAL} --reason" in err.message
     assert (ads.status("111"), ads.status("222")) == ("PAUSED", "PAUSED")
@@ -226,6 +230,7 @@ async def test_max_active_pauses_once_and_blocks_apply(ads: FakeGoogleAds, make:
     with pytest.raises(ActionError) as refused:
         await action.apply(late)  # a retry by the orchestrator must not undo the pause
     assert refused.value.permanent and "refusing to enable" in refused.value.message
+    assert refused.value.topic == "ads_max_active"  # the same staff message: not sent twice
     assert ads.status("111") == "PAUSED"
 
 
@@ -328,6 +333,21 @@ async def test_a_hanging_call_times_out_as_transient_within_the_bound(
     assert not caught.value.permanent
     assert "DEADLINE_EXCEEDED" in caught.value.message and "actions.ads.timeout" in caught.value.message
     assert ads.status("111") == "PAUSED"
+
+
+async def test_the_action_has_threads_of_its_own(make: Any) -> None:
+    """A hung call elsewhere (Apprise) holds asyncio's shared pool (here its only thread): the ads
+    are still switched."""
+    action = make()
+    loop, release = asyncio.get_running_loop(), threading.Event()
+    loop.set_default_executor(ThreadPoolExecutor(1))
+    hung = loop.run_in_executor(None, release.wait)
+    try:
+        assert await asyncio.wait_for(action.observe(), 10) is False
+    finally:
+        release.set()
+        await hung
+        action.close()
 
 
 async def test_an_inaccessible_customer_is_permanent(make: Any) -> None:

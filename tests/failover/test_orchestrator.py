@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from failover.actions.base import ActionError, Incident
 from failover.metrics import FailoverMetrics
-from failover.orchestrator import CONVERGED_RECHECK, Orchestrator
+from failover.orchestrator import ALERT_AFTER_ATTEMPTS, ALERT_AFTER_FAILING, CONVERGED_RECHECK, Orchestrator
 from failover.settings import Settings
 from failover.staff import Delivery
 from failover.store import Store
@@ -34,7 +34,8 @@ class Switch:
         self.name = name
         self.on = False
         self.calls: list[str] = []
-        self.faults: list[ActionError] = []
+        self.faults: list[Exception] = []
+        self.incidents: list[Incident] = []  # what each apply/revert was told
         self.gate: asyncio.Event | None = None  # set: apply waits for it (a hung API)
 
     def _maybe_fail(self) -> None:
@@ -47,6 +48,7 @@ class Switch:
 
     async def apply(self, incident: Incident) -> None:
         self.calls.append("apply")
+        self.incidents.append(incident)
         if self.gate is not None:
             await self.gate.wait()
         self._maybe_fail()
@@ -54,6 +56,7 @@ class Switch:
 
     async def revert(self, incident: Incident) -> None:
         self.calls.append("revert")
+        self.incidents.append(incident)
         self._maybe_fail()
         self.on = False
 
@@ -117,7 +120,7 @@ class Rig:
         self.settings = make_settings(tmp_path)
         self.store = store or Store(self.settings.store, clock)
         self.health = Health.UP
-        self.network = False
+        self.network: bool | None = False  # None: not every canary probed yet
         self.staff = StaffRecorder(self.store)
         self.page, self.ads = Switch("page"), Switch("ads")
         self.orch = Orchestrator(
@@ -126,7 +129,7 @@ class Rig:
             FailoverMetrics(CollectorRegistry()),
             self.staff,  # type: ignore[arg-type]
             {PORTAL: {"page": self.page, "ads": self.ads}},
-            lambda pid: PortalHealth(pid, self.health, clock(), self.network),
+            lambda pid: PortalHealth(pid, self.health, clock(), bool(self.network)),
             lambda: self.network,
             clock,
             random.Random(1),
@@ -356,3 +359,74 @@ async def test_a_restart_during_a_network_outage_is_not_a_new_episode(tmp_path: 
     await second.tick()
     assert [s[0] for s in first.staff.sent] == ["network_degraded"]
     assert [s[0] for s in second.staff.sent] == ["network_restored"]
+
+
+async def test_a_restart_while_the_network_is_not_known_yet_announces_nothing(tmp_path: Any, clock: Any) -> None:
+    first = Rig(tmp_path, clock)
+    first.network, first.health = True, Health.UNKNOWN
+    await first.tick()
+    second = Rig(tmp_path, clock, Store(first.settings.store, clock))  # restart during our own outage
+    second.health = Health.UNKNOWN
+    second.network = None  # the monitor has not probed every canary yet
+    await second.tick()
+    second.network = True  # probed: still down, the same episode
+    await second.tick()
+    assert [s[0] for s in first.staff.sent] == ["network_degraded"]
+    assert second.staff.sent == [], "a false 'restored' or a second 'degraded'"
+    second.network = False
+    await second.tick()
+    assert [s[0] for s in second.staff.sent] == ["network_restored"]
+
+
+async def test_a_retried_revert_is_told_the_same_outage(rig: Rig) -> None:
+    rig.health = Health.DOWN
+    await rig.tick()
+    went_on = rig.clock()
+    rig.health = Health.UP
+    rig.ads.faults = [ActionError("ads: API unavailable; will retry")]
+    await rig.tick(600)
+    went_off = rig.clock()
+    await rig.tick(rig.settings.failover.backoff_max)
+    assert not rig.ads.on
+    reverts = [i for i in rig.ads.incidents if i.ended is not None]
+    assert len(reverts) == 2
+    assert all((i.number, i.since, i.ended) == (1, went_on, went_off) for i in reverts)
+
+
+async def test_a_revert_failing_for_many_attempts_alerts_staff_once_and_keeps_retrying(rig: Rig) -> None:
+    rig.health = Health.DOWN
+    await rig.tick()
+    rig.health = Health.UP
+    rig.ads.faults = [ActionError("ads: API unavailable; will retry")] * (ALERT_AFTER_ATTEMPTS + 3)
+    await rig.tick(300)  # failover off: pausing the ads fails
+    for attempt in range(2, ALERT_AFTER_ATTEMPTS + 4):
+        assert rig.row("ads").attempts == attempt - 1
+        alerts = [s for s in rig.staff.sent if s[0] == "action_failed"]
+        assert len(alerts) == (0 if attempt <= ALERT_AFTER_ATTEMPTS else 1)
+        await rig.tick(rig.row("ads").next_attempt - rig.clock())  # as soon as due: well within 10 min
+    await rig.tick(rig.row("ads").next_attempt - rig.clock())  # the faults are over
+    assert not rig.ads.on and rig.row("ads").observed == "off", "the retries stopped"
+    alerts = [s for s in rig.staff.sent if s[0] == "action_failed"]
+    assert len(alerts) == 1
+    assert alerts[0][2]["action"] == "ads" and alerts[0][2]["permanent"] is False
+
+
+async def test_an_apply_failing_for_long_alerts_staff_even_with_few_attempts(rig: Rig) -> None:
+    rig.ads.faults = [ActionError("ads: no answer within 30s; will retry")] * 2
+    rig.health = Health.DOWN
+    await rig.tick()
+    assert rig.staff.sent == []
+    await rig.tick(ALERT_AFTER_FAILING)  # the second attempt, ten minutes after the first failure
+    assert [s[0] for s in rig.staff.sent] == ["action_failed"]
+    await rig.tick(rig.settings.failover.backoff_max)
+    assert rig.ads.on and len(rig.staff.sent) == 1
+
+
+async def test_a_crashing_action_is_logged_without_its_text(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    rig.ads.faults = [RuntimeError("POST https://hooks.example.com/services/T0KEN-s3cret failed")]
+    rig.health = Health.DOWN
+    with caplog.at_level("DEBUG", logger="portalguard.failover"):
+        await rig.tick()
+    assert "RuntimeError" in caplog.text and "ads" in caplog.text
+    assert "s3cret" not in caplog.text and "hooks.example.com" not in caplog.text
+    assert rig.row("ads").last_error == "ads: internal error RuntimeError"

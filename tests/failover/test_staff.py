@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -103,6 +106,22 @@ async def test_portal_gets_only_its_notify_actions(
     await staff.send("network_degraded", None, since=clock())
     requests = await hook.wait_for(3)
     assert sorted(r.path for r in requests) == ["/mine", "/mine", "/other"]
+
+
+async def test_apprise_has_threads_of_its_own(
+    hook: JsonReceiver, open_store: Callable[[], Store], clock: Callable[[], float]
+) -> None:
+    """A hung call elsewhere holds asyncio's shared pool (here its only thread): staff still hear."""
+    loop, release = asyncio.get_running_loop(), threading.Event()
+    loop.set_default_executor(ThreadPoolExecutor(1))
+    hung = loop.run_in_executor(None, release.wait)
+    staff = StaffAlerts(make_settings({"staff": notify_action(json_target(hook))}), open_store(), clock)
+    try:
+        assert await asyncio.wait_for(staff.send("network_restored", None, since=clock() - 600), 10)
+    finally:
+        release.set()
+        await hung
+        staff.close()
 
 
 async def test_failed_target_is_retried_alone(

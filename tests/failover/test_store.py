@@ -86,6 +86,40 @@ def test_every_migration_step_applies_in_order_and_keeps_data(db_path: Path) -> 
         s.close()
 
 
+def test_a_failover_in_progress_keeps_its_start_and_cause_through_migration_3(db_path: Path) -> None:
+    with sqlite3.connect(db_path, isolation_level=None) as db:
+        for v in (1, 2):
+            for statement in _split_sql(_MIGRATIONS[v]):
+                db.execute(statement)
+        db.execute("PRAGMA user_version=2")
+        db.execute(
+            "INSERT INTO portal_state (portal, failover, incident, since, reason) VALUES (?,?,?,?,?)",
+            ("epark", 1, 3, T0, "public: timeout"),
+        )
+        db.execute("INSERT INTO action_state (portal, action) VALUES ('epark', 'ads')")
+    db.close()
+    s = Store(db_path)
+    try:
+        row = s.portal("epark")
+        assert (row.outage_since, row.outage_reason) == (T0, "public: timeout")
+        assert s.action("epark", "ads").failing_since is None
+    finally:
+        s.close()
+
+
+def test_the_connection_writes_durably(store: Store) -> None:
+    assert store._query("PRAGMA journal_mode")[0][0] == "wal"
+    assert store._query("PRAGMA synchronous")[0][0] == 2  # FULL: a returned write is on disk
+
+
+def test_a_store_opened_read_only_is_not_writable(db_path: Path, store: Store) -> None:
+    """The database file itself refuses writes (``mode=ro``), where a TEMP table would still work."""
+    ro = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    store._db.close()
+    store._db = ro  # the same Store code, on a connection that cannot write the file
+    assert not store.writable()
+
+
 def test_reopening_keeps_data_and_does_not_migrate_again(db_path: Path, clock: Any) -> None:
     first = Store(db_path, clock=clock)
     first.add_event("started")
@@ -146,6 +180,17 @@ def test_incident_number_increments_only_when_switching_on(store: Store, clock: 
     ]
     assert store.portal("epark").reason == "reason 80"
     assert store.portal("other").incident == 0
+
+
+def test_switching_off_keeps_the_outage_start_and_cause(store: Store, clock: Any) -> None:
+    store.set_failover("epark", True, "public: http_status (HTTP 503)")
+    clock.advance(3600)
+    row = store.set_failover("epark", False, "portal up")
+    assert (row.since, row.reason) == (T0 + 3600, "portal up")  # the last switch
+    assert (row.outage_since, row.outage_reason) == (T0, "public: http_status (HTTP 503)")
+    clock.advance(60)
+    row = store.set_failover("epark", True, "public: timeout")  # the next outage has its own
+    assert (row.incident, row.outage_since, row.outage_reason) == (2, T0 + 3660, "public: timeout")
 
 
 def test_verdict_page_endpoints_and_values_round_trip(store: Store) -> None:
