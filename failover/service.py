@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import socket
 import time
@@ -71,7 +72,7 @@ class Service:
             self.staff,
             self.actions,
             self.monitor.health,
-            self.monitor.network_down,
+            self.monitor.network_state,  # None until every canary answered: no false 'restored' at start
             clock,
         )
         self.monitor.listeners.append(self.orchestrator.on_verdict)
@@ -131,6 +132,7 @@ class Service:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.http.aclose()
             await self.probe_client.aclose()
+            self._close_pools()
             self.store.add_event("service", None, state="stopped")
             self.store.close()
 
@@ -143,10 +145,12 @@ class Service:
             listeners.append(
                 ("server.metrics_listen", self.settings.server.metrics_listen, _metrics_app(self.registry))
             )
+        _warn_ignored_forwarded_env()
+        proxies = self.settings.server.trusted_proxies
         bound: list[tuple[uvicorn.Server, socket.socket]] = []
         try:
             for key, listen, asgi in listeners:
-                bound.append((_server(asgi), _bind(key, listen)))
+                bound.append((_server(asgi, proxies), _bind(key, listen)))
         except ServiceError:
             for _, sock in bound:
                 sock.close()
@@ -155,6 +159,13 @@ class Service:
 
     def _warmers(self) -> list[Callable[[], object]]:
         return [a.warm for acts in self.actions.values() for a in acts.values() if hasattr(a, "warm")]  # type: ignore[attr-defined]
+
+    def _close_pools(self) -> None:
+        """The thread pools Apprise and google-ads run in (each action object once)."""
+        self.staff.close()
+        closers = {id(a): a for acts in self.actions.values() for a in acts.values() if hasattr(a, "close")}
+        for action in closers.values():
+            action.close()  # type: ignore[attr-defined]
 
     async def _every(self, period: float, job: Callable[[], object]) -> None:
         while True:
@@ -165,10 +176,15 @@ class Service:
             await asyncio.sleep(period)
 
     async def doctor(self) -> None:
+        # The gauge is per action name, and one action may serve several portals: it shows 1 only
+        # if every portal's check passed, so one failing portal is never hidden by another.
+        ready: dict[str, bool] = {}
         for result in await run_checks(self.actions):
-            self.fmetrics.action_ready.labels(result.action).set(int(result.ready))
+            ready[result.action] = ready.get(result.action, True) and result.ready
             if not result.ready:
                 log.warning("preflight %s/%s not ready: %s", result.portal, result.action, result.detail)
+        for action, ok in ready.items():
+            self.fmetrics.action_ready.labels(action).set(int(ok))
 
     async def _purge(self) -> None:
         from failover.cli.requests_cmd import purge_expired
@@ -225,9 +241,28 @@ def _bind(key: str, listen: str) -> socket.socket:
     return sock
 
 
-def _server(app: object) -> uvicorn.Server:
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+def _server(app: object, trusted_proxies: list[str]) -> uvicorn.Server:
+    # X-Forwarded-For is believed from server.trusted_proxies only: anyone else could pick a fresh
+    # address per request and escape the booking form's per-client rate limit.
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=list(trusted_proxies),
+    )
     return _EmbeddedServer(config)
+
+
+def _warn_ignored_forwarded_env() -> None:
+    # uvicorn's own variable (documented here before server.trusted_proxies existed) no longer
+    # applies: say so, or a proxy in a container would silently share one rate-limit bucket.
+    if os.environ.get("FORWARDED_ALLOW_IPS"):
+        log.warning(
+            "FORWARDED_ALLOW_IPS is ignored: list your reverse proxy's address under server.trusted_proxies "
+            "in the config file instead"
+        )
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated
 
@@ -27,6 +28,26 @@ def _listen(value: str) -> str:
 Listen = Annotated[str, AfterValidator(_listen)]
 
 
+def _proxy(value: str) -> str:
+    # uvicorn takes any string and silently never matches a malformed one: refuse it here instead.
+    try:
+        ipaddress.ip_network(value)
+        return value
+    except ValueError:
+        pass
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f'"{value}" is not an IP address or network (use your reverse proxy\'s address, e.g. '
+            "127.0.0.1 or 172.30.80.1, or a network such as 10.0.0.0/24)"
+        ) from None
+    raise ValueError(f'"{value}" has host bits set (use {network} for the network, or the bare address)')
+
+
+TrustedProxy = Annotated[str, AfterValidator(_proxy)]
+
+
 class ServerSettings(StrictModel):
     listen: Listen = "127.0.0.1:8080"
     public_url: HttpUrl | None = Field(None, description="How patients reach /book (behind the proxy).")
@@ -35,6 +56,11 @@ class ServerSettings(StrictModel):
     )
     metrics_listen: Listen | None = Field(
         "127.0.0.1:9464", description="Separate /metrics listener; null serves /metrics on `listen` only."
+    )
+    trusted_proxies: list[TrustedProxy] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Addresses (or networks) of the reverse proxy whose X-Forwarded-For is believed; "
+        "the booking form's rate limit counts per client address. Others' headers are ignored.",
     )
 
 
@@ -59,7 +85,8 @@ class BookingSettings(StrictModel):
 
 
 class FailoverTuning(StrictModel):
-    tick: Annotated[Duration, Field(ge=0.1, le=5.0)] = 1.0
+    # At most 1s: the spec promises a tick every second and CLI overrides applied within 2s.
+    tick: Annotated[Duration, Field(ge=0.1, le=1.0)] = 1.0
     backoff_max: Duration = 300.0
     max_switches_per_hour: int = Field(4, ge=1, description="More and the portal is flapping: staff decide.")
     doctor_every: Duration = 6 * 3600.0

@@ -11,6 +11,7 @@ from typing import Literal
 import httpx
 
 from failover.actions.base import ActionDeps, ActionError, Incident
+from failover.messages import fallback_url
 from watchdog.targets import StrictModel
 
 
@@ -71,8 +72,11 @@ class FallbackPage:
         from failover.web.security import preview_token
 
         await self.check()
-        preview = f"{self.url}?preview={preview_token(self.deps.settings, self.deps.portal_id)}"
-        resp = await self.deps.http.get(preview, follow_redirects=False, timeout=5.0)
+        query = f"?preview={preview_token(self.deps.settings, self.deps.portal_id)}"
+        # Checked on our own loopback address (works without the proxy), but the link printed is
+        # the one staff can open from the clinic: server.public_url when it is set.
+        resp = await self.deps.http.get(self.url + query, follow_redirects=False, timeout=5.0)
         if resp.status_code != 200:
             raise ActionError(f"fallback page: the preview {self.url}?preview=… answered HTTP {resp.status_code}")
-        return f"preview: {preview} (patients still see the portal)"
+        link = fallback_url(self.deps.settings.server.public_url, self.deps.portal_id) or self.url
+        return f"preview: {link}{query} (patients still see the portal)"

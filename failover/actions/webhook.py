@@ -26,7 +26,10 @@ from watchdog.targets import Duration, StrictModel
 class WebhookConfig(StrictModel):
     type: Literal["webhook"]
     url: SecretStr = Field(description="http(s) URL; may carry a token, so it is treated as a secret.")
-    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the X-Portalguard-Signature header.")
+    secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key for the X-Portalguard-Signature header; without it `doctor` reports not ready.",
+    )
     timeout: Duration = 10.0
 
 
@@ -116,8 +119,15 @@ class Webhook:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-        signed = "signed" if self.config.secret else f"UNSIGNED (set actions.{self.name}.secret)"
-        return f"{url_origin(self._url)} reachable{' (TLS ok)' if tls else ''}, {signed}; nothing sent"
+        if self.config.secret is None:
+            # Not a config error (old configs still load and send), but not ready: the spec says
+            # webhooks are signed, and an unsigned POST can be forged by anyone who finds the URL.
+            raise ActionError(
+                f"{self._where}: reachable but UNSIGNED; set `secret:` under actions.{self.name} "
+                f"(the HMAC-SHA256 key the receiver checks {SIGNATURE_HEADER} with)",
+                permanent=True,
+            )
+        return f"{url_origin(self._url)} reachable{' (TLS ok)' if tls else ''}, signed; nothing sent"
 
     async def drill(self, incident: Incident) -> str:
         status = await self._post(replace(incident, drill=True), "failover")

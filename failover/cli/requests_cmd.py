@@ -42,6 +42,7 @@ CSV_COLUMNS = (
     "drill",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+EVERY_ROW = 2**63 - 1  # SQLite's largest LIMIT: no limit
 
 
 class _Context(Protocol):
@@ -93,7 +94,8 @@ def list_requests(obj: _Context, status: str | None, portal: str | None, limit: 
 @click.pass_obj
 def export(obj: _Context, path: str, status: str | None, portal: str | None) -> None:
     """Write booking requests as CSV (UTF-8 with BOM, so Excel shows Japanese correctly)."""
-    rows = obj.store.requests(status, _portal(obj.settings, portal))
+    # Every matching row: the store's default limit would cut a large export off without a word.
+    rows = obj.store.requests(status, _portal(obj.settings, portal), limit=EVERY_ROW)
     with _output(path) as out:
         write_csv(out, rows, obj.settings.clinic.timezone)
     if path != "-":

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from failover.cli.common import App, print_json
+from failover.cli.drill_cmd import last_drill
 
 STALE_AFTER = 10.0  # seconds without a heartbeat before we say the service is not running
 
@@ -67,7 +68,7 @@ def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
             for e in store.endpoints(pid)
         },
         "actions": {name: _action(actions.get(name), row.failover) for name in app.settings.portals[pid].actions},
-        "last_drill": store.value(f"drill:{pid}"),
+        "last_drill": last_drill(store, pid),
     }
 
 
@@ -125,7 +126,13 @@ def status(app: App, as_json: bool) -> None:
             mark = "✓" if a["desired"] == a["observed"] else "…"
             err = f" — error: {a['last_error']}" if a["last_error"] else ""
             click.echo(f"  {mark} action {name}: desired {a['desired']}, observed {a['observed']}{err}")
-        drill = p["last_drill"]
-        click.echo(
-            f"  last drill: {app.when(drill['at']) + (' passed' if drill['ok'] else ' FAILED') if drill else 'never'}"
-        )
+        click.echo(f"  last drill: {_drill_line(app, p['last_drill'])}")
+
+
+def _drill_line(app: App, drill: dict[str, Any] | None) -> str:
+    if not drill:
+        return "never"
+    if drill["ok"]:
+        return f"passed at {app.when(drill['at'])}"
+    last_ok = drill.get("last_ok_at")
+    return f"FAILED at {app.when(drill['at'])}; last passed: {app.when(last_ok) if last_ok else 'never'}"

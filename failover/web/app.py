@@ -351,10 +351,9 @@ class _Web:
 
     async def _read_form(self, request: Request) -> dict[str, str]:
         """The url-encoded body, at most ``booking.max_body_bytes``: 415/413/400 otherwise."""
-        content_type = request.headers.get("content-type", "")
-        mime, _, params = content_type.partition(";")
-        charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
-        if mime.strip().lower() != FORM_CONTENT_TYPE or charset not in ("utf-8", "utf8"):
+        mime, params = _media_type(request.headers.get("content-type", ""))
+        # Other parameters (a proxy or client may add some) are harmless; another charset is not.
+        if mime != FORM_CONTENT_TYPE or params.get("charset", "utf-8") not in ("utf-8", "utf8"):
             raise Rejected(415, "e415")
         limit = self.settings.booking.max_body_bytes
         declared = request.headers.get("content-length", "")
@@ -576,6 +575,18 @@ def location_header(url: str) -> str:
     # Header values are latin-1: percent-encode anything else, leave every ASCII URL exactly as configured
     # (the fallback_page action compares Location with book_url).
     return quote(url, safe="".join(chr(c) for c in range(0x21, 0x7F)))
+
+
+def _media_type(header: str) -> tuple[str, dict[str, str]]:
+    """``type/subtype`` and its parameters (names and values lower-cased, quotes removed) of a
+    Content-Type header (RFC 9110 §8.3.1)."""
+    mime, *parts = header.split(";")
+    params: dict[str, str] = {}
+    for part in parts:
+        name, sep, value = part.partition("=")
+        if sep:
+            params.setdefault(name.strip().lower(), value.strip().strip('"').lower())
+    return mime.strip().lower(), params
 
 
 def _client(request: Request) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -282,9 +285,55 @@ def test_alertmanager_routes_reach_defined_receivers() -> None:
 def test_alertmanager_config_passes_amtool() -> None:
     amtool = shutil.which("amtool")
     if amtool is None:
+        # make test installs it; in CI a missing tool is a failure, not a quiet skip.
+        assert not os.environ.get("CI"), "amtool missing: `make deps-debian` installs prometheus-alertmanager"
         pytest.skip("amtool missing (Debian prometheus-alertmanager); the structure is checked above")
     result = run(amtool, "check-config", str(DASHBOARDS / "alertmanager/alertmanager.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def fired_alerts() -> list[dict[str, str]]:
+    """The labels of every alert rules_test.yml expects to fire (promtool checks them), alertname included."""
+    return [
+        {"alertname": name, **{k: str(v) for k, v in alert["exp_labels"].items()}}
+        for name, cases in unit_test_cases().items()
+        for case in cases
+        for alert in case["exp_alerts"]
+    ]
+
+
+def _matches(matcher: str, labels: dict[str, str]) -> bool:
+    # Alertmanager's matcher syntax as used in our config: name op "value"; regexes are anchored.
+    name, op, value = re.fullmatch(r'(\w+)(=~|!~|!=|=)"(.*)"', matcher).groups()  # type: ignore[union-attr]
+    got = labels.get(name, "")
+    return {
+        "=": got == value,
+        "!=": got != value,
+        "=~": re.fullmatch(value, got) is not None,
+        "!~": re.fullmatch(value, got) is None,
+    }[op]
+
+
+def inhibited(target: dict[str, str], source: dict[str, str]) -> bool:
+    """Alertmanager's inhibition: a missing label counts as empty, in `equal` too."""
+    rules = yaml.safe_load((DASHBOARDS / "alertmanager/alertmanager.yml").read_text(encoding="utf-8"))
+    return any(
+        all(_matches(m, source) for m in rule["source_matchers"])
+        and all(_matches(m, target) for m in rule["target_matchers"])
+        and all(source.get(label, "") == target.get(label, "") for label in rule["equal"])
+        for rule in rules["inhibit_rules"]
+    )
+
+
+def test_portalguard_stale_inhibits_the_alerts_it_makes_meaningless() -> None:
+    stale = [a for a in fired_alerts() if a["alertname"] == "PortalguardStale"]
+    others = [a for a in fired_alerts() if a["alertname"] != "PortalguardStale"]
+    (gone,) = [a for a in stale if "instance" not in a]  # absent(up{job="portalguard"})
+    assert others and all(inhibited(t, gone) for t in others), "absent() labels: job only, no instance"
+    for source in (a for a in stale if "instance" in a):
+        for target in others:
+            assert inhibited(target, source) is (target["instance"] == source["instance"]), (source, target)
+    assert not any(inhibited(s, s) for s in stale), "the cause itself must stay visible"
 
 
 def compose() -> dict[str, Any]:
@@ -324,6 +373,17 @@ def test_the_container_config_is_valid_and_listens_beyond_loopback() -> None:
     assert targets["job_name"] == livestack.JOB
     assert targets["static_configs"][0]["targets"] == [f"portalguard:{port}"]
     assert settings.store.startswith("/var/lib/portalguard/")
+
+
+def test_the_container_trusts_x_forwarded_for_from_the_compose_gateway_only() -> None:
+    # A reverse proxy on the host reaches the container from the bridge gateway, not 127.0.0.1.
+    from failover.config_file import load
+
+    settings = load(DEPLOY / "container/portalguard.yaml", environ={})
+    (ipam,) = compose()["networks"]["default"]["ipam"]["config"]
+    assert ipaddress.ip_address(ipam["gateway"]) in ipaddress.ip_network(ipam["subnet"])
+    assert ipam["gateway"] in settings.server.trusted_proxies
+    assert all("/" not in p for p in settings.server.trusted_proxies), "trust the gateway, not the whole network"
 
 
 def test_dockerfile_runs_as_non_root_from_a_venv() -> None:

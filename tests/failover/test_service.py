@@ -1,36 +1,56 @@
-"""Service-level duties that run beside the reconciler: preflight gauge, missed announcements."""
+"""Service-level duties that run beside the reconciler: preflight gauge, missed announcements,
+booking-request retention."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
-from failover.actions.base import ActionError
+from failover.actions.base import ActionError, Incident
 from failover.fakes.receivers import JsonReceiver
-from failover.service import Service
+from failover.service import Service, _server
 from failover.settings import Settings
 
 pytestmark = pytest.mark.anyio
+DAY = 86400.0
 
 
-def settings(tmp_path: Path, staff: JsonReceiver) -> Settings:
+def settings(tmp_path: Path, staff: JsonReceiver, portals: tuple[str, ...] = ("sakura",), **server: object) -> Settings:
+    portal = {
+        "endpoints": {"public": {"url": "http://127.0.0.1:9/"}},
+        "book_url": "http://127.0.0.1:9/",
+        "actions": ["staff"],
+    }
     return Settings.model_validate(
         {
             "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
             "store": str(tmp_path / "pg.db"),
-            "server": {"listen": "127.0.0.1:9", "metrics_listen": None},
+            "server": {"listen": "127.0.0.1:9", "metrics_listen": None, **server},
+            "booking": {"retention": "30d"},
             "actions": {"staff": {"type": "notify", "urls": [staff.url("/staff", scheme="json")]}},
-            "portals": {
-                "sakura": {
-                    "endpoints": {"public": {"url": "http://127.0.0.1:9/"}},
-                    "book_url": "http://127.0.0.1:9/",
-                    "actions": ["staff"],
-                }
-            },
+            "portals": {pid: portal for pid in portals},
         }
     )
+
+
+class NotReady:
+    """An action whose preflight fails (as a portal-specific check would, e.g. its /book page)."""
+
+    name = "staff"
+
+    async def check(self) -> str:
+        raise ActionError("not ready for this portal")
+
+    async def drill(self, incident: Incident) -> str:  # pragma: no cover - not called here
+        raise AssertionError
 
 
 async def test_unannounced_booking_requests_are_announced_once(tmp_path: Path) -> None:
@@ -77,5 +97,75 @@ async def test_a_drill_request_is_announced_as_a_drill(tmp_path: Path) -> None:
         svc = Service(settings(tmp_path, staff))
         await svc._announce("sakura", svc.store.add_request("sakura", {"name": "x", "drill": True}))
         assert "訓練" in (await staff.wait_for(1))[0].json()["title"]
+        await svc.http.aclose()
+        await svc.probe_client.aclose()
+
+
+@pytest.mark.parametrize("failing", ["sakura", "ume"], ids=["first-portal-fails", "last-portal-fails"])
+async def test_a_shared_action_is_ready_only_if_every_portal_check_passed(tmp_path: Path, failing: str) -> None:
+    async with JsonReceiver() as staff:
+        svc = Service(settings(tmp_path, staff, portals=("sakura", "ume")))
+        svc.actions[failing]["staff"] = NotReady()  # type: ignore[assignment]
+        await svc.doctor()
+        assert b'portalguard_action_ready{action="staff"} 0.0' in generate_latest(svc.registry)
+        svc.actions[failing] = {}  # fixed: the next preflight sets it back
+        await svc.doctor()
+        assert b'portalguard_action_ready{action="staff"} 1.0' in generate_latest(svc.registry)
+        await svc.http.aclose()
+        await svc.probe_client.aclose()
+
+
+async def test_the_hourly_retention_pass_deletes_only_expired_booking_requests(tmp_path: Path, clock: Any) -> None:
+    async with JsonReceiver() as staff:
+        svc = Service(settings(tmp_path, staff), clock)
+        old = svc.store.add_request("sakura", {"name": "山田 花子"})
+        clock.advance(DAY)
+        kept = svc.store.add_request("sakura", {"name": "佐藤 太郎"})
+        clock.advance(30 * DAY - DAY / 2)  # `old` is 30.5 days old, `kept` 29.5 days
+        await svc._purge()
+        assert [r.id for r in svc.store.requests()] == [kept]
+        assert svc.store.request(old) is None
+        await svc.http.aclose()
+        await svc.probe_client.aclose()
+
+
+async def _client_host(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(request.client.host if request.client else "-")
+
+
+@pytest.mark.parametrize(
+    ("peer", "seen"),
+    [
+        pytest.param("172.30.80.1", "203.0.113.7", id="trusted-proxy"),
+        pytest.param("172.30.80.9", "172.30.80.9", id="anyone-else"),
+    ],
+)
+async def test_x_forwarded_for_is_believed_only_from_server_trusted_proxies(peer: str, seen: str) -> None:
+    settings = Settings.model_validate(
+        {
+            "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
+            "server": {"trusted_proxies": ["127.0.0.1", "172.30.80.1"]},
+            "portals": {
+                "sakura": {"endpoints": {"public": {"url": "http://127.0.0.1:9/"}}, "book_url": "http://127.0.0.1:9/"}
+            },
+        }
+    )
+    server = _server(Starlette(routes=[Route("/", _client_host)]), settings.server.trusted_proxies)
+    server.config.load()  # wraps the app in uvicorn's proxy-headers middleware, as serve() does
+    transport = httpx.ASGITransport(server.config.loaded_app, client=(peer, 40000))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://portalguard") as web:
+        assert (await web.get("/", headers={"X-Forwarded-For": "203.0.113.7"})).text == seen
+
+
+async def test_the_web_listener_uses_server_trusted_proxies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")  # uvicorn's variable: must not widen the trust
+    async with JsonReceiver() as staff:
+        svc = Service(settings(tmp_path, staff, listen="127.0.0.1:0", trusted_proxies=["172.30.80.1"]))
+        ((server, sock),) = svc._servers()
+        sock.close()
+        assert server.config.forwarded_allow_ips == ["172.30.80.1"]
+        assert "FORWARDED_ALLOW_IPS is ignored" in caplog.text and "server.trusted_proxies" in caplog.text
         await svc.http.aclose()
         await svc.probe_client.aclose()

@@ -221,6 +221,8 @@ async def test_oversized_streamed_body_without_length_is_413(web: Web) -> None:
         pytest.param("multipart/form-data; boundary=x", id="multipart"),
         pytest.param("text/plain", id="text"),
         pytest.param("application/x-www-form-urlencoded; charset=shift_jis", id="other-charset"),
+        pytest.param("application/x-www-form-urlencoded; foo=bar; charset=latin-1", id="other-charset-later"),
+        pytest.param("application/x-www-form-urlencoded-x", id="longer-type"),
         pytest.param(None, id="none"),
     ],
 )
@@ -232,6 +234,24 @@ async def test_wrong_content_type_is_415(web: Web, content_type: str | None) -> 
         r = await c.post(f"/book/{PORTAL}/request", content=body, headers=headers)
     assert r.status_code == 415
     assert web.store.count_requests() == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param("application/x-www-form-urlencoded; foo=bar", id="other-parameter"),
+        pytest.param("application/x-www-form-urlencoded; foo=bar; charset=UTF-8", id="charset-not-first"),
+        pytest.param('Application/X-WWW-Form-Urlencoded ; Charset="utf-8"', id="case-and-quotes"),
+        pytest.param("application/x-www-form-urlencoded;charset=utf8", id="utf8-alias"),
+    ],
+)
+async def test_a_form_with_harmless_content_type_parameters_is_accepted(web: Web, content_type: str) -> None:
+    async with web.client() as c:
+        token = await open_form(c)
+        body = urlencode({"csrf": token, **valid_form()}).encode()
+        r = await c.post(f"/book/{PORTAL}/request", content=body, headers={"content-type": content_type})
+    assert r.status_code == 200, r.text
+    assert web.store.count_requests() == 1
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import sqlite3
 import stat
 from pathlib import Path
 from types import SimpleNamespace
@@ -125,3 +126,18 @@ def test_purge_expired_follows_booking_retention(obj: SimpleNamespace, clock) ->
     assert purge_expired(obj.store, obj.settings, clock() + 89 * DAY) == 0
     assert purge_expired(obj.store, obj.settings, clock() + 90 * DAY + 1) == 2
     assert obj.store.count_requests() == 0
+
+
+def test_export_writes_every_row_beyond_the_store_default_limit(obj: SimpleNamespace, tmp_path: Path, clock) -> None:
+    extra = 10_001  # the store's requests() returns at most 10,000 rows unless told otherwise
+    with sqlite3.connect(obj.settings.store) as db:  # bulk: add_request() commits one row at a time
+        db.executemany(
+            "INSERT INTO booking_requests (portal, created, data) VALUES (?,?,?)",
+            [(PORTAL, clock() + n, json.dumps({"name": f"患者 {n}"})) for n in range(extra)],
+        )
+    path = tmp_path / "requests.csv"
+    result = CliRunner().invoke(requests_group, ["export", "--csv", str(path)], obj=obj, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    ids = [r["id"] for r in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")))]
+    assert len(ids) == extra + 2 and ids[-2:] == ["2", "1"]  # newest first, down to the oldest
+    assert f"wrote {extra + 2} booking request(s)" in result.output

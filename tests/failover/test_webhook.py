@@ -226,4 +226,6 @@ async def test_without_secret_there_is_no_signature(
     webhook = Webhook("ivr", settings.actions["ivr"], make_deps(settings, store, http, clock))  # type: ignore[arg-type]
     await webhook.apply(fail_over(store))
     assert SIGNATURE_HEADER.lower() not in hook.requests[0].headers
-    assert "UNSIGNED" in await webhook.check()
+    with pytest.raises(ActionError) as not_ready:  # it still sends, but the preflight says it is not ready
+        await webhook.check()
+    assert "UNSIGNED" in not_ready.value.message and "actions.ivr" in not_ready.value.message
