@@ -13,14 +13,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the tests use: promtool/prometheus, blackbox_exporter (bench), chromium + CJK fonts.
+# Debian packages the tests use: promtool/prometheus, amtool (alertmanager), blackbox_exporter (bench),
+# chromium + CJK fonts.
 deps-debian:
 	@missing=""; \
-	for p in prometheus prometheus-blackbox-exporter chromium fonts-noto-cjk; do \
+	for p in prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium fonts-noto-cjk; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	  sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; fi
 
 CONFIG ?= portalguard.yaml
 run: $(STAMP)
@@ -29,8 +31,10 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/portalguard demo
 
+# pytest exits 5 when it collected nothing: a run that tested nothing is a failure, said as such.
 test: $(STAMP) deps-debian
-	$(PY) -m pytest -q
+	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from failover.fakes.google_ads_server import FakeGoogleAds
+from failover.fakes.google_ads_server import CLIENT_SECRET, DEVELOPER_TOKEN, REFRESH_TOKEN, FakeGoogleAds
 from failover.fakes.portal_simulator import CANARY_PATH, PortalSimulator
 from failover.fakes.receivers import JsonReceiver
 
@@ -126,6 +127,15 @@ class Rig:
         want = "on" if failover else "off"
         return s["failover"] is failover and all(a["observed"] == want for a in s["actions"].values())
 
+    def secrets(self) -> list[str]:
+        """Every secret the config carries: none may show in the service's log or metrics."""
+        login = self.sim.endpoints_config()["admin"]["login"]  # type: ignore[index]
+        return [login["password"], "hook-secret", DEVELOPER_TOKEN, CLIENT_SECRET, REFRESH_TOKEN]
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return (self.tmp / "run.log").read_text(encoding="utf-8", errors="replace")
+
     def staff_topics(self) -> list[str]:
         return [r.json().get("title", "") for r in self.staff.requests]
 
@@ -187,6 +197,10 @@ async def test_outage_kill9_restart_recovery(rig: Rig) -> None:
         assert len(rig.staff.requests) == 2 and len(rig.hook.requests) == 2
     report = await rig.cli("incident", "report", "--portal", PORTAL)
     assert "First failed probe" in report and "failover ON" in report and "failover OFF" in report
+    log = rig.log_text()
+    assert "-> down" in log and "-> up" in log, "verdict transitions are not logged"
+    leaked = [s for s in rig.secrets() if s in log]
+    assert not leaked, "a secret appears in the service's log"
 
 
 async def _heartbeat_after(rig: Rig, before: float | None) -> bool:
@@ -235,6 +249,15 @@ async def _failover_on(rig: Rig) -> bool:
         store.close()
 
 
+async def test_sigint_stops_cleanly(rig: Rig) -> None:
+    await rig.start()
+    await until(lambda: rig.converged(False), 30, "healthy portal converged OFF")
+    assert rig.proc is not None
+    rig.proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(rig.proc.wait(), 30) == 0
+    assert "Traceback" not in rig.log_text()
+
+
 def test_environment_is_loopback_only() -> None:
     assert not os.environ.get("http_proxy") or "127.0.0.1" in os.environ.get("no_proxy", "")
 
@@ -242,7 +265,7 @@ def test_environment_is_loopback_only() -> None:
 FORM = {
     "name": "山田 花子",
     "phone": "090-1234-5678",
-    "date1": "2027-01-20",
+    "date1": (date.today() + timedelta(days=14)).isoformat(),  # the form refuses dates in the past
     "time1": "morning",
     "visit": "new",
     "reason": "歯が痛い",
@@ -315,6 +338,8 @@ async def test_metrics_exposition_passes_promtool(rig: Rig) -> None:
         "portalguard_last_cycle_timestamp_seconds",
     ):
         assert name in text
+    leaked = [s for s in rig.secrets() if s in text]
+    assert not leaked, "a secret appears in /metrics"
     check = await asyncio.create_subprocess_exec(
         promtool,
         "check",
