@@ -109,7 +109,14 @@ class Clinic(StrictModel):
     name_en: str = ""
     address: str = ""
     hours: str = Field("", description="Opening hours, free text, shown on the fallback page.")
+    address_en: str = Field("", description="The address on the English page (else `address`).")
+    hours_en: str = Field("", description="Opening hours on the English page (else `hours`).")
     website: str = ""
+
+    def text(self, key: str, lang: str) -> str:
+        """``name``/``address``/``hours`` in ``lang``: the ``_en`` variant on English pages when set."""
+        english = getattr(self, f"{key}_en") if lang == "en" else ""
+        return english or getattr(self, key)
 
 
 class Expect(StrictModel):

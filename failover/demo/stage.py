@@ -136,6 +136,7 @@ def demo_config(
             "name_en": "Sakura Dental (demo)",
             "phone": "03-1234-5678",
             "hours": "月〜金 9:30–13:00 / 14:30–19:00",
+            "hours_en": "Mon–Fri 9:30–13:00 / 14:30–19:00",
         },
         "canaries": [simulator.control_url + CANARY_PATH],  # the control port never fails
         "canary_interval": t.interval,

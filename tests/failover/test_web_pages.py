@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_web_support import BOOK_URL, PORTAL, Web, make_web, two_portals
+from test_web_support import BASE_CONFIG, BOOK_URL, PORTAL, Web, make_web, two_portals
 
 from failover.web import preview_token
 from failover.web.security import CSP
@@ -134,6 +134,26 @@ async def test_language(web: Web, clock, query: str, accept: str | None, lang: s
         assert "Sakura Dental Shibuya" in r.text
         assert "Online booking is temporarily unavailable" in r.text
         assert f'href="/book/{PORTAL}?lang=ja"' in r.text
+
+
+@pytest.mark.parametrize(
+    ("keep_english", "hours", "address"),
+    [
+        pytest.param(True, "Mon–Fri 9:30–13:00", "1-2-3 Dogenzaka, Shibuya-ku", id="english-given"),
+        pytest.param(False, "月〜金 9:30–13:00", "東京都渋谷区道玄坂", id="falls-back-to-japanese"),
+    ],
+)
+async def test_english_page_shows_hours_and_address_in_english_when_given(
+    tmp_path: Path, clock, keep_english: bool, hours: str, address: str
+) -> None:
+    clinic = {k: v for k, v in BASE_CONFIG["clinic"].items() if keep_english or k not in ("hours_en", "address_en")}
+    web = make_web(tmp_path, clock, clinic=clinic)
+    switch_on(web, clock)
+    async with web.client() as c:
+        en = (await c.get(f"/book/{PORTAL}?lang=en")).text
+        ja = (await c.get(f"/book/{PORTAL}")).text
+    assert hours in en and address in en
+    assert "月〜金 9:30–13:00" in ja and "東京都渋谷区道玄坂" in ja  # Japanese page: always the Japanese text
 
 
 async def test_security_headers_on_every_kind_of_response(web: Web, clock) -> None:

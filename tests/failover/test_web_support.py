@@ -32,6 +32,8 @@ BASE_CONFIG: dict[str, Any] = {
         "phone": "03-1234-5678",
         "address": "東京都渋谷区道玄坂1-2-3 4F",
         "hours": "月〜金 9:30–13:00 / 14:30–19:00、土 9:30–13:00（日・祝休診）",
+        "address_en": "4F, 1-2-3 Dogenzaka, Shibuya-ku, Tokyo",
+        "hours_en": "Mon–Fri 9:30–13:00 / 14:30–19:00, Sat 9:30–13:00 (closed Sun and holidays)",
     },
     "staff": {"username": STAFF_USER, "password": STAFF_PASSWORD, "token": STAFF_TOKEN},
     "portals": {
