@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,8 @@ from failover.cli import main
 from failover.fakes.receivers import JsonReceiver
 
 pytestmark = pytest.mark.anyio
+pytest_plugins = ["tests.failover.receivers_fixtures"]  # hook: a local JSON receiver
 HOOK_SECRET = "hmacK3ySecret"
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[JsonReceiver]:
-    async with JsonReceiver() as receiver:
-        yield receiver
 
 
 def write_config(tmp_path: Path, actions: dict[str, dict[str, Any]]) -> Path:

@@ -1,7 +1,7 @@
 """``portalguard drill``: pass/fail table, exit code, the recorded drill and the preview link.
 
 Local receivers stand in for the world: ``site`` for our own web server (the fallback page's
-self-check and preview fetch get 200), ``ivr`` for a webhook receiver that can be told to fail.
+self-check and preview fetch get 200), ``hook`` for the webhook receiver, which can be told to fail.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from failover.fakes.receivers import JsonReceiver
 from failover.store import Store
 
 pytestmark = pytest.mark.anyio
+pytest_plugins = ["tests.failover.receivers_fixtures"]  # hook: the webhook receiver that can be told to fail
 PORTAL = "sakura"
 
 
@@ -30,13 +31,7 @@ async def site() -> AsyncIterator[JsonReceiver]:
         yield receiver
 
 
-@pytest.fixture
-async def ivr() -> AsyncIterator[JsonReceiver]:
-    async with JsonReceiver() as receiver:
-        yield receiver
-
-
-def write_config(tmp_path: Path, site: JsonReceiver, ivr: JsonReceiver, public_url: str | None = None) -> Path:
+def write_config(tmp_path: Path, site: JsonReceiver, hook: JsonReceiver, public_url: str | None = None) -> Path:
     server: dict[str, Any] = {"listen": f"127.0.0.1:{site.port}", "metrics_listen": None}
     if public_url:
         server["public_url"] = public_url
@@ -46,7 +41,7 @@ def write_config(tmp_path: Path, site: JsonReceiver, ivr: JsonReceiver, public_u
         "server": server,
         "actions": {
             "page": {"type": "fallback_page"},
-            "ivr": {"type": "webhook", "url": ivr.url("/ivr"), "secret": "hook-secret"},
+            "ivr": {"type": "webhook", "url": hook.url("/ivr"), "secret": "hook-secret"},
         },
         "portals": {
             PORTAL: {
@@ -67,10 +62,10 @@ async def cli(config: Path, *args: str) -> Any:
 
 
 async def test_a_failing_action_fails_the_drill_with_exit_1(
-    tmp_path: Path, site: JsonReceiver, ivr: JsonReceiver
+    tmp_path: Path, site: JsonReceiver, hook: JsonReceiver
 ) -> None:
-    config = write_config(tmp_path, site, ivr)
-    ivr.answer_next(500)
+    config = write_config(tmp_path, site, hook)
+    hook.answer_next(500)
     r = await cli(config, "drill", PORTAL)
     assert r.exit_code == 1, r.output
     lines = r.output.splitlines()
@@ -91,15 +86,15 @@ async def test_a_failing_action_fails_the_drill_with_exit_1(
 
 
 async def test_status_keeps_the_last_passed_drill_after_a_failed_one(
-    tmp_path: Path, site: JsonReceiver, ivr: JsonReceiver
+    tmp_path: Path, site: JsonReceiver, hook: JsonReceiver
 ) -> None:
-    config = write_config(tmp_path, site, ivr)
+    config = write_config(tmp_path, site, hook)
     assert (await cli(config, "drill", PORTAL)).exit_code == 0
     passed = json.loads((await cli(config, "status", "--json")).output)["portals"][PORTAL]["last_drill"]
     assert passed["ok"] is True and passed["last_ok_at"] == passed["at"]
     assert "  last drill: passed at " in (await cli(config, "status")).output
 
-    ivr.answer_next(500)
+    hook.answer_next(500)
     assert (await cli(config, "drill", PORTAL)).exit_code == 1
     failed = json.loads((await cli(config, "status", "--json")).output)["portals"][PORTAL]["last_drill"]
     assert failed["ok"] is False and failed["at"] >= passed["at"]
@@ -108,11 +103,11 @@ async def test_status_keeps_the_last_passed_drill_after_a_failed_one(
 
 
 async def test_a_drill_record_from_before_last_ok_at_still_shows_its_pass(
-    tmp_path: Path, site: JsonReceiver, ivr: JsonReceiver
+    tmp_path: Path, site: JsonReceiver, hook: JsonReceiver
 ) -> None:
-    config = write_config(tmp_path, site, ivr)
+    config = write_config(tmp_path, site, hook)
     Store(tmp_path / "pg.db").set_value(f"drill:{PORTAL}", {"at": 1_800_000_000.0, "ok": True})
-    ivr.answer_next(500)
+    hook.answer_next(500)
     assert (await cli(config, "drill", PORTAL)).exit_code == 1
     doc = json.loads((await cli(config, "status", "--json")).output)["portals"][PORTAL]["last_drill"]
     assert doc["ok"] is False and doc["last_ok_at"] == 1_800_000_000.0
@@ -126,9 +121,9 @@ async def test_a_drill_record_from_before_last_ok_at_still_shows_its_pass(
     ],
 )
 async def test_the_preview_link_is_one_staff_can_open(
-    tmp_path: Path, site: JsonReceiver, ivr: JsonReceiver, public_url: str | None, link: str
+    tmp_path: Path, site: JsonReceiver, hook: JsonReceiver, public_url: str | None, link: str
 ) -> None:
-    r = await cli(write_config(tmp_path, site, ivr, public_url), "drill", PORTAL, "--json")
+    r = await cli(write_config(tmp_path, site, hook, public_url), "drill", PORTAL, "--json")
     assert r.exit_code == 0, r.output
     detail = next(a["detail"] for a in json.loads(r.output)["actions"] if a["action"] == "page")
     assert detail.startswith(f"preview: {link.format(port=site.port)}"), detail
