@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -190,28 +192,58 @@ ORDER = [
 
 
 @pytest.mark.slow
-def test_the_demo_plays_a_whole_outage_and_recovery(tmp_path: Path) -> None:
+def test_the_demo_plays_a_whole_outage_and_recovery_then_keeps_running_until_ctrl_c(tmp_path: Path) -> None:
     out = tmp_path / "timeline.json"
     portalguard = Path(sys.executable).with_name("portalguard")
-    proc = subprocess.run(
-        [str(portalguard), "demo", "--outage-seconds", "2", "--json-timeline", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=150,
+    proc = subprocess.Popen(
+        [str(portalguard), "demo", "--outage-seconds", "2", "--json-timeline", str(out), "--keep-running"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        text=True,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert proc.stderr == ""
-    assert "\x1b[" not in proc.stdout  # not a terminal: no colours
-    positions = [proc.stdout.index(p) for p in PHASES]
+    killer = threading.Timer(150, proc.kill)  # bounds the whole run, however it hangs
+    killer.start()
+    try:
+        assert proc.stdout is not None
+        shown = "".join(_lines_until(proc.stdout, "the CLI on this demo"))
+        # --keep-running: the scenario is over, everything is still up, and the CLI works on it.
+        assert "Everything keeps running until Ctrl-C:" in shown, shown[-3000:]
+        config = shown.rsplit("portalguard -c ", 1)[1].split()[0]
+        status = subprocess.run(
+            [str(portalguard), "-c", config, "status", "--json"], capture_output=True, text=True, timeout=30
+        )
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["portals"]["sakura"]["failover"] is False
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        killer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    stdout = shown + rest
+    assert proc.returncode == 0, stdout[-3000:] + err[-3000:]
+    assert err == ""
+    assert "\x1b[" not in stdout  # not a terminal: no colours
+    positions = [stdout.index(p) for p in PHASES]
     assert positions == sorted(positions)
-    assert "The fallback booking page is ON: open http://127.0.0.1:" in proc.stdout
+    assert "The fallback booking page is ON: open http://127.0.0.1:" in stdout
 
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["ok"] is True and result["error"] is None
     _check_order(result["entries"])
     _check_report(result["report"])
     _check_summary(result["summary"])
+
+
+def _lines_until(stream: Any, marker: str) -> list[str]:
+    """The lines read up to and including the first that contains ``marker`` (all of them at EOF)."""
+    lines = []
+    for line in stream:
+        lines.append(line)
+        if marker in line:
+            break
+    return lines
 
 
 def _check_order(entries: list[dict[str, Any]]) -> None:
