@@ -2,8 +2,8 @@
 of its actions toward it until what is observed equals what is desired.
 
 Actions run as independent tasks (one slow or failing action never blocks another, nor the tick).
-Transient errors retry with exponential backoff and jitter, and alert staff once if they persist
-(``ALERT_AFTER_ATTEMPTS``/``ALERT_AFTER_FAILING``); permanent errors stop retrying and alert staff
+Transient errors retry with exponential backoff and jitter, and alert staff once if they leave a
+measure unswitched for ``ALERT_AFTER_FAILING``; permanent errors stop retrying and alert staff
 once. All state lives in the store, so a restart after ``kill -9`` resumes exactly.
 """
 
@@ -39,9 +39,9 @@ NetworkSource = Callable[[], bool | None]  # our own network down? None: not kno
 CONVERGED_RECHECK = 60.0  # seconds between observe() calls once an action has converged
 ACTION_DEADLINE = 300.0  # one observe/apply/observe round (with API timeouts and retries) at most
 # A transient error is retried for ever, but a measure that stays unswitched (a campaign that keeps
-# spending after recovery) needs a human: tell staff once after this many attempts or this long.
-ALERT_AFTER_ATTEMPTS = 5
-ALERT_AFTER_FAILING = 600.0
+# spending after recovery, or never started) needs a human: tell staff once when it lasts this long.
+# Long enough that a blip the retries ride out (five attempts take ~20 s) pages nobody.
+ALERT_AFTER_FAILING = 180.0
 
 
 @dataclass(slots=True)
@@ -300,8 +300,9 @@ class Orchestrator:
         fields = {"action": row.action, "error": message, "permanent": err.permanent}
         if err.permanent:
             self._alert_once(f"{err.topic}:{where}", err.topic, row.portal, **{**fields, **err.details})
-        elif attempts >= ALERT_AFTER_ATTEMPTS or now - failing_since >= ALERT_AFTER_FAILING:
+        elif observed != row.desired and now - failing_since >= ALERT_AFTER_FAILING:
             # Once per incident and goal, while the retries go on (its recovery shows in `status`).
+            # A failing look at a measure that is already as wanted (an idle re-check) is no alert.
             self._alert_once(f"action_failing:{where}", "action_failed", row.portal, **fields)
 
     def _alert_once(self, claim: str, topic: str, pid: str | None, **fields: object) -> None:

@@ -107,6 +107,14 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE portal_state ADD COLUMN outage_since REAL;    -- when the current/last failover went on
     ALTER TABLE portal_state ADD COLUMN outage_reason TEXT NOT NULL DEFAULT '';
     UPDATE portal_state SET outage_since=since, outage_reason=reason WHERE failover=1;
+    -- Switched off already (a revert may still be retrying): the last switch-on event has them.
+    UPDATE portal_state SET
+        outage_since=(SELECT e.ts FROM events e WHERE e.portal=portal_state.portal AND e.kind='failover'
+                      AND json_extract(e.detail, '$.to')='on' ORDER BY e.id DESC LIMIT 1),
+        outage_reason=COALESCE((SELECT json_extract(e.detail, '$.reason') FROM events e
+                      WHERE e.portal=portal_state.portal AND e.kind='failover'
+                      AND json_extract(e.detail, '$.to')='on' ORDER BY e.id DESC LIMIT 1), '')
+    WHERE failover=0;
     ALTER TABLE action_state ADD COLUMN failing_since REAL;   -- first failure of the current streak
     """,
 }

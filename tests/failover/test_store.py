@@ -107,6 +107,32 @@ def test_a_failover_in_progress_keeps_its_start_and_cause_through_migration_3(db
         s.close()
 
 
+def test_a_switched_off_portal_gets_its_last_outage_from_the_events_in_migration_3(db_path: Path) -> None:
+    """A revert still retrying at the upgrade must tell the recovered notice the real outage."""
+    with sqlite3.connect(db_path, isolation_level=None) as db:
+        for v in (1, 2):
+            for statement in _split_sql(_MIGRATIONS[v]):
+                db.execute(statement)
+        db.execute("PRAGMA user_version=2")
+        db.execute(
+            "INSERT INTO portal_state (portal, failover, incident, since, reason) VALUES (?,?,?,?,?)",
+            ("epark", 0, 2, T0 + 3600, "portal up"),
+        )
+        event = "INSERT INTO events (ts, portal, kind, detail) VALUES (?, 'epark', 'failover', ?)"
+        db.execute(event, (T0 - 9000, '{"to": "on", "reason": "an older outage", "incident": 1}'))
+        db.execute(event, (T0, '{"to": "on", "reason": "public: http_status (HTTP 503)", "incident": 2}'))
+        db.execute(event, (T0 + 3600, '{"to": "off", "reason": "portal up", "incident": 2}'))
+        db.execute("INSERT INTO portal_state (portal, failover, incident) VALUES ('never', 0, 0)")
+    db.close()
+    s = Store(db_path)
+    try:
+        row = s.portal("epark")
+        assert (row.outage_since, row.outage_reason) == (T0, "public: http_status (HTTP 503)")
+        assert (s.portal("never").outage_since, s.portal("never").outage_reason) == (None, "")
+    finally:
+        s.close()
+
+
 def test_the_connection_writes_durably(store: Store) -> None:
     assert store._query("PRAGMA journal_mode")[0][0] == "wal"
     assert store._query("PRAGMA synchronous")[0][0] == 2  # FULL: a returned write is on disk
