@@ -86,18 +86,28 @@ def test_every_migration_step_applies_in_order_and_keeps_data(db_path: Path) -> 
         s.close()
 
 
-def test_a_failover_in_progress_keeps_its_start_and_cause_through_migration_3(db_path: Path) -> None:
+def _version_2_store(db_path: Path, *rows: tuple[str, tuple[Any, ...]]) -> None:
+    """A store file as schema version 2 left it, holding ``rows`` (SQL, parameters)."""
     with sqlite3.connect(db_path, isolation_level=None) as db:
         for v in (1, 2):
             for statement in _split_sql(_MIGRATIONS[v]):
                 db.execute(statement)
         db.execute("PRAGMA user_version=2")
-        db.execute(
-            "INSERT INTO portal_state (portal, failover, incident, since, reason) VALUES (?,?,?,?,?)",
-            ("epark", 1, 3, T0, "public: timeout"),
-        )
-        db.execute("INSERT INTO action_state (portal, action) VALUES ('epark', 'ads')")
+        for sql, args in rows:
+            db.execute(sql, args)
     db.close()
+
+
+PORTAL_ROW = "INSERT INTO portal_state (portal, failover, incident, since, reason) VALUES (?,?,?,?,?)"
+FAILOVER_EVENT = "INSERT INTO events (ts, portal, kind, detail) VALUES (?, 'epark', 'failover', ?)"
+
+
+def test_a_failover_in_progress_keeps_its_start_and_cause_through_migration_3(db_path: Path) -> None:
+    _version_2_store(
+        db_path,
+        (PORTAL_ROW, ("epark", 1, 3, T0, "public: timeout")),
+        ("INSERT INTO action_state (portal, action) VALUES ('epark', 'ads')", ()),
+    )
     s = Store(db_path)
     try:
         row = s.portal("epark")
@@ -109,21 +119,14 @@ def test_a_failover_in_progress_keeps_its_start_and_cause_through_migration_3(db
 
 def test_a_switched_off_portal_gets_its_last_outage_from_the_events_in_migration_3(db_path: Path) -> None:
     """A revert still retrying at the upgrade must tell the recovered notice the real outage."""
-    with sqlite3.connect(db_path, isolation_level=None) as db:
-        for v in (1, 2):
-            for statement in _split_sql(_MIGRATIONS[v]):
-                db.execute(statement)
-        db.execute("PRAGMA user_version=2")
-        db.execute(
-            "INSERT INTO portal_state (portal, failover, incident, since, reason) VALUES (?,?,?,?,?)",
-            ("epark", 0, 2, T0 + 3600, "portal up"),
-        )
-        event = "INSERT INTO events (ts, portal, kind, detail) VALUES (?, 'epark', 'failover', ?)"
-        db.execute(event, (T0 - 9000, '{"to": "on", "reason": "an older outage", "incident": 1}'))
-        db.execute(event, (T0, '{"to": "on", "reason": "public: http_status (HTTP 503)", "incident": 2}'))
-        db.execute(event, (T0 + 3600, '{"to": "off", "reason": "portal up", "incident": 2}'))
-        db.execute("INSERT INTO portal_state (portal, failover, incident) VALUES ('never', 0, 0)")
-    db.close()
+    _version_2_store(
+        db_path,
+        (PORTAL_ROW, ("epark", 0, 2, T0 + 3600, "portal up")),
+        (FAILOVER_EVENT, (T0 - 9000, '{"to": "on", "reason": "an older outage", "incident": 1}')),
+        (FAILOVER_EVENT, (T0, '{"to": "on", "reason": "public: http_status (HTTP 503)", "incident": 2}')),
+        (FAILOVER_EVENT, (T0 + 3600, '{"to": "off", "reason": "portal up", "incident": 2}')),
+        (PORTAL_ROW, ("never", 0, 0, None, "")),
+    )
     s = Store(db_path)
     try:
         row = s.portal("epark")
