@@ -14,10 +14,8 @@ Apprise URLs carry tokens: they are never logged, stored in events or put in err
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -27,6 +25,7 @@ import apprise
 from failover.actions.base import ActionError
 from failover.actions.fallback_page import own_base_url
 from failover.messages import fallback_url, install_log_redaction, redact, render, url_origin
+from failover.threads import OwnThreads
 
 if TYPE_CHECKING:  # notify.py imports this module: type-only imports keep the graph acyclic
     from failover.actions.notify import NotifyConfig
@@ -35,9 +34,7 @@ if TYPE_CHECKING:  # notify.py imports this module: type-only imports keep the g
 
 _GRACE = 5.0  # beyond Apprise's own deadline, before we stop waiting for its thread
 _DETAIL_MAX = 160  # characters of Apprise's reason shown per failed target
-# Apprise gets threads of its own: a target that hangs past its deadline keeps its thread, and in
-# asyncio's shared default pool that would starve the Google Ads calls.
-_WORKERS = 4
+_WORKERS = 4  # Apprise's own threads (failover/threads.py says why)
 
 
 class Delivery(StrEnum):
@@ -83,14 +80,12 @@ class StaffAlerts:
         self.settings = settings
         self.store = store
         self.clock = clock
-        self._pool: ThreadPoolExecutor | None = None  # made on first delivery
+        self._threads = OwnThreads(_WORKERS, "apprise")
         install_log_redaction()
 
     def close(self) -> None:
-        """Let the worker threads go at shutdown; a delivery still running ends at its own deadline."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Let Apprise's threads go at shutdown; a delivery still running ends at its own deadline."""
+        self._threads.close()
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -226,11 +221,12 @@ class StaffAlerts:
         ap = _apprise_for(attempt.target.url)
         if ap is None:
             return _Outcome(attempt, False, "not a valid Apprise URL; fix it in the config", permanent=True)
-        notify = functools.partial(ap.notify, body, title, body_format=apprise.NotifyFormat.TEXT, timeout=timeout)
         try:
             # Apprise is synchronous; its own deadline stops waiting, ours guards the thread hand-off.
             async with asyncio.timeout(timeout + _GRACE):
-                result = await asyncio.get_running_loop().run_in_executor(self._executor(), notify)
+                result = await self._threads.run(
+                    ap.notify, body, title, body_format=apprise.NotifyFormat.TEXT, timeout=timeout
+                )
         except TimeoutError:
             return _Outcome(attempt, False, f"no answer within {timeout:g}s")
         except Exception as err:  # a plugin bug: its text may quote the URL, so show the type only
@@ -238,11 +234,6 @@ class StaffAlerts:
         if result:
             return _Outcome(attempt, True)
         return _Outcome(attempt, False, redact(_reason(result, timeout), attempt.target.url)[:_DETAIL_MAX])
-
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="apprise")
-        return self._pool
 
 
 def _apprise_for(url: str) -> apprise.Apprise | None:

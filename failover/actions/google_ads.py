@@ -16,12 +16,10 @@ OAuth token refresh (which this module does itself, see ``_AdsApi._authorized``)
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -29,6 +27,7 @@ from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, ActionError, Incident
 from failover.messages import scrub_urls
+from failover.threads import OwnThreads
 from watchdog.duration import format_duration
 from watchdog.targets import Duration, StrictModel
 
@@ -83,7 +82,7 @@ class GoogleAds:
         self.key = f"actions.{name}"  # where errors point in the YAML
         self._api = _AdsApi(config, self.key)
         self._capped: int | None = None  # the incident whose campaigns max_active paused
-        self._pool: ThreadPoolExecutor | None = None  # made on first use: the CLI may never call
+        self._threads = OwnThreads(_WORKERS, f"google-ads-{self.name}")
 
     async def warm(self) -> None:
         """Import google-ads and build the client and services in a thread (no network call).
@@ -94,9 +93,7 @@ class GoogleAds:
 
     def close(self) -> None:
         """Let the worker threads go at shutdown; a call still running ends at its own deadline."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self._threads.close()
 
     # -- the Action protocol ------------------------------------------------------------------
 
@@ -186,10 +183,8 @@ class GoogleAds:
         await self._call(f"{verb} campaign status ({changes})", self._api.set_status, statuses, validate_only)
 
     async def _call(self, doing: str, fn: Callable[..., T], *args: Any) -> T:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix=f"google-ads-{self.name}")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            return await self._threads.run(fn, *args)
         except ActionError:
             raise
         except Exception as err:
