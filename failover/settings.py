@@ -12,7 +12,9 @@ from failover.actions.fallback_page import FallbackPageConfig
 from failover.actions.google_ads import GoogleAdsConfig
 from failover.actions.notify import NotifyConfig
 from failover.actions.webhook import WebhookConfig
-from watchdog.targets import Duration, HttpUrl, Portal, PortalId, StrictModel, WatchdogConfig
+from failover.clinic import Clinic
+from watchdog.config_types import Duration, HttpUrl, PortalId, StrictModel
+from watchdog.targets import Portal, WatchdogConfig
 
 ActionConfig = Annotated[
     FallbackPageConfig | GoogleAdsConfig | NotifyConfig | WebhookConfig, Field(discriminator="type")
@@ -94,11 +96,13 @@ class FailoverTuning(StrictModel):
 
 
 class FailoverPortal(Portal):
+    book_url: HttpUrl = Field(description="Where /book sends patients while the portal is up.")
     actions: list[str] = Field(default_factory=list, description="Names from the top-level `actions`.")
     min_failover: Duration = 300.0
 
 
 class Settings(WatchdogConfig):
+    clinic: Clinic
     store: str = "./portalguard.db"
     server: ServerSettings = Field(default_factory=ServerSettings)
     staff: StaffAuth = Field(default_factory=StaffAuth)

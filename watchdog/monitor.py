@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from watchdog.metrics import WatchdogMetrics, canary_label
+from watchdog.probes import endpoint_kind
 from watchdog.result import ProbeResult
 from watchdog.scheduler import ProbeJob
 from watchdog.targets import WatchdogConfig, endpoint_role
@@ -81,7 +82,7 @@ class Monitor:
         jobs = []
         for pid, portal in self.config.portals.items():
             for name, endpoint in portal.endpoints.items():
-                kind = "login" if endpoint.login else "http"
+                kind = endpoint_kind(endpoint)
                 jobs.append(ProbeJob(f"{pid}/{name}", pid, name, kind, endpoint, portal.interval, portal.timeout))
         timeout = min(10.0, self.config.canary_interval * 0.8)
         for i, url in enumerate(self.config.canaries):

@@ -6,79 +6,12 @@ Strict (unknown keys rejected), defaults in the schema, messages that name what 
 
 from __future__ import annotations
 
-import re
-import zoneinfo
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    SecretStr,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 
-from watchdog.duration import format_duration, parse_duration
-
-
-def _schema_for_editors(schema: dict[str, Any]) -> None:
-    for prop in schema.get("properties", {}).values():
-        # Editors insert a default as is: a duration's must read "15s" (valid YAML here), not 15.0.
-        patterns = [prop.get("pattern"), *(arm.get("pattern") for arm in prop.get("anyOf", []))]
-        if _DURATION_PATTERN in patterns and type(prop.get("default")) in (int, float):
-            prop["default"] = format_duration(prop["default"])
-        # A portal id / endpoint name that misses the key pattern is an error, as in validation.
-        if "patternProperties" in prop:
-            prop.setdefault("additionalProperties", False)
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_schema_for_editors)
-
-
-def _duration(value: object) -> float:
-    if isinstance(value, str):
-        return parse_duration(value)
-    raise ValueError(f'"{value}" is not a duration (use 15s, 2m)')
-
-
-_DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
-_DURATION_SCHEMA = {"type": "string", "pattern": _DURATION_PATTERN, "examples": ["15s", "2m"]}
-Duration = Annotated[
-    float,
-    BeforeValidator(_duration),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema(_DURATION_SCHEMA),
-]
-
-
-def _seconds(value: object) -> float:
-    # A key named ``seconds`` may hold a plain number (``seconds: 30``): the unit is in its name.
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    return _duration(value)
-
-
-Seconds = Annotated[
-    float,
-    BeforeValidator(_seconds),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, _DURATION_SCHEMA]}),
-]
-
-
-def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^/\s?#]+", value):
-        # The value is not echoed: URLs may carry tokens (webhooks, basic auth).
-        raise ValueError("is not an http(s) URL (use https://host/path)")
-    return value
-
-
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
+from watchdog.config_types import Duration, HttpUrl, PortalId, Seconds, StrictModel
+from watchdog.duration import format_duration
 
 
 def _ca_bundle(value: str) -> str:
@@ -92,31 +25,6 @@ def _ca_bundle(value: str) -> str:
     except ssl.SSLError:
         raise ValueError(f'"{value}" holds no PEM CA certificate') from None
     return value
-
-
-def _timezone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f'"{value}" is not a time zone (use an IANA name like Asia/Tokyo)') from None
-    return value
-
-
-class Clinic(StrictModel):
-    name: str = Field(min_length=1, description="Shown on the fallback page and in notifications.")
-    phone: str = Field(pattern=r"^\+?[0-9][0-9\- ()]{5,20}$", description="Shown as a tel: link.")
-    timezone: Annotated[str, AfterValidator(_timezone)] = "Asia/Tokyo"
-    name_en: str = ""
-    address: str = ""
-    hours: str = Field("", description="Opening hours, free text, shown on the fallback page.")
-    address_en: str = Field("", description="The address on the English page (else `address`).")
-    hours_en: str = Field("", description="Opening hours on the English page (else `hours`).")
-    website: str = ""
-
-    def text(self, key: str, lang: str) -> str:
-        """``name``/``address``/``hours`` in ``lang``: the ``_en`` variant on English pages when set."""
-        english = getattr(self, f"{key}_en") if lang == "en" else ""
-        return english or getattr(self, key)
 
 
 class Expect(StrictModel):
@@ -168,7 +76,6 @@ class Portal(StrictModel):
     down_after: Threshold = Field(default_factory=Threshold)
     up_after: Recovery = Field(default_factory=Recovery)
     trigger: Trigger = "public"
-    book_url: HttpUrl = Field(description="Where /book sends patients while the portal is up.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Portal:
@@ -203,11 +110,7 @@ class ProbeSettings(StrictModel):
     )
 
 
-PortalId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
-
-
 class WatchdogConfig(StrictModel):
-    clinic: Clinic
     canaries: list[HttpUrl] = Field(
         default_factory=list, description="Always-up URLs; if all fail, our own network is down."
     )

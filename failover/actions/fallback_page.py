@@ -12,7 +12,7 @@ import httpx
 
 from failover.actions.base import ActionDeps, ActionError, Incident
 from failover.messages import fallback_url
-from watchdog.targets import StrictModel
+from watchdog.config_types import StrictModel
 
 
 class FallbackPageConfig(StrictModel):

@@ -28,8 +28,8 @@ from pydantic import Field, SecretStr
 from failover.actions.base import ActionDeps, ActionError, Incident
 from failover.messages import scrub_urls
 from failover.threads import OwnThreads
+from watchdog.config_types import Duration, StrictModel
 from watchdog.duration import format_duration
-from watchdog.targets import Duration, StrictModel
 
 if TYPE_CHECKING:
     from google.oauth2.credentials import Credentials

@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, Incident
 from failover.staff import Delivery
-from watchdog.targets import Duration, StrictModel
+from watchdog.config_types import Duration, StrictModel
 
 
 class NotifyConfig(StrictModel):

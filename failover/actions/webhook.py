@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, ActionError, Incident
 from failover.messages import fallback_url, install_log_redaction, url_origin
-from watchdog.targets import Duration, StrictModel
+from watchdog.config_types import Duration, StrictModel
 
 
 class WebhookConfig(StrictModel):

@@ -21,7 +21,6 @@ FAIL = ProbeResult.failure(FailureKind.HTTP_STATUS, 0.05, "HTTP 500", 500)
 def config(trigger: str = "public", canaries: int = 0, canary_interval: str = "5s") -> WatchdogConfig:
     return WatchdogConfig.model_validate(
         {
-            "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
             "canaries": [f"http://127.0.0.1:9/c{i}" for i in range(canaries)],
             "canary_interval": canary_interval,
             "portals": {
@@ -38,7 +37,6 @@ def config(trigger: str = "public", canaries: int = 0, canary_interval: str = "5
                     "down_after": {"failures": 3, "seconds": "10s"},
                     "up_after": {"successes": 3, "seconds": "10s"},
                     "trigger": trigger,
-                    "book_url": "http://127.0.0.1:9/",
                 }
             },
         }

@@ -26,6 +26,11 @@ PROBES: dict[str, Probe] = {
 }
 
 
+def endpoint_kind(endpoint: Endpoint) -> str:
+    """The probe kind that checks a portal's endpoint: the login probe where a login is configured."""
+    return "login" if endpoint.login else "http"
+
+
 async def run_probe(
     client: httpx.AsyncClient,
     kind: str,
