@@ -28,8 +28,12 @@ FIELDS = TEXT_FIELDS + CHOICE_FIELDS
 
 # Control characters other than newline/tab would corrupt CSV exports and staff screens.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# Invisible joiners and spaces that copy-paste brings along: a name of only these is no name.
+_ZERO_WIDTH = re.compile(r"[\u200b-\u200d\u2060\ufeff]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
-_PHONE_SEPARATORS = re.compile(r"[\s\-‐‑‒–—―ー−()]")
+# Only what people type between digits: a plain space (NFKC makes U+3000 one), hyphens, parentheses.
+# Not ``\s``: it also matches CR, LF, VT, FS, NEL and U+2028, which must not reach a staff screen.
+_PHONE_SEPARATORS = re.compile(r"[ \-‐‑‒–—―ー−()]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,7 @@ def blank_values() -> dict[str, str]:
 
 def validate(fields: Mapping[str, str], today: date) -> FormResult:
     """Check a submission; ``today`` is the clinic's local date (preferred dates start there)."""
-    values = {name: str(fields.get(name, "")).strip() for name in FIELDS}
+    values = {name: _normalized(str(fields.get(name, ""))) for name in FIELDS}
     errors: dict[str, FieldError] = {}
     name = _text(values, errors, "name", MAX_NAME, "err_name_long", required="err_name_required")
     phone = _phone(values["phone"], errors)
@@ -79,6 +83,12 @@ def validate(fields: Mapping[str, str], today: date) -> FormResult:
         "consent": True,
     }
     return FormResult(values, {}, data)
+
+
+def _normalized(text: str) -> str:
+    """NFKC (full-width letters and digits become plain ones, as staff search them), without
+    zero-width characters, trimmed. Control characters stay, for the checks to refuse."""
+    return _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).strip()
 
 
 def honeypot_filled(fields: Mapping[str, str]) -> bool:

@@ -89,6 +89,13 @@ def test_a_valid_form_is_normalized() -> None:
         pytest.param({"name": "山田\n花子"}, "name", "err_text_invalid", id="newline-in-name"),
         pytest.param({"name": "山田\x00"}, "name", "err_text_invalid", id="nul-in-name"),
         pytest.param({"name": "山田\u202e"}, "name", "err_text_invalid", id="bidi-override"),
+        pytest.param({"name": "\u200b\u200c\u200d\ufeff"}, "name", "err_name_required", id="zero-width-only-name"),
+        pytest.param({"name": "\u3000\u200b "}, "name", "err_name_required", id="ideographic-space-name"),
+        *[
+            pytest.param({"phone": f"090-1234{c}5678"}, "phone", "err_phone_invalid", id=f"phone-{name}")
+            for name, c in [("cr", "\r"), ("lf", "\n"), ("vt", "\v"), ("fs", "\x1c"), ("nel", "\x85")]
+            + [("line-separator", "\u2028"), ("tab", "\t"), ("letter", "x"), ("slash", "/")]
+        ],
         pytest.param({"email": "a@b"}, "email", "err_email_invalid", id="email-without-dot"),
         pytest.param({"email": "a b@example.jp"}, "email", "err_email_invalid", id="email-space"),
         pytest.param({"email": "x" * 250 + "@ex.jp"}, "email", "err_email_invalid", id="email-long"),
@@ -109,7 +116,14 @@ def test_invalid_fields(changes: dict[str, str], field: str, key: str) -> None:
     assert not result.ok and result.data is None
     assert list(result.errors) == [field]
     assert result.errors[field].key == key
-    assert result.values[field] == changes.get(field, "").strip()
+    assert result.values[field] == forms._normalized(changes.get(field, ""))
+
+
+def test_text_is_normalized_before_it_is_stored() -> None:
+    result = forms.validate(form(name="\u200bＹａｍａｄａ　花子\ufeff", phone="　０９０－１２３４－５６７８　"), TODAY)
+    assert result.ok and result.data is not None
+    assert result.data["name"] == "Yamada 花子"  # NFKC: full-width letters and spaces become plain ones
+    assert result.data["phone"] == "090-1234-5678"
 
 
 def test_the_date_window_matches_the_inputs() -> None:
