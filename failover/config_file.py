@@ -22,6 +22,8 @@ from failover.settings import Settings
 
 ENV_VAR = "PORTALGUARD_CONFIG"
 DEFAULT_FILE = "portalguard.yaml"
+MAX_CONFIG_CHARS = 1 << 20
+MAX_CONFIG_DEPTH = 32
 _REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Fields whose values are never shown in an error message.
@@ -87,7 +89,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError([f"{path}: cannot read: {err}"]) from None
+    if len(text) > MAX_CONFIG_CHARS:
+        raise ConfigError([f"{path.name}: {len(text):,} characters is too long for a config file (at most 1 MiB)"])
     try:
+        _check_shape(path, text)
         data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -102,6 +107,24 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             [f"{path.name}: the top level must be a mapping (clinic:, canaries:, portals:, ...), not {kind}"]
         )
     return data
+
+
+def _check_shape(path: Path, text: str) -> None:
+    """Refuse aliases and deep nesting before anything is built, reading the event stream (which
+    PyYAML parses without recursion): a few hundred bytes of nested aliases expand to gigabytes
+    (a "billion laughs"), and deep nesting would exhaust Python's recursion limit."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        mark = event.start_mark
+        where = f"{path.name}: line {mark.line + 1}, column {mark.column + 1}"
+        if isinstance(event, yaml.AliasEvent):
+            raise ConfigError([f"{where}: YAML aliases (*{event.anchor}) are not supported here: write the value out"])
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_CONFIG_DEPTH:
+                raise ConfigError([f"{where}: nested deeper than {MAX_CONFIG_DEPTH} levels; no key needs that"])
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -13,7 +13,7 @@ from failover.actions.google_ads import GoogleAdsConfig
 from failover.actions.notify import NotifyConfig
 from failover.actions.webhook import WebhookConfig
 from failover.clinic import Clinic
-from watchdog.config_types import Duration, HttpUrl, PortalId, StrictModel
+from watchdog.config_types import Duration, HttpUrl, PortalId, PositiveDuration, StrictModel, at_least
 from watchdog.targets import Portal, WatchdogConfig
 
 ActionConfig = Annotated[
@@ -24,7 +24,21 @@ ActionConfig = Annotated[
 def _listen(value: str) -> str:
     if not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}$", value):
         raise ValueError(f'"{value}" is not host:port (use 127.0.0.1:8080)')
+    if int(value.rpartition(":")[2]) > 65535:
+        raise ValueError(f'"{value}": a port is at most 65535 (use 127.0.0.1:8080)')
     return value
+
+
+def _store_path(value: str) -> str:
+    # An in-memory or unnamed database acknowledges booking requests and forgets them at a restart.
+    if not value.strip() or value.strip() == ":memory:" or "mode=memory" in value:
+        raise ValueError(
+            f'"{value}" keeps nothing across a restart: give a file path (e.g. /var/lib/portalguard/portalguard.db)'
+        )
+    return value
+
+
+StorePath = Annotated[str, AfterValidator(_store_path)]
 
 
 Listen = Annotated[str, AfterValidator(_listen)]
@@ -81,7 +95,7 @@ class StaffAuth(StrictModel):
 
 
 class BookingSettings(StrictModel):
-    retention: Duration = 90 * 86400.0
+    retention: Annotated[Duration, at_least(86400.0, "an acknowledged request must outlive a restart")] = 90 * 86400.0
     rate_limit_per_minute: int = Field(10, ge=1, description="Form posts per client IP per minute.")
     max_body_bytes: int = Field(16_384, ge=1024)
 
@@ -89,10 +103,12 @@ class BookingSettings(StrictModel):
 class FailoverTuning(StrictModel):
     # At most 1s: the spec promises a tick every second and CLI overrides applied within 2s.
     tick: Annotated[Duration, Field(ge=0.1, le=1.0)] = 1.0
-    backoff_max: Duration = 300.0
+    backoff_max: PositiveDuration = 300.0
     max_switches_per_hour: int = Field(4, ge=1, description="More and the portal is flapping: staff decide.")
-    doctor_every: Duration = 6 * 3600.0
-    audit_retention: Duration = Field(400 * 86400.0, description="Events (the audit log) are kept this long.")
+    doctor_every: Annotated[Duration, at_least(60.0, "each preflight calls every service")] = 6 * 3600.0
+    audit_retention: Annotated[Duration, at_least(30 * 86400.0, "incident reports and send-once records need it")] = (
+        Field(400 * 86400.0, description="Events (the audit log) are kept this long.")
+    )
 
 
 class FailoverPortal(Portal):
@@ -103,7 +119,7 @@ class FailoverPortal(Portal):
 
 class Settings(WatchdogConfig):
     clinic: Clinic
-    store: str = "./portalguard.db"
+    store: StorePath = "./portalguard.db"
     server: ServerSettings = Field(default_factory=ServerSettings)
     staff: StaffAuth = Field(default_factory=StaffAuth)
     booking: BookingSettings = Field(default_factory=BookingSettings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_SECONDS = 3650 * 86400.0  # ten years: anything longer is a typo, and would overflow time arithmetic
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
@@ -14,7 +15,10 @@ def parse_duration(text: str) -> float:
     parts = _PART.findall(compact)
     if not compact or "".join(n + u for n, u in parts) != compact:
         raise ValueError(f'"{text}" is not a duration (use 15s, 2m)')
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not seconds <= MAX_SECONDS:  # also catches inf from a very long number
+        raise ValueError(f'"{text[:40]}" is longer than ten years (use at most 3650d)')
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 
-from watchdog.config_types import Duration, HttpUrl, PortalId, Seconds, StrictModel
+from watchdog.config_types import Duration, HttpUrl, PortalId, PositiveDuration, Seconds, StrictModel
 from watchdog.duration import format_duration
 
 
@@ -72,7 +72,7 @@ Trigger = Literal["public", "admin", "any", "all"]
 class Portal(StrictModel):
     endpoints: dict[EndpointName, Endpoint] = Field(min_length=1)
     interval: Duration = 15.0
-    timeout: Duration = 10.0
+    timeout: PositiveDuration = 10.0
     down_after: Threshold = Field(default_factory=Threshold)
     up_after: Recovery = Field(default_factory=Recovery)
     trigger: Trigger = "public"

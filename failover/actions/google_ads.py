@@ -28,7 +28,7 @@ from pydantic import Field, SecretStr
 from failover.actions.base import ActionDeps, ActionError, Incident
 from failover.messages import scrub_urls
 from failover.threads import OwnThreads
-from watchdog.config_types import Duration, StrictModel
+from watchdog.config_types import PositiveDuration, StrictModel
 from watchdog.duration import format_duration
 
 if TYPE_CHECKING:
@@ -54,9 +54,9 @@ class GoogleAdsConfig(StrictModel):
     # Digits only: the ids go into a GAQL query.
     campaign_ids: list[Annotated[str, Field(pattern=r"^\d{1,20}$")]] = Field(min_length=1)
     max_daily_budget: float = Field(gt=0, description="Refuse to enable a campaign whose daily budget is higher.")
-    max_active: Duration = 86400.0
+    max_active: PositiveDuration = 86400.0
     api_version: Literal["v23", "v24", "v25", "v26"] = "v26"
-    timeout: Duration = 30.0
+    timeout: PositiveDuration = 30.0
     endpoint: str | None = Field(None, description="API host:port; default Google's. For tests/demo only.")
     ca_file: str | None = Field(None, description="Extra CA bundle for `endpoint` (tests/demo only).")
     credentials: AdsCredentials

@@ -13,15 +13,15 @@ from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, Incident
 from failover.staff import Delivery
-from watchdog.config_types import Duration, StrictModel
+from watchdog.config_types import PositiveDuration, StrictModel
 
 
 class NotifyConfig(StrictModel):
     type: Literal["notify"]
     urls: list[SecretStr] = Field(min_length=1, description="Apprise URLs; they carry tokens: use ${VAR}.")
-    remind_every: Duration | None = 7200.0
+    remind_every: PositiveDuration | None = 7200.0
     language: Literal["ja", "en"] = "ja"
-    timeout: Duration = 15.0
+    timeout: PositiveDuration = 15.0
 
 
 class Notify:

@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, ActionError, Incident
 from failover.messages import fallback_url, install_log_redaction, url_origin
-from watchdog.config_types import Duration, StrictModel
+from watchdog.config_types import PositiveDuration, StrictModel
 
 
 class WebhookConfig(StrictModel):
@@ -30,7 +30,7 @@ class WebhookConfig(StrictModel):
         None,
         description="HMAC-SHA256 key for the X-Portalguard-Signature header; without it `doctor` reports not ready.",
     )
-    timeout: Duration = 10.0
+    timeout: PositiveDuration = 10.0
 
 
 SIGNATURE_HEADER = "X-Portalguard-Signature"

@@ -365,3 +365,22 @@ def test_schema_defaults_are_valid_yaml_values(schema: dict[str, object]) -> Non
                 checked += 1
     assert checked > 20
     assert defs["FailoverPortal"]["properties"]["interval"]["default"] == "15s"
+
+
+@pytest.mark.parametrize("name", ["alias_bomb", "deep_nesting"])
+def test_hostile_yaml_is_refused_quickly_by_config_check(name: str) -> None:
+    # A 342-byte alias bomb used to run for minutes; deep nesting ended in a RecursionError traceback.
+    import subprocess
+    import sys
+
+    path = CONFIGS / "invalid" / f"{name}.yaml"
+    portalguard = Path(sys.executable).parent / "portalguard"
+    done = subprocess.run(
+        [str(portalguard), "-c", str(path), "config", "check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    expected = path.with_suffix(".expected").read_text(encoding="utf-8").strip()
+    assert done.stderr.strip() == f"portalguard: {expected}"
