@@ -93,8 +93,10 @@ def test_a_valid_form_is_normalized() -> None:
         pytest.param({"name": "\u3000\u200b "}, "name", "err_name_required", id="ideographic-space-name"),
         *[
             pytest.param({"phone": f"090-1234{c}5678"}, "phone", "err_phone_invalid", id=f"phone-{name}")
-            for name, c in [("cr", "\r"), ("lf", "\n"), ("vt", "\v"), ("fs", "\x1c"), ("nel", "\x85")]
-            + [("line-separator", "\u2028"), ("tab", "\t"), ("letter", "x"), ("slash", "/")]
+            for name, c in [
+                *[("cr", "\r"), ("lf", "\n"), ("vt", "\x0b"), ("fs", "\x1c"), ("nel", "\x85")],
+                *[("line-separator", "\u2028"), ("tab", "\t"), ("letter", "x"), ("slash", "/")],
+            ]
         ],
         pytest.param({"email": "a@b"}, "email", "err_email_invalid", id="email-without-dot"),
         pytest.param({"email": "a b@example.jp"}, "email", "err_email_invalid", id="email-space"),
