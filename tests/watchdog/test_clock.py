@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import pytest
@@ -55,7 +56,7 @@ def test_it_never_goes_backwards_and_converges_on_the_wall_clock(src: Sources) -
     for _ in range(400):
         src.advance(1000)
         readings.append(clock())
-    assert all(b > a for a, b in zip(readings, readings[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(readings))
     assert readings[-1] == pytest.approx(src.wall_at, abs=1e-6)  # 3600 s absorbed at 10 s per 1000 s
 
 
