@@ -97,6 +97,9 @@ class StaffAuth(StrictModel):
 class BookingSettings(StrictModel):
     retention: Annotated[Duration, at_least(86400.0, "an acknowledged request must outlive a restart")] = 90 * 86400.0
     rate_limit_per_minute: int = Field(10, ge=1, description="Form posts per client IP per minute.")
+    ipv6_prefix: int = Field(
+        64, ge=32, le=128, description="IPv6 clients are limited per network of this prefix (one subscriber's /64)."
+    )
     max_body_bytes: int = Field(16_384, ge=1024)
 
 

@@ -126,7 +126,9 @@ class _Web:
         self.tz = ZoneInfo(settings.clinic.timezone)
         self.key = app_secret(settings)
         self.csrf = Csrf(self.key)
-        self.limiter = RateLimiter(settings.booking.rate_limit_per_minute, clock)
+        self.limiter = RateLimiter(
+            settings.booking.rate_limit_per_minute, clock, ipv6_prefix=settings.booking.ipv6_prefix
+        )
         self.staff_failures = RateLimiter(STAFF_FAILED_LOGINS_PER_MINUTE, clock)
         self.announcements: set[asyncio.Task[None]] = set()
         self.assets = _load_assets(HERE / "static")

@@ -8,6 +8,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import os
 import re
 import secrets
@@ -149,14 +150,18 @@ class RateLimiter:
     Memory stays bounded: past ``max_clients`` entries, the full (idle) buckets are forgotten.
     """
 
-    def __init__(self, per_minute: int, clock: Callable[[], float], max_clients: int = 10_000) -> None:
+    def __init__(
+        self, per_minute: int, clock: Callable[[], float], max_clients: int = 10_000, ipv6_prefix: int = 64
+    ) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self.clock = clock
         self.max_clients = max_clients
+        self.ipv6_prefix = ipv6_prefix
         self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
 
     def allow(self, client: str) -> bool:
+        client = client_bucket(client, self.ipv6_prefix)
         now = self.clock()
         tokens, at = self._buckets.get(client, (self.capacity, now))
         tokens = min(self.capacity, tokens + max(0.0, now - at) * self.rate)
@@ -168,6 +173,7 @@ class RateLimiter:
 
     def exhausted(self, client: str) -> bool:
         """True if ``allow`` would refuse now (a look that takes nothing)."""
+        client = client_bucket(client, self.ipv6_prefix)
         now = self.clock()
         tokens, at = self._buckets.get(client, (self.capacity, now))
         return min(self.capacity, tokens + max(0.0, now - at) * self.rate) < 1.0
@@ -177,6 +183,23 @@ class RateLimiter:
         self._buckets = {c: (t, at) for c, (t, at) in self._buckets.items() if now - at < full_after}
         while len(self._buckets) > self.max_clients:  # still too many busy clients: drop the oldest
             del self._buckets[next(iter(self._buckets))]
+
+
+def client_bucket(address: str, ipv6_prefix: int) -> str:
+    """Whom a limit counts: an IPv4 address, or an IPv6 address's ``/ipv6_prefix`` network.
+
+    One IPv6 subscriber gets a whole /64 (or more) and can pick a fresh address per request: counted
+    per address, 300 posts from one /64 were 300 "clients". IPv4-mapped addresses count as IPv4.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # "unknown" or a test client's name: as it is
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{ip}/{ipv6_prefix}", strict=False))
+    return str(ip)
 
 
 # -- staff login ------------------------------------------------------------------------------

@@ -333,3 +333,16 @@ async def test_preview_submission_is_marked_as_a_drill(tmp_path: Path, clock) ->
     drill, real = sorted(web.store.requests(), key=lambda row: row.id)
     assert drill.data["drill"] is True
     assert forged.status_code == 200 and "drill" not in real.data
+
+
+async def test_one_ipv6_network_is_one_client_for_the_rate_limit(tmp_path: Path, clock) -> None:
+    # 300 posts from one /64 (a fresh address each) were all stored, and staff got 301 messages.
+    web = make_web(tmp_path, clock, booking={"rate_limit_per_minute": 3})
+    web.store.set_page(PORTAL, True)
+    codes = []
+    for i in range(1, 21):
+        async with web.client(f"2001:db8:aa:bb::{i:x}") as c:
+            codes.append((await submit(c, valid_form())).status_code)
+    await settle()
+    assert codes == [200] * 3 + [429] * 17
+    assert web.store.count_requests() == 3 and len(web.notified) == 3

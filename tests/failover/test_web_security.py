@@ -18,6 +18,7 @@ from failover.web.security import (
     RateLimiter,
     SecretError,
     app_secret,
+    client_bucket,
     preview_ok,
     secret_path,
     staff_authorized,
@@ -117,3 +118,27 @@ def basic(user: str, password: str) -> str:
 )
 def test_staff_authorized(auth: StaffAuth, header: str | None, ok: bool) -> None:
     assert staff_authorized(auth, header) is ok
+
+
+def test_ipv6_clients_are_limited_per_network_not_per_address(clock) -> None:
+    limiter = RateLimiter(3, clock)  # /64 by default
+    same_64 = [f"2001:db8:1:2::{i:x}" for i in range(1, 300)]
+    assert [limiter.allow(a) for a in same_64[:4]] == [True, True, True, False]
+    assert not any(limiter.allow(a) for a in same_64[4:])
+    assert limiter.allow("2001:db8:1:3::1")  # the next /64 is someone else
+    assert limiter.exhausted("2001:db8:1:2:ffff::9")
+
+
+@pytest.mark.parametrize(
+    ("address", "prefix", "bucket"),
+    [
+        ("198.51.100.7", 64, "198.51.100.7"),
+        ("::ffff:198.51.100.7", 64, "198.51.100.7"),
+        ("2001:db8::1", 64, "2001:db8::/64"),
+        ("2001:db8:0:0:8000::1", 56, "2001:db8::/56"),
+        ("2001:db8::1", 128, "2001:db8::1/128"),
+        ("unknown", 64, "unknown"),
+    ],
+)
+def test_client_bucket(address: str, prefix: int, bucket: str) -> None:
+    assert client_bucket(address, prefix) == bucket
