@@ -69,10 +69,22 @@ class Recovery(StrictModel):
 Trigger = Literal["public", "admin", "any", "all"]
 
 
+DEFAULT_TIMEOUT = 10.0
+TIMEOUT_SHARE = 0.8  # of the interval, when the timeout is left to its default
+DEFAULT_CANARY_INTERVAL = 15.0
+
+
+def _adapt(model: StrictModel, field: str, value: float) -> None:
+    """Set a defaulted field of a frozen model from its siblings (inside its own validator only)."""
+    object.__setattr__(model, field, value)
+
+
 class Portal(StrictModel):
     endpoints: dict[EndpointName, Endpoint] = Field(min_length=1)
     interval: Duration = 15.0
-    timeout: PositiveDuration = 10.0
+    timeout: PositiveDuration = Field(
+        DEFAULT_TIMEOUT, description="Default: 10s, or 80 % of interval when that is shorter."
+    )
     down_after: Threshold = Field(default_factory=Threshold)
     up_after: Recovery = Field(default_factory=Recovery)
     trigger: Trigger = "public"
@@ -81,6 +93,10 @@ class Portal(StrictModel):
     def _consistent(self) -> Portal:
         if self.interval < 1:
             raise ValueError(f"interval: {format_duration(self.interval)} is too short (use at least 1s)")
+        if "timeout" not in self.model_fields_set:
+            # A default must never turn the user's own valid interval into an error: `interval: 5s`
+            # alone gets a 4s timeout, not the 10s default.
+            _adapt(self, "timeout", min(DEFAULT_TIMEOUT, TIMEOUT_SHARE * self.interval))
         if self.timeout >= self.interval:
             raise ValueError(
                 f"timeout: {format_duration(self.timeout)} must be shorter than interval "
@@ -114,7 +130,10 @@ class WatchdogConfig(StrictModel):
     canaries: list[HttpUrl] = Field(
         default_factory=list, description="Always-up URLs; if all fail, our own network is down."
     )
-    canary_interval: Duration = 15.0
+    canary_interval: Duration = Field(
+        DEFAULT_CANARY_INTERVAL,
+        description="Default: 15s, or the shortest down_after.seconds when that is shorter.",
+    )
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     portals: dict[PortalId, Portal] = Field(min_length=1)
 
@@ -128,6 +147,8 @@ class WatchdogConfig(StrictModel):
         # answered (our own network works): a longer canary interval would delay the failover.
         pid = min(self.portals, key=lambda p: self.portals[p].down_after.seconds)
         shortest = self.portals[pid].down_after.seconds
+        if "canary_interval" not in self.model_fields_set and shortest >= 1:
+            _adapt(self, "canary_interval", min(DEFAULT_CANARY_INTERVAL, shortest))
         if self.canary_interval > shortest:
             fix = (
                 f"lower canary_interval to {format_duration(shortest)} or less, or raise down_after.seconds"
