@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Debian packages the tests use: promtool/prometheus, amtool (alertmanager), blackbox_exporter (bench),
-# chromium + CJK fonts.
+# chromium + its Japanese locale (date fields as patients see them) + CJK fonts.
 deps-debian:
 	@missing=""; \
-	for p in prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium fonts-noto-cjk; do \
+	for p in prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium chromium-l10n fonts-noto-cjk; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

@@ -35,7 +35,11 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--lang=ja-JP",
 ]
+# A Japanese phone's browser: Chromium takes the format of its own date-field hint (年/月/日, not
+# mm/dd/yyyy) from the process's language, not from the page's locale (Debian's chromium-l10n).
+JAPANESE_ENV = {"LANG": "ja_JP.UTF-8", "LANGUAGE": "ja"}
 XSS = "<script>window.__pwned = 1</script>"
 
 pytestmark = [
@@ -90,6 +94,7 @@ async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
             is_mobile=True,
             has_touch=True,
             locale="ja-JP",
+            env={**os.environ, **JAPANESE_ENV},
             timezone_id="Asia/Tokyo",
             http_credentials={"username": STAFF_USER, "password": STAFF_PASSWORD},
         )
@@ -171,6 +176,12 @@ async def test_an_invalid_form_shows_the_errors_next_to_the_fields(site: Site, b
     await page.get_by_role("textbox", name="メールアドレス").fill("hanako@")
     await page.get_by_role("button", name="送信する").click()
     await expect(page.get_by_role("alert").first).to_contain_text("入力内容をご確認ください")
+    # The page comes back scrolled to the focused error summary, not at its top (no script).
+    assert page.url.endswith("#errors")
+    assert await page.evaluate("document.activeElement.id") == "errors"
+    summary = await page.locator("#errors").bounding_box()
+    assert summary is not None and 0 <= summary["y"] < PHONE["height"] / 2, "the error summary is out of sight"
+    await expect(page.locator("#errors a").first).to_have_attribute("href", "#f-name")
     await expect(page.locator("#e-name")).to_have_text("お名前を入力してください")
     await expect(page.locator("#e-phone")).to_contain_text("電話番号の形式が正しくありません")
     await expect(page.locator("#e-email")).to_contain_text("メールアドレスの形式が正しくありません")
@@ -179,6 +190,8 @@ async def test_an_invalid_form_shows_the_errors_next_to_the_fields(site: Site, b
     await expect(page.get_by_role("textbox", name="電話番号")).to_have_attribute("aria-invalid", "true")
     await page.locator("#f-phone").scroll_into_view_if_needed()
     await screenshot(page, "fallback-errors-ja.png", full_page=False)
+    await page.locator("#f-date1").scroll_into_view_if_needed()
+    await screenshot(page, "fallback-dates-ja.png", full_page=False)
     assert site.store.count_requests() == 0
 
 
