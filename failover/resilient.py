@@ -284,9 +284,14 @@ class ResilientStore(AsyncStore):
         log.warning("store: %d write(s) kept in memory are written now", written)
         self.health.ok()
 
-    async def close(self) -> None:
+    async def flush(self) -> None:
+        """Also the replay of kept writes, if one runs."""
+        await super().flush()
         if self._replay is not None:
             await asyncio.gather(self._replay, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.flush()
         if self._journal:  # one last try: what is not written now is lost
             await self._write_journal()
         if self._journal:
