@@ -143,3 +143,36 @@ def test_identical_error_lines_are_shown_once_a_minute_with_a_count() -> None:
     assert shown[0].endswith("[59 more like this in the last 60 s]")
     assert f.filter(record("another line")), "a different line is not held back"
     assert all(f.filter(record("info", logging.INFO)) for _ in range(5)), "INFO is not limited"
+
+
+async def test_book_switches_to_the_fallback_page_from_memory_on_a_full_disk(
+    tmp_path: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+    from prometheus_client import CollectorRegistry
+
+    from failover.metrics import FailoverMetrics
+    from failover.web.app import create_app
+    from tests.failover.test_web_support import PORTAL as WEB_PORTAL
+    from tests.failover.test_web_support import make_settings
+
+    settings = make_settings(tmp_path)
+    registry = CollectorRegistry()
+    metrics = FailoverMetrics(registry)
+    store = ResilientStore(settings.store, clock, metrics)
+    await store.load(settings.portals)
+    DiskFull(store, monkeypatch).full = True
+
+    def no_reads(*_a: Any) -> None:
+        raise AssertionError("/book read the database")
+
+    monkeypatch.setattr(store.sync, "portal", no_reads)
+    app = create_app(settings, store, metrics, registry, None, clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        assert (await c.get(f"/book/{WEB_PORTAL}")).status_code == 302
+        await store.set_page(WEB_PORTAL, True)  # the fallback_page action's apply, on the full disk
+        assert (await c.get(f"/book/{WEB_PORTAL}")).status_code == 200
+        health = await c.get("/healthz")
+    assert health.status_code == 503 and "database or disk is full" in health.text
+    assert store.pending == 1
+    await store.close()
