@@ -39,8 +39,9 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def install_repeat_filter(logger: logging.Logger | None = None) -> None:
-    """On every handler of ``logger`` (the root logger): filters on a logger would miss its children."""
-    for handler in (logger or logging.getLogger()).handlers:
-        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
-            handler.addFilter(RepeatFilter())
+def repeat_limited_handler() -> logging.Handler:
+    """The service's stderr handler (for ``logging.basicConfig(handlers=…)``): on the handler, as a
+    filter on a logger would miss its children's lines."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RepeatFilter())
+    return handler

@@ -49,22 +49,12 @@ class FailoverMetrics:
         )
 
         # A full disk must show before anything is lost: failover goes on from memory meanwhile.
-        self.store_write_errors = Counter(
-            "portalguard_store_write_errors_total",
-            "Store writes that failed (kept in memory to write later, or dropped if only a heartbeat/audit row)",
-            registry=registry,
-        )
         self.store_writable = Gauge(
             "portalguard_store_writable",
             "1 while the store takes writes, 0 while they fail (failover goes on from memory)",
             registry=registry,
         )
         self.store_writable.set(1)
-        self.store_pending_writes = Gauge(
-            "portalguard_store_pending_writes",
-            "State writes kept in memory until the store can write again",
-            registry=registry,
-        )
 
     def declare_portal(self, portal: str, actions: list[str]) -> None:
         self.failover_active.labels(portal).set(0)

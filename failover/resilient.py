@@ -70,7 +70,6 @@ class StoreHealth:
                 self.last_error,
             )
         if self.metrics is not None:
-            self.metrics.store_write_errors.inc()
             self.metrics.store_writable.set(0)
 
     def ok(self) -> None:
@@ -83,8 +82,6 @@ class StoreHealth:
 
     def set_pending(self, n: int) -> None:
         self.pending = n
-        if self.metrics is not None:
-            self.metrics.store_pending_writes.set(n)
 
     def alert_due(self, now: float) -> bool:
         """Tell staff: the failure will not clear by itself, or has lasted ``ALERT_AFTER``."""

@@ -22,7 +22,6 @@ from starlette.routing import Route
 
 from failover.actions import Action, ActionDeps, ActionError, build_action
 from failover.doctor import run_checks
-from failover.logfilter import install_repeat_filter
 from failover.metrics import FailoverMetrics
 from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
@@ -298,7 +297,6 @@ async def serve_until_signalled(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then stop cleanly (actions in flight finish, servers close)."""
     import signal
 
-    install_repeat_filter()  # a failure repeating every tick must not fill the disk with its log
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

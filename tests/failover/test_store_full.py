@@ -47,9 +47,7 @@ def disk(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> DiskFull:
 
 
 def sample(rig: Rig, name: str) -> float:
-    return (
-        rig.metrics.store_writable._value.get() if name == "writable" else rig.metrics.store_write_errors._value.get()
-    )
+    return rig.metrics.store_writable._value.get() if name == "writable" else float(rig.store.health.errors)
 
 
 async def test_a_full_disk_still_switches_every_measure_and_tells_staff_once(rig: Rig, disk: DiskFull) -> None:
