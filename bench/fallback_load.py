@@ -58,13 +58,14 @@ def serve(config_path: str, port_file: str) -> None:
     from prometheus_client import CollectorRegistry
 
     from failover.metrics import FailoverMetrics
+    from failover.resilient import ResilientStore
     from failover.settings import Settings
-    from failover.store import Store
     from failover.web import create_app
 
     settings = Settings.model_validate(json.loads(Path(config_path).read_text()))
-    store = Store(settings.store)
-    store.set_page(PORTAL, True)
+    store = ResilientStore(settings.store)  # as `portalguard run` has it: /book answers from memory
+    store.sync.set_page(PORTAL, True)
+    asyncio.run(store.load(settings.portals))
     registry = CollectorRegistry()
     app = create_app(settings, store, FailoverMetrics(registry), registry)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")

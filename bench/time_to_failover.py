@@ -142,7 +142,7 @@ async def detection(rounds: int, svc: Service, sims: dict[str, PortalSimulator])
     for r in range(rounds):
         modes = [MODES[(r * len(sims) + i) % len(MODES)] for i in range(len(sims))]
         batch = await asyncio.gather(
-            *(one_run(svc.store, pid, sim, m) for (pid, sim), m in zip(sims.items(), modes, strict=True))
+            *(one_run(svc.store.sync, pid, sim, m) for (pid, sim), m in zip(sims.items(), modes, strict=True))
         )
         runs += batch
         print(f"round {r + 1}/{rounds}: " + ", ".join(f"{x.mode} {x.detect_to_on:.1f}s" for x in batch), flush=True)
@@ -156,7 +156,7 @@ async def noise(minutes: float, svc: Service, sims: dict[str, PortalSimulator], 
     flappers = list(sims.values())
     scripts = [_flap(flappers[0::3], end), _blip(flappers[1::3], end), _canary_loss(flappers[2::3], canary, end)]
     await asyncio.gather(*scripts)
-    return sum(1 for e in svc.store.events(None, since=started, kinds=("failover",)) if e.detail.get("to") == "on")
+    return sum(1 for e in svc.store.sync.events(None, since=started, kinds=("failover",)) if e.detail.get("to") == "on")
 
 
 async def _flap(sims: list[PortalSimulator], end: float) -> None:
@@ -235,7 +235,7 @@ async def main(args: argparse.Namespace) -> None:
             task = asyncio.create_task(svc.run(stop, ready))
             await ready.wait()
             for pid in sims:
-                await converged(svc.store, pid, "off", 60)
+                await converged(svc.store.sync, pid, "off", 60)  # what is in the file, as `status` sees it
             runs = await detection(args.rounds, svc, sims)
             failovers = await noise(args.flap_minutes, svc, sims, canary) if args.flap_minutes > 0 else None
             stop.set()

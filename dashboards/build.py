@@ -265,7 +265,23 @@ def last_cycle_age() -> stat.Panel:
         .color_mode(cm.BigValueColorMode.VALUE)
         .no_value("no data: is portalguard scraped?")
         .height(4)
-        .span(6)
+        .span(3)
+    )
+
+
+def store_writable() -> stat.Panel:
+    return (
+        stat_panel(
+            "Store",
+            "Whether portalguard can write its store (the SQLite file). NOT WRITABLE, typically a full disk: "
+            "failover, /book and staff alerts go on from memory, but free disk space now (a restart would "
+            "lose what could not be written). /healthz says the same.",
+            [q("min(portalguard_store_writable)", "store", instant=True)],
+        )
+        .mappings(value_map([(1, "writable", "green"), (0, "NOT WRITABLE", "red")]))
+        .no_value("no data: is portalguard scraped?")
+        .height(4)
+        .span(3)
     )
 
 
@@ -675,7 +691,7 @@ def panels() -> list[tuple[str, list[cogbuilder.Builder[Any]]]]:
     """Rows and their panels, top to bottom."""
     return [
         ("Now", [verdict_now(), failover_now(), uptime_now(), tls_days_left()]),
-        ("", [control_now(), canary_status(), booking_total(), last_cycle_age()]),
+        ("", [control_now(), canary_status(), booking_total(), last_cycle_age(), store_writable()]),
         ("Probes", [probe_success(), probe_latency(), failure_reasons(), failure_reasons_total(), http_status()]),
         ("Failover", [failover_timeline(), actions_timeline(), action_errors(), action_ready(), switches()]),
         ("Patients and the monitor", [booking_requests(), http_requests(), canary_history(), schedule_lateness()]),

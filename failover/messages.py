@@ -34,6 +34,8 @@ TOPICS = (
     "flapping",
     "booking_request",
     "ads_max_active",
+    "store_failing",
+    "store_restored",
 )
 
 _MISSING = "—"
@@ -188,6 +190,38 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             '{clinic}\nThe ads "{action}" ran for their maximum of {max_active} and were paused to cap spend.\n'
             'If the booking portal "{portal}" is still down and the ads should run on, confirm by hand:\n'
             '  portalguard failover on {portal} --reason "ads confirmed"',
+        ),
+    },
+    "store_failing": {
+        "ja": (
+            "【要対応】portalguard が記録（ストア）に書き込めません",
+            "{clinic}\n{since}から、portalguard が記録ファイル（ストア）に書き込めません。\n"
+            "エラー：{error}\nディスクの空き容量不足の可能性が高いです。\n"
+            "切り替えと通知はメモリ上の状態で続けています（今再起動すると、書き込めなかった分は失われます）。\n\n"
+            "対処：サーバーのディスクの空きを確保してください（df -h で確認し、古いログやバックアップを削除）。"
+            "書き込めるようになると自動で記録を再開します。状態は /healthz で確認できます。",
+        ),
+        "en": (
+            "[Action needed] portalguard cannot write its store",
+            "{clinic}\nSince {since}, portalguard cannot write its store file.\n"
+            "Error: {error}\nThe disk is most likely full.\n"
+            "Failover and alerts go on from memory (if the service restarted now, what could not be written "
+            "would be lost).\n\n"
+            "What to do: free disk space on the server (check with df -h; remove old logs or backups), or fix "
+            "the store file's permissions. portalguard writes again by itself as soon as it can; /healthz "
+            "shows the state.",
+        ),
+    },
+    "store_restored": {
+        "ja": (
+            "【復旧】portalguard の記録（ストア）への書き込みが戻りました",
+            "{clinic}\nportalguard が記録ファイルに再び書き込めるようになりました（{duration}、{since}から）。"
+            "メモリ上に保持していた状態は書き込み済みです。",
+        ),
+        "en": (
+            "[Store writable again] portalguard records again",
+            "{clinic}\nportalguard can write its store again ({duration}, since {since}). "
+            "What was kept in memory meanwhile has been written.",
         ),
     },
 }

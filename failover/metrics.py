@@ -48,6 +48,14 @@ class FailoverMetrics:
             "portalguard_http_requests_total", "HTTP requests served", ["route", "code"], registry=registry
         )
 
+        # A full disk must show before anything is lost: failover goes on from memory meanwhile.
+        self.store_writable = Gauge(
+            "portalguard_store_writable",
+            "1 while the store takes writes, 0 while they fail (failover goes on from memory)",
+            registry=registry,
+        )
+        self.store_writable.set(1)
+
     def declare_portal(self, portal: str, actions: list[str]) -> None:
         self.failover_active.labels(portal).set(0)
         self.booking_requests.labels(portal)

@@ -5,6 +5,10 @@ Actions run as independent tasks (one slow or failing action never blocks anothe
 Transient errors retry with exponential backoff and jitter, and alert staff once if they leave a
 measure unswitched for ``ALERT_AFTER_FAILING``; permanent errors stop retrying and alert staff
 once. All state lives in the store, so a restart after ``kill -9`` resumes exactly.
+
+The store never stops a tick: state it cannot write is kept in memory (``ResilientStore``), and
+writes nobody waits on (heartbeat, verdicts, audit events) are fire-and-forget. A tick waits only
+for the writes whose result it needs: failover switches, claims, action rows.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from failover.actions.base import Action, ActionError, Incident
 from failover.decision import Decision, Inputs, decide
 from failover.messages import scrub_urls
 from failover.metrics import FailoverMetrics
+from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.staff import Delivery
-from failover.store import ActionRow, PortalRow, Store, StoreError
+from failover.store import ActionRow, Maintenance, Override, PortalRow, StoreError
 from watchdog.monitor import PortalHealth
 from watchdog.verdict import Health
 
@@ -42,6 +47,16 @@ ACTION_DEADLINE = 300.0  # one observe/apply/observe round (with API timeouts an
 # spending after recovery, or never started) needs a human: tell staff once when it lasts this long.
 # Long enough that a blip the retries ride out (five attempts take ~20 s) pages nobody.
 ALERT_AFTER_FAILING = 180.0
+READ_ERRORS = (sqlite3.Error, StoreError, OSError)
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What the store said of a portal last: deciding goes on with it if a read fails."""
+
+    override: Override | None = None
+    maintenance: Maintenance | None = None
+    starts_last_hour: int = 0
 
 
 @dataclass(slots=True)
@@ -62,7 +77,7 @@ class Orchestrator:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: ResilientStore,
         metrics: FailoverMetrics,
         staff: StaffAlerts,
         actions: dict[str, dict[str, Action]],  # portal -> action name -> action
@@ -79,22 +94,25 @@ class Orchestrator:
         self.health = health
         self.network_down = network_down
         # Persisted: a restart during a network outage is not a new episode (no second alert).
-        self._network_was_down = bool(store.value("network_down", False))
+        self._network_was_down: bool | None = None  # read from the store at the first tick
         self.clock = clock
         self.rng = rng or random.Random()
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._wake = asyncio.Event()  # a verdict changed: tick now rather than at the next second
         self._alerts: dict[str, _Alert] = {}  # staff alerts not yet delivered to every target
         self.last_decision: dict[str, Decision] = {}
+        self._seen: dict[str, _Seen] = {}
+        self._switch_ons: dict[str, list[float]] = {}  # this process's, also when the event was not written
+        self._store_alert: str | None = None  # the claim of the current store-failing episode's alert
         for pid, acts in actions.items():
             metrics.declare_portal(pid, list(acts))
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.store.add_event("service", None, state="started")
+        self.store.submit_write("add_event", "service", None, state="started")
         while not stop.is_set():
             try:
                 await self.tick()
-            except (sqlite3.Error, StoreError) as err:  # e.g. the store locked by a backup: next tick
+            except READ_ERRORS as err:  # writes never raise here; a read that failed: next tick
                 log.error("tick skipped: store error: %s", err)
             await self._sleep(stop)
         await self.drain()
@@ -110,78 +128,102 @@ class Orchestrator:
         self._wake.clear()
 
     async def drain(self) -> None:
-        """Wait for the action rounds in flight (bounded by their own deadline)."""
-        if self._inflight:
+        """Wait for the action rounds in flight (bounded by their own deadline), and the staff
+        alerts they started meanwhile."""
+        while self._inflight:
             await asyncio.wait(list(self._inflight.values()))
 
     async def tick(self) -> None:
         """One pass over every portal: decide, persist, start action rounds that are due."""
         now = self.clock()
-        self.store.set_value("heartbeat", now)
-        self._check_network(now)
+        self.store.submit_write("set_value", "heartbeat", now)  # nobody waits on it: a full disk must not
+        self.store.replay_due(now)
+        await self._check_network(now)
+        await self._check_store(now)
         self._retry_alerts(now)
         for pid in self.settings.portals:
-            row = self._decide(pid, now)
-            self._publish(pid, row, now)
+            row = await self._decide(pid, now)
+            self._publish(pid, row)
             for name, action in self.actions.get(pid, {}).items():
-                self._start_round(pid, name, action, row, now)
+                try:
+                    await self._start_round(pid, name, action, row, now)
+                except READ_ERRORS as err:  # its row unreadable: the other actions still go on
+                    log.error("action %s/%s not started: store error: %s", pid, name, err)
 
     # -- decide -----------------------------------------------------------------------------------
 
-    def _decide(self, pid: str, now: float) -> PortalRow:
+    async def _decide(self, pid: str, now: float) -> PortalRow:
         health = self.health(pid)
-        row = self.store.portal(pid)
+        row = await self.store.portal(pid)  # memory: the truth while we run
+        seen = await self._read_inputs(pid, now)
         decision = decide(
             Inputs(
                 now=now,
                 health=health.health,
                 failover=row.failover,
                 failover_since=row.since,
-                override=self.store.override(pid, now),
-                maintenance=self.store.active_maintenance(pid, now),
+                override=seen.override,
+                maintenance=seen.maintenance,
                 min_failover=self.settings.portals[pid].min_failover,
-                starts_last_hour=self._starts_last_hour(pid, now),
+                starts_last_hour=seen.starts_last_hour,
                 max_starts_per_hour=self.settings.failover.max_switches_per_hour,
             )
         )
         self.last_decision[pid] = decision
         if decision.flapping:
-            self._alert_once(f"flapping:{pid}:{row.incident}", "flapping", pid, cause=decision.cause)
+            await self._alert_once(f"flapping:{pid}:{row.incident}", "flapping", pid, cause=decision.cause)
         if decision.failover != row.failover:
             reason = health.reason() if decision.failover and decision.cause == "portal down" else decision.cause
-            row = self.store.set_failover(pid, decision.failover, reason)
+            row = await self.store.set_failover(pid, decision.failover, reason)  # memory even if not written
             to = "on" if decision.failover else "off"
-            self.store.add_event("failover", pid, to=to, cause=decision.cause, reason=reason, incident=row.incident)
+            if decision.failover:
+                self._switch_ons.setdefault(pid, []).append(now)
+            self.store.submit_write(
+                "add_event", "failover", pid, to=to, cause=decision.cause, reason=reason, incident=row.incident
+            )
             self.metrics.transitions.labels(pid, to).inc()
             log.warning("portal %s: failover %s (%s)", pid, to.upper(), decision.cause)
         return row
 
-    def _starts_last_hour(self, pid: str, now: float) -> int:
-        events = self.store.events(pid, since=now - 3600, kinds=("failover",))
-        return sum(1 for e in events if e.detail.get("to") == "on")
+    async def _read_inputs(self, pid: str, now: float) -> _Seen:
+        """Override, maintenance window and recent switches; the last known ones if the store
+        cannot be read (deciding must go on: the verdict alone still decides)."""
+        seen = self._seen.setdefault(pid, _Seen())
+        try:
+            seen.override = await self.store.override(pid, now)
+            seen.maintenance = await self.store.active_maintenance(pid, now)
+            events = await self.store.events(pid, since=now - 3600, kinds=("failover",))
+            stored = sum(1 for e in events if e.detail.get("to") == "on")
+        except READ_ERRORS as err:
+            log.error("portal %s: store unreadable, deciding with what it said last: %s", pid, err)
+            stored = seen.starts_last_hour
+        # Our own switches count too: their events may not be written yet (fire-and-forget, full disk).
+        ours = self._switch_ons.setdefault(pid, [])
+        ours[:] = [t for t in ours if t >= now - 3600]
+        seen.starts_last_hour = max(stored, len(ours))
+        return seen
 
-    def _publish(self, pid: str, row: PortalRow, now: float) -> None:
+    def _publish(self, pid: str, row: PortalRow) -> None:
         self.metrics.failover_active.labels(pid).set(int(row.failover))
-        override = self.store.override(pid, now)
+        override, window = self._seen[pid].override, self._seen[pid].maintenance
         for mode in ("on", "off"):
             self.metrics.override_active.labels(pid, mode).set(int(override is not None and override.mode == mode))
-        window = self.store.active_maintenance(pid, now)
         for mode in ("suppress", "failover"):
             self.metrics.maintenance_active.labels(pid, mode).set(int(window is not None and window.mode == mode))
 
     # -- act --------------------------------------------------------------------------------------
 
-    def _start_round(self, pid: str, name: str, action: Action, portal: PortalRow, now: float) -> None:
+    async def _start_round(self, pid: str, name: str, action: Action, portal: PortalRow, now: float) -> None:
         key = (pid, name)
         if key in self._inflight:
             return
         want = "on" if portal.failover else "off"
-        row = self.store.action(pid, name)
+        row = await self.store.action(pid, name)
         if row.desired != want:  # a new goal: forget the old one's errors and backoff
             row = replace(
                 row, desired=want, attempts=0, next_attempt=0.0, last_error=None, permanent=False, failing_since=None
             )
-            self.store.put_action(row)
+            await self.store.put_action(row)
         self.metrics.desired.labels(pid, name).set(int(want == "on"))
         if not self._due(row, now):
             return
@@ -213,17 +255,17 @@ class Orchestrator:
             async with asyncio.timeout(ACTION_DEADLINE):
                 changed = await work
         except ActionError as err:
-            self._failed(row, incident, err, started)
+            await self._failed(row, incident, err, started)
         except TimeoutError:
-            self._failed(row, incident, ActionError(f"{name}: no answer within {ACTION_DEADLINE:.0f}s"), started)
+            await self._failed(row, incident, ActionError(f"{name}: no answer within {ACTION_DEADLINE:.0f}s"), started)
         except Exception as err:  # a bug in an action must not kill the reconciler
             # The type and the stack only: the exception's text may quote a URL or a token.
             stack = "".join(traceback.format_tb(err.__traceback__))
             log.error("action %s/%s crashed: %s\n%s", pid, name, type(err).__name__, stack)
-            self._failed(row, incident, ActionError(f"{name}: internal error {type(err).__name__}"), started)
+            await self._failed(row, incident, ActionError(f"{name}: internal error {type(err).__name__}"), started)
         else:
             if changed is not None:  # None: upkeep only, nothing observed
-                self._succeeded(row, changed, started)
+                await self._succeeded(row, changed, started)
 
     async def _converge(self, action: Action, row: ActionRow, incident: Incident, want: bool) -> bool:
         """Observe, switch if needed, observe again. Returns whether a switch was made."""
@@ -236,7 +278,7 @@ class Orchestrator:
             raise ActionError(f"{row.action}: switched {row.desired} but still observed otherwise; will retry")
         return True
 
-    def _succeeded(self, row: ActionRow, changed: bool, started: float) -> None:
+    async def _succeeded(self, row: ActionRow, changed: bool, started: float) -> None:
         now = self.clock()
         on_since = (row.on_since or now) if row.desired == "on" else None
         converged = replace(
@@ -248,10 +290,11 @@ class Orchestrator:
             on_since=on_since,
             failing_since=None,
         )
-        self.store.put_action(converged)
+        await self.store.put_action(converged)
         self.metrics.observed.labels(row.portal, row.action).set(int(row.desired == "on"))
         if changed or row.attempts:
-            self.store.add_event(
+            self.store.submit_write(
+                "add_event",
                 "action",
                 row.portal,
                 row.action,
@@ -262,14 +305,14 @@ class Orchestrator:
             )
             log.info("action %s/%s: %s", row.portal, row.action, row.desired)
 
-    def _failed(self, row: ActionRow, incident: Incident, err: ActionError, started: float) -> None:
+    async def _failed(self, row: ActionRow, incident: Incident, err: ActionError, started: float) -> None:
         now = self.clock()
         message = scrub_urls(err.message)  # actions never put secrets in errors; a URL slipping in is cut
         attempts = row.attempts + 1
         failing_since = row.failing_since if row.failing_since is not None else started
         # What the action knows it left behind (max_active paused the ads: off); else as it was.
         observed = row.observed if err.observed is None else ("on" if err.observed else "off")
-        self.store.put_action(
+        await self.store.put_action(
             replace(
                 row,
                 observed=observed,
@@ -284,7 +327,8 @@ class Orchestrator:
         kind = "permanent" if err.permanent else "transient"
         self.metrics.errors.labels(row.portal, row.action, kind).inc()
         self.metrics.observed.labels(row.portal, row.action).set(-1 if err.observed is None else int(err.observed))
-        self.store.add_event(
+        self.store.submit_write(
+            "add_event",
             "action",
             row.portal,
             row.action,
@@ -299,18 +343,18 @@ class Orchestrator:
         where = f"{row.portal}:{incident.number}:{row.action}:{row.desired}"
         fields = {"action": row.action, "error": message, "permanent": err.permanent}
         if err.permanent:
-            self._alert_once(f"{err.topic}:{where}", err.topic, row.portal, **{**fields, **err.details})
+            await self._alert_once(f"{err.topic}:{where}", err.topic, row.portal, **{**fields, **err.details})
         elif observed != row.desired and now - failing_since >= ALERT_AFTER_FAILING:
             # Once per incident and goal, while the retries go on (its recovery shows in `status`).
             # A failing look at a measure that is already as wanted (an idle re-check) is no alert.
-            self._alert_once(f"action_failing:{where}", "action_failed", row.portal, **fields)
+            await self._alert_once(f"action_failing:{where}", "action_failed", row.portal, **fields)
 
-    def _alert_once(self, claim: str, topic: str, pid: str | None, **fields: object) -> None:
+    async def _alert_once(self, claim: str, topic: str, pid: str | None, **fields: object) -> None:
         """Tell staff once (claimed in the store); a failed delivery is retried with backoff, also
         after a restart (a claim whose delivery is still failing is taken up again)."""
         if claim in self._alerts:
             return
-        if self.store.claimed(claim) and self.staff.delivery(claim, pid) is not Delivery.FAILING:
+        if await self.store.claimed(claim) and await self.staff.delivery(claim, pid) is not Delivery.FAILING:
             return
         self._alerts[claim] = _Alert(topic, pid, fields)
         self._send_alert(claim)
@@ -326,7 +370,7 @@ class Orchestrator:
             await self.staff.send(alert.topic, alert.portal, claim=claim, **alert.fields)
         except ActionError as err:
             log.warning("staff alert %s not sent: %s", alert.topic, scrub_urls(err.message))
-        if self.staff.delivery(claim, alert.portal) is Delivery.SENT:
+        if await self.staff.delivery(claim, alert.portal) is Delivery.SENT:
             del self._alerts[claim]
         else:
             alert.attempts += 1
@@ -345,31 +389,53 @@ class Orchestrator:
         if health.health is Health.DEGRADED:
             detail["first_failure"] = health.streak_since
             detail["reason"] = health.reason()
-        self.store.set_verdict(health.portal, health.health.value, health.since)
+        # Fire-and-forget: the monitor calls this between probes, which must never wait for a disk.
+        self.store.submit_write("set_verdict", health.portal, health.health.value, health.since)
         self._wake.set()
-        self.store.add_event("verdict", health.portal, **detail)
+        self.store.submit_write("add_event", "verdict", health.portal, **detail)
         log.info("portal %s: %s -> %s %s", health.portal, previous.value, health.health.value, health.reason())
 
-    def _check_network(self, now: float) -> None:
+    async def _check_network(self, now: float) -> None:
+        if self._network_was_down is None:
+            self._network_was_down = bool(await self.store.value("network_down", False))
         down = self.network_down()
         # Unknown (after a restart, until every canary is probed) is no change: taking it for "up"
         # would announce a false recovery during our own outage, then a second "degraded".
         if down is not None and down != self._network_was_down:
             self._network_was_down = down
-            self.on_network(down, now)
+            await self.on_network(down, now)
 
-    def on_network(self, down: bool, now: float) -> None:
+    async def on_network(self, down: bool, now: float) -> None:
         """Our own network went down (every canary fails) or came back: tell staff once per episode."""
-        self.store.add_event("network", None, down=down)
-        self.store.set_value("network_down", down)
-        episode = self.store.value("network_episode", 0) + (1 if down else 0)
+        self.store.submit_write("add_event", "network", None, down=down)
+        await self.store.set_value("network_down", down)
+        episode = await self.store.value("network_episode", 0) + (1 if down else 0)
         if down:
-            self.store.set_value("network_episode", episode)
-            self.store.set_value("network_down_since", now)
-            self._alert_once(f"network:{episode}:network_degraded", "network_degraded", None, since=now)
-        elif self.store.claimed(f"network:{episode}:network_degraded"):
-            since = self.store.value("network_down_since", now)
-            self._alert_once(f"network:{episode}:network_restored", "network_restored", None, since=since, ended=now)
+            await self.store.set_value("network_episode", episode)
+            await self.store.set_value("network_down_since", now)
+            await self._alert_once(f"network:{episode}:network_degraded", "network_degraded", None, since=now)
+        elif await self.store.claimed(f"network:{episode}:network_degraded"):
+            since = await self.store.value("network_down_since", now)
+            await self._alert_once(
+                f"network:{episode}:network_restored", "network_restored", None, since=since, ended=now
+            )
+
+    # -- the store itself -----------------------------------------------------------------------------
+
+    async def _check_store(self, now: float) -> None:
+        """The store cannot write (a full disk): tell staff once per episode, and when it is over.
+        The claims are kept in memory until the store can write them, like any other."""
+        health = self.store.health
+        if health.alert_due(now) and self._store_alert is None:
+            since = health.failing_since or now
+            self._store_alert = f"store:{since:.0f}:store_failing"
+            await self._alert_once(self._store_alert, "store_failing", None, since=since, error=health.last_error)
+        elif not health.failing and self._store_alert is not None:
+            claim, self._store_alert = self._store_alert, None
+            since = float(claim.split(":")[1])
+            await self._alert_once(
+                claim.replace("store_failing", "store_restored"), "store_restored", None, since=since, ended=now
+            )
 
 
 def _incident(portal: PortalRow, now: float) -> Incident:

@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 
@@ -23,9 +24,10 @@ from failover.actions import Action, ActionDeps, ActionError, build_action
 from failover.doctor import run_checks
 from failover.metrics import FailoverMetrics
 from failover.orchestrator import Orchestrator
+from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.staff import Delivery, StaffAlerts
-from failover.store import EndpointRow, Store
+from failover.store import AsyncStore, EndpointRow, StoreError
 from watchdog.http_client import make_probe_client
 from watchdog.metrics import WatchdogMetrics
 from watchdog.monitor import EndpointView, Monitor
@@ -40,7 +42,7 @@ ANNOUNCE_SWEEP_AGE = 86400.0
 
 
 def build_actions(
-    settings: Settings, store: Store, http: httpx.AsyncClient, staff: StaffAlerts, clock: Callable[[], float]
+    settings: Settings, store: AsyncStore, http: httpx.AsyncClient, staff: StaffAlerts, clock: Callable[[], float]
 ) -> dict[str, dict[str, Action]]:
     """Every portal's actions, each bound to its portal (shared by `run`, `doctor` and `drill`)."""
     out: dict[str, dict[str, Action]] = {}
@@ -54,12 +56,13 @@ class Service:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
-        self.store = Store(settings.store, clock)
         self.registry = CollectorRegistry()
         self.wmetrics = WatchdogMetrics(self.registry)
         self.fmetrics = FailoverMetrics(self.registry)
+        self.store = ResilientStore(settings.store, clock, self.fmetrics)
         # A portal that was in failover when we stopped must show a sustained recovery before "UP".
-        settled = {pid: Health.DOWN for pid in settings.portals if self.store.portal(pid).failover}
+        # (Read before the loop serves anything: the sync store is fine here.)
+        settled = {pid: Health.DOWN for pid in settings.portals if self.store.sync.portal(pid).failover}
         self.monitor = Monitor(settings, self.wmetrics, clock, settled)
         self.monitor.endpoint_listeners.append(self._persist_endpoint)
         self.staff = StaffAlerts(settings, self.store, clock)
@@ -85,24 +88,25 @@ class Service:
             settings.probe.jitter,
             random.Random(),
         )
-        # A permanent error stops retries until something changes; a restart (often after fixing
-        # the config or credentials) is such a change.
-        self.store.clear_permanent_errors()
 
     async def _probe(self, job: ProbeJob):  # type: ignore[no-untyped-def]
         return await run_probe(self.probe_client, job.kind, job.target, job.timeout, self.settings.probe)
 
     def _persist_endpoint(self, pid: str, view: EndpointView) -> None:
+        # Fire-and-forget: for `status` only, and the next probe's row supersedes a lost one.
         r = view.result
         kind = r.error_kind.value if r.error_kind else None
-        self.store.put_endpoint(
-            EndpointRow(pid, view.endpoint, r.ok, r.status, kind, r.detail, view.since, view.checked)
-        )
+        row = EndpointRow(pid, view.endpoint, r.ok, r.status, kind, r.detail, view.since, view.checked)
+        self.store.submit_write("put_endpoint", row)
 
     # -- running -----------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Serve until ``stop``; raises ``ServiceError`` (nothing started) if a port cannot be had."""
+        await self.store.load(self.settings.portals)  # /book and deciding answer from memory from now on
+        # A permanent error stops retries until something changes; a restart (often after fixing
+        # the config or credentials) is such a change. (On a full disk: retried from memory.)
+        await self._clear_permanent_errors()
         # Bound and listening before anything starts: a taken port fails here, with its name, and
         # connections made from now on wait in the backlog until uvicorn accepts them.
         servers = self._servers()
@@ -133,8 +137,14 @@ class Service:
             await self.http.aclose()
             await self.probe_client.aclose()
             self._close_pools()
-            self.store.add_event("service", None, state="stopped")
-            self.store.close()
+            self.store.submit_write("add_event", "service", None, state="stopped")
+            await self.store.close()
+
+    async def _clear_permanent_errors(self) -> None:
+        try:
+            await self.store.clear_permanent_errors()
+        except (StoreError, sqlite3.Error, OSError) as err:
+            log.error("permanent action errors not cleared at start (store: %s); `portalguard failover` can", err)
 
     def _servers(self) -> list[tuple[uvicorn.Server, socket.socket]]:
         from failover.web.app import create_app
@@ -190,12 +200,13 @@ class Service:
         from failover.cli.requests_cmd import purge_expired
 
         now = self.clock()
-        purge_expired(self.store, self.settings, now)
-        self.store.purge_audit(now - self.settings.failover.audit_retention)
+        # The CLI's helper works on the sync store: in a thread, off the loop.
+        await asyncio.to_thread(purge_expired, self.store.sync, self.settings, now)
+        await self.store.purge_audit(now - self.settings.failover.audit_retention)
 
     async def _announce(self, portal: str, request_id: int) -> None:
         # Only the request number: patient details stay behind /staff's login.
-        request = self.store.request(request_id)
+        request = await self.store.request(request_id)
         drill = bool(request and request.data.get("drill"))  # sent from a drill's preview page
         await self.staff.send(
             "booking_request", portal, claim=_booking_claim(request_id), drill=drill, request_id=request_id
@@ -205,8 +216,8 @@ class Service:
         """Announce new requests whose announcement never reached every target: the process died
         before sending, or a target failed (only the failed targets are tried again)."""
         recent = self.clock() - ANNOUNCE_SWEEP_AGE
-        for req in self.store.requests(status="new", limit=200):
-            if req.created < recent or self.staff.delivery(_booking_claim(req.id), req.portal) is Delivery.SENT:
+        for req in await self.store.requests(status="new", limit=200):
+            if req.created < recent or await self.staff.delivery(_booking_claim(req.id), req.portal) is Delivery.SENT:
                 continue
             try:
                 await self._announce(req.portal, req.id)

@@ -30,7 +30,7 @@ from failover.threads import OwnThreads
 if TYPE_CHECKING:  # notify.py imports this module: type-only imports keep the graph acyclic
     from failover.actions.notify import NotifyConfig
     from failover.settings import Settings
-    from failover.store import Store
+    from failover.store import AsyncStore
 
 _GRACE = 5.0  # beyond Apprise's own deadline, before we stop waiting for its thread
 _DETAIL_MAX = 160  # characters of Apprise's reason shown per failed target
@@ -76,7 +76,7 @@ class _Outcome:
 
 
 class StaffAlerts:
-    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, store: AsyncStore, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -108,7 +108,7 @@ class StaffAlerts:
         targets = self.targets(portal, via)
         if not targets:
             return False  # no notify action configured: nothing to claim either
-        attempts = self._due(claim, targets)
+        attempts = await self._due(claim, targets)
         if not attempts:
             return False
         rendered = self._render(topic, portal, {t.config.language for t in targets}, drill, fields)
@@ -116,9 +116,10 @@ class StaffAlerts:
         failed = [o for o in outcomes if not o.ok]
         for o in failed:
             if claim is not None:
-                self.store.claim(f"{claim}|{o.attempt.target.id}!{o.attempt.number}")
+                await self.store.claim(f"{claim}|{o.attempt.target.id}!{o.attempt.number}")
         sent = len(outcomes) - len(failed)
-        self.store.add_event(
+        self.store.submit_write(  # the audit row: the claims above are what keeps it exactly once
+            "add_event",
             "notify",
             portal,
             via,
@@ -135,12 +136,14 @@ class StaffAlerts:
             raise ActionError(_failure_message(topic, failed, len(outcomes)), permanent=permanent)
         return sent > 0
 
-    def delivery(self, claim: str, portal: str | None, *, via: str | None = None) -> Delivery:
+    async def delivery(self, claim: str, portal: str | None, *, via: str | None = None) -> Delivery:
         """Where the message claimed as ``claim`` stands for these targets (no I/O but the store)."""
-        if not self.store.claimed(claim):
+        if not await self.store.claimed(claim):
             return Delivery.NONE
-        failing = any(self._next_retry(claim, t) is not None for t in self.targets(portal, via))
-        return Delivery.FAILING if failing else Delivery.SENT
+        for t in self.targets(portal, via):
+            if await self._next_retry(claim, t) is not None:
+                return Delivery.FAILING
+        return Delivery.SENT
 
     def targets(self, portal: str | None, via: str | None = None) -> list[Target]:
         """The Apprise targets of the portal's notify actions (all notify actions if None)."""
@@ -169,22 +172,22 @@ class StaffAlerts:
 
     # -- claims -----------------------------------------------------------------------------------
 
-    def _due(self, claim: str | None, targets: list[Target]) -> list[_Attempt]:
-        if claim is None or self.store.claim(claim):
+    async def _due(self, claim: str | None, targets: list[Target]) -> list[_Attempt]:
+        if claim is None or await self.store.claim(claim):
             return [_Attempt(t, 1) for t in targets]
         due = []
         for t in targets:
-            n = self._next_retry(claim, t)
+            n = await self._next_retry(claim, t)
             # Claiming the retry first keeps it at most once, even with two senders racing.
-            if n is not None and self.store.claim(f"{claim}|{t.id}@{n}"):
+            if n is not None and await self.store.claim(f"{claim}|{t.id}@{n}"):
                 due.append(_Attempt(t, n))
         return due
 
-    def _next_retry(self, claim: str, target: Target) -> int | None:
+    async def _next_retry(self, claim: str, target: Target) -> int | None:
         """The number of the retry a target awaits, or None if its last attempt did not fail."""
         n = 1
-        while self.store.claimed(f"{claim}|{target.id}!{n}"):  # attempt n failed
-            if not self.store.claimed(f"{claim}|{target.id}@{n + 1}"):
+        while await self.store.claimed(f"{claim}|{target.id}!{n}"):  # attempt n failed
+            if not await self.store.claimed(f"{claim}|{target.id}@{n + 1}"):
                 return n + 1
             n += 1
         return None

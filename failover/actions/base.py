@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
     from failover.settings import FailoverPortal, Settings
     from failover.staff import StaffAlerts
-    from failover.store import Store
+    from failover.store import AsyncStore
 
 
 class ActionError(Exception):
@@ -60,7 +60,7 @@ class ActionDeps:
     settings: Settings
     portal_id: str
     portal: FailoverPortal
-    store: Store
+    store: AsyncStore  # in the service: the ResilientStore (state kept in memory when it cannot write)
     http: httpx.AsyncClient  # outbound HTTP (webhooks, own /book check); not the probe client
     staff: StaffAlerts
     clock: object = field(default=None)  # callable returning unix time; time.time if None

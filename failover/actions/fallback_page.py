@@ -1,7 +1,9 @@
 """Action ``fallback_page``: flips the portal's page switch so ``/book`` serves the fallback page.
 
-The switch lives in the store (the web app reads it per request). ``observe`` does not trust the
-switch alone: it fetches our own ``/book/{portal}`` and sees what a patient would get.
+The switch lives in the store, and in the running service's memory (``ResilientStore``): the web
+app answers ``/book`` from memory, so a full disk neither blocks the switch nor the redirect.
+``observe`` does not trust the switch alone: it fetches our own ``/book/{portal}`` and sees what a
+patient would get.
 """
 
 from __future__ import annotations
@@ -53,16 +55,16 @@ class FallbackPage:
         raise ActionError(f"fallback page: {self.url} answered HTTP {resp.status_code}, neither page nor redirect")
 
     async def apply(self, incident: Incident) -> None:
-        self.deps.store.set_page(self.deps.portal_id, True)
+        await self.deps.store.set_page(self.deps.portal_id, True)
 
     async def revert(self, incident: Incident) -> None:
-        self.deps.store.set_page(self.deps.portal_id, False)
+        await self.deps.store.set_page(self.deps.portal_id, False)
 
     async def maintain(self, incident: Incident) -> None:
         return None
 
     async def check(self) -> str:
-        if not self.deps.store.writable():
+        if not await self.deps.store.writable():
             raise ActionError(f"fallback page: the store {self.deps.store.path} is not writable", permanent=True)
         state = "fallback page" if await self.observe() else "redirect to book_url"
         return f"{self.url} serves the {state}"

@@ -108,7 +108,7 @@ class GoogleAds:
         if incident.drill:  # a rehearsal never spends
             await self.drill(incident)
             return
-        if self._past_max_active(incident):
+        if await self._past_max_active(incident):
             raise self._max_active_error(incident, "refusing to enable", observed=None)
         campaigns = await self._read()
         self._guard(campaigns)
@@ -131,7 +131,7 @@ class GoogleAds:
         cap applies again at once, as the clock never restarts within an incident. ``apply``
         enforces the same rule, so a retry cannot undo the pause.
         """
-        if not self._past_max_active(incident):
+        if not await self._past_max_active(incident):
             self._capped = None
             return
         if self._capped != incident.number:
@@ -223,11 +223,11 @@ class GoogleAds:
                     permanent=True,
                 )
 
-    def _past_max_active(self, incident: Incident) -> bool:
+    async def _past_max_active(self, incident: Incident) -> bool:
         now = self.deps.now()
         if now - incident.since < self.config.max_active:
             return False
-        override = self.deps.store.override(self.deps.portal_id, now)
+        override = await self.deps.store.override(self.deps.portal_id, now)
         return not (override is not None and override.mode == "on")  # "on" = staff confirmed
 
     def _max_active_error(self, incident: Incident, what: str, observed: bool | None) -> ActionError:

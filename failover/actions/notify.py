@@ -41,8 +41,8 @@ class Notify:
     def _key(self, number: int, topic: str) -> str:
         return f"notify:{self.deps.portal_id}:{number}:{self.name}:{topic}"
 
-    def _delivery(self, number: int, topic: str) -> Delivery:
-        return self.deps.staff.delivery(self._key(number, topic), self.deps.portal_id, via=self.name)
+    async def _delivery(self, number: int, topic: str) -> Delivery:
+        return await self.deps.staff.delivery(self._key(number, topic), self.deps.portal_id, via=self.name)
 
     async def _send(self, topic: str, incident: Incident, claim_as: str | None, **fields: object) -> bool:
         """Send ``topic`` to this action's targets, claimed per incident as ``claim_as`` (drills never)."""
@@ -65,34 +65,34 @@ class Notify:
         return [(name, cfg.type) for name, cfg in actions.items() if cfg.type != "notify"]
 
     async def observe(self) -> bool:
-        number = self.deps.store.portal(self.deps.portal_id).incident
+        number = (await self.deps.store.portal(self.deps.portal_id)).incident
         if number == 0:
             return False
-        recovered = self._delivery(number, "recovered")
+        recovered = await self._delivery(number, "recovered")
         if recovered is not Delivery.NONE:
             return recovered is Delivery.FAILING  # still on until staff got the all-clear
         # Claimed is on, even if a target still fails: ``maintain`` retries that target, and on
         # recovery ``revert`` runs, so whoever heard of the outage also hears of its end.
-        return self._delivery(number, "outage") is not Delivery.NONE
+        return await self._delivery(number, "outage") is not Delivery.NONE
 
     async def apply(self, incident: Incident) -> None:
         await self._send("outage", incident, "outage")
 
     async def revert(self, incident: Incident) -> None:
         # No all-clear for an outage staff never heard of (e.g. it began and ended while we were down).
-        if self.deps.store.claimed(self._key(incident.number, "outage")):
+        if await self.deps.store.claimed(self._key(incident.number, "outage")):
             await self._send("recovered", incident, "recovered", ended=incident.ended or self.deps.now())
 
     async def maintain(self, incident: Incident) -> None:
-        if self._delivery(incident.number, "outage") is Delivery.FAILING:
+        if await self._delivery(incident.number, "outage") is Delivery.FAILING:
             await self._send("outage", incident, "outage")  # retries only the targets that failed
         every = self.config.remind_every
-        if not every or not self.deps.store.claimed(self._key(incident.number, "outage")):
+        if not every or not await self.deps.store.claimed(self._key(incident.number, "outage")):
             return
         # The ordinal comes from the clock, not a counter: a restart neither repeats nor skips one.
         ordinal = int((self.deps.now() - incident.since) // every)
         claim_as = f"reminder:{ordinal}"
-        if ordinal >= 1 and self._delivery(incident.number, claim_as) is not Delivery.SENT:
+        if ordinal >= 1 and await self._delivery(incident.number, claim_as) is not Delivery.SENT:
             await self._send("reminder", incident, claim_as)
 
     async def check(self) -> str:

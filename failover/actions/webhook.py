@@ -80,9 +80,11 @@ class Webhook:
 
     async def observe(self) -> bool:
         # A webhook cannot be read back: report what we know was delivered for the current incident.
-        number = self.deps.store.portal(self.deps.portal_id).incident
+        number = (await self.deps.store.portal(self.deps.portal_id)).incident
         store = self.deps.store
-        return number > 0 and store.claimed(self._key(number, "on")) and not store.claimed(self._key(number, "off"))
+        if number == 0 or not await store.claimed(self._key(number, "on")):
+            return False
+        return not await store.claimed(self._key(number, "off"))
 
     async def apply(self, incident: Incident) -> None:
         await self._switch(incident, "on")
@@ -92,10 +94,10 @@ class Webhook:
 
     async def _switch(self, incident: Incident, to: str) -> None:
         key = self._key(incident.number, to)
-        if self.deps.store.claimed(key):
+        if await self.deps.store.claimed(key):
             return  # delivered already: idempotent
         await self._post(incident, "failover" if to == "on" else "recovered")
-        self.deps.store.claim(key)
+        await self.deps.store.claim(key)
 
     async def maintain(self, incident: Incident) -> None:
         return None

@@ -12,7 +12,7 @@ import httpx
 
 from failover.actions.base import ActionError, Incident
 from failover.cli.common import App, print_json, table
-from failover.store import Store
+from failover.store import AsyncStore, Store
 
 
 @click.command("drill")
@@ -65,11 +65,15 @@ async def _drill(app: App, pid: str) -> list[dict[str, object]]:
     from failover.service import build_actions
     from failover.staff import StaffAlerts
 
-    async with httpx.AsyncClient(timeout=10.0) as http:
-        staff = StaffAlerts(app.settings, app.store, time.time)
-        actions = build_actions(app.settings, app.store, http, staff, time.time)[pid]
-        incident = Incident(pid, 0, "drill (rehearsal)", time.time(), drill=True)
-        return list(await asyncio.gather(*(_one(name, a.drill(incident)) for name, a in actions.items())))
+    store = AsyncStore(app.settings.store)  # the actions are the service's: they use the async API
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            staff = StaffAlerts(app.settings, store, time.time)
+            actions = build_actions(app.settings, store, http, staff, time.time)[pid]
+            incident = Incident(pid, 0, "drill (rehearsal)", time.time(), drill=True)
+            return list(await asyncio.gather(*(_one(name, a.drill(incident)) for name, a in actions.items())))
+    finally:
+        await store.close()
 
 
 async def _one(name: str, work: object) -> dict[str, object]:

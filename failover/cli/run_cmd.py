@@ -18,12 +18,18 @@ def run(app: App, log_level: str) -> None:
 
     Logs verdict changes and every action; stops cleanly (actions in flight finish, state is saved).
     """
+    from failover.logfilter import repeat_limited_handler
     from failover.service import ServiceError, serve_until_signalled
     from failover.store import StoreError
     from failover.web.security import SecretError
 
     settings = app.settings  # validate before anything starts
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A failure repeating every tick (a full disk) must not fill the disk with its own log lines.
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[repeat_limited_handler()],
+    )
     for noisy in ("httpx", "httpcore", "apprise", "google", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

@@ -46,11 +46,11 @@ class Player:
 
     # -- what the scenario's moves use ------------------------------------------------------------
 
-    def say(self, text: str, style: str = "scenario", **data: object) -> None:
+    async def say(self, text: str, style: str = "scenario", **data: object) -> None:
         """A line from the scenario itself (``▶ …``); steps may match it (source ``scenario``)."""
         t = time.time() - self.watcher.started
         self._queued.append(Entry(t, "scenario", f"▶ {text}", style, dict(data)))
-        self.pump()
+        await self.pump()
 
     async def hold(self, seconds: float, announce_every: float = 15.0) -> None:
         """Let time pass on purpose (the outage lasting), still showing what happens meanwhile."""
@@ -98,11 +98,11 @@ class Player:
         else:
             if interruptible:
                 raise Interrupted
-        self.pump()
+        await self.pump()
 
-    def pump(self) -> None:
+    async def pump(self) -> None:
         """Take what is new, match it against the pending steps, show it."""
-        new = sorted([*self._queued, *self.watcher.poll()], key=lambda e: e.t)
+        new = sorted([*self._queued, *await self.watcher.poll()], key=lambda e: e.t)
         self._queued.clear()
         for entry in new:
             index = len(self.timeline.entries)

@@ -29,7 +29,7 @@ from failover.demo.timeline import Timeline
 from failover.demo.watch import Watcher
 from failover.incident import report
 from failover.service import Service
-from failover.store import Store
+from failover.store import AsyncStore
 
 SERVICE_START_BOUND = 30.0
 INTERRUPTED = "interrupted (Ctrl-C) before the scenario completed"
@@ -70,17 +70,17 @@ async def run_demo(options: DemoOptions, timeline: Timeline, stop: asyncio.Event
     started = time.time()
     timeline.title("portalguard demo — a booking portal outage and recovery, on 127.0.0.1 only")
     async with stage(options.timings, options.language) as st, _service(st) as service:
-        store = Store(st.settings.store)
+        store = AsyncStore(st.settings.store)  # in the service's loop: reads off it
         try:
             player = Player(timeline, Watcher(st, store, started), service, stop)
             error = await _play(player, _phases(player, st, options))
-            result = _finish(timeline, st, store, player, error)
+            result = await _finish(timeline, st, store, player, error)
             if options.keep_running and error is None:
                 _show_keep_running(timeline, st)
                 await player.idle()
             return result
         finally:
-            store.close()
+            await store.close()
 
 
 async def _play(player: Player, phases: list[Phase]) -> str | None:
@@ -128,11 +128,11 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
     async def check_redirect() -> None:
         visit = await patient.open_book(st.book_url)
         where = f" → {visit.location} (the portal)" if visit.location else ""
-        player.say(f"a patient opens /book/{PORTAL}: HTTP {visit.status}{where}", "info")
+        await player.say(f"a patient opens /book/{PORTAL}: HTTP {visit.status}{where}", "info")
 
     async def break_portal() -> None:
         st.simulator.set_mode(mode)
-        player.say(f"the booking portal now {OUTAGE_MODES[mode]} (simulator mode {mode})", mode=mode)
+        await player.say(f"the booking portal now {OUTAGE_MODES[mode]} (simulator mode {mode})", mode=mode)
 
     async def book_on_fallback() -> None:
         player.timeline.line()
@@ -140,7 +140,7 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
         player.timeline.note("and send a booking request while the outage lasts.")
         player.timeline.line()
         status = await patient.request_booking(st.book_url, tz)
-        player.say(f"a simulated patient sends a booking request on the fallback page: HTTP {status}", "info")
+        await player.say(f"a simulated patient sends a booking request on the fallback page: HTTP {status}", "info")
 
     async def outage_lasts() -> None:
         player.timeline.note(f"The outage lasts {options.outage_seconds:.0f} s more: try {st.book_url} now.")
@@ -148,7 +148,7 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
 
     async def repair_portal() -> None:
         st.simulator.set_mode("healthy")
-        player.say("the booking portal answers normally again (simulator mode healthy)", mode="healthy")
+        await player.say("the booking portal answers normally again (simulator mode healthy)", mode="healthy")
 
     return [
         Phase(
@@ -205,15 +205,15 @@ def _show_keep_running(timeline: Timeline, st: Stage) -> None:
 # -- the end ----------------------------------------------------------------------------------------
 
 
-def _finish(timeline: Timeline, st: Stage, store: Store, player: Player, error: str | None) -> DemoResult:
-    player.pump()
+async def _finish(timeline: Timeline, st: Stage, store: AsyncStore, player: Player, error: str | None) -> DemoResult:
+    await player.pump()
     tz = ZoneInfo(st.settings.clinic.timezone)
 
     def when(ts: float | None) -> str:
         return "-" if ts is None else datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
 
-    text = report(store, PORTAL, when)
-    summary = _summary(st, store, player)
+    text = await asyncio.to_thread(report, store.sync, PORTAL, when)  # the CLI's report, on the sync store
+    summary = _summary(st, await store.count_requests(PORTAL), player)
     timeline.line()
     if error is None:
         elapsed = time.time() - player.watcher.started
@@ -228,7 +228,7 @@ def _finish(timeline: Timeline, st: Stage, store: Store, player: Player, error: 
     return DemoResult(error is None, error, text, summary, timeline.as_json())
 
 
-def _summary(st: Stage, store: Store, player: Player) -> dict[str, Any]:
+def _summary(st: Stage, booking_requests: int, player: Player) -> dict[str, Any]:
     started = player.watcher.started
     history = [{"t": round(t, 1), "status": s} for t, s in player.watcher.campaign_history]
     return {
@@ -236,7 +236,7 @@ def _summary(st: Stage, store: Store, player: Player) -> dict[str, Any]:
         "staff_mail": [m.subject for m in st.mail.messages],
         "webhook": [p.get("state") for p in st.webhook_posts()],
         "campaign": {"id": CAMPAIGN, "initial": "PAUSED", "history": history, "now": st.ads.status(CAMPAIGN)},
-        "booking_requests": store.count_requests(PORTAL),
+        "booking_requests": booking_requests,
         "elapsed": round(time.time() - started, 1),
     }
 

@@ -13,11 +13,11 @@ from typing import Any
 from failover.demo.stage import PORTAL, STAFF_PATH, WEBHOOK_PATH, Stage, json_body
 from failover.demo.timeline import Entry
 from failover.incident import describe
-from failover.store import Event, Store
+from failover.store import AsyncStore, Event
 
 
 class Watcher:
-    def __init__(self, stage: Stage, store: Store, started: float) -> None:
+    def __init__(self, stage: Stage, store: AsyncStore, started: float) -> None:
         self.stage = stage
         self.store = store
         self.started = started  # unix time the demo began: entries show seconds since
@@ -28,17 +28,17 @@ class Watcher:
         self._requests = 0
         self.campaign_history: list[tuple[float, str]] = []  # (t, status) as the fake saw it
 
-    def poll(self) -> list[Entry]:
+    async def poll(self) -> list[Entry]:
         """Everything new since the last poll, oldest first."""
         now = time.time() - self.started
-        entries = [*self._events(), *self._ads(now), *self._inbox_entries(now), *self._mails(now)]
-        entries += self._booking_requests(now)
+        entries = [*await self._events(), *self._ads(now), *self._inbox_entries(now), *self._mails(now)]
+        entries += await self._booking_requests(now)
         return sorted(entries, key=lambda e: e.t)
 
     # -- sources ----------------------------------------------------------------------------------
 
-    def _events(self) -> list[Entry]:
-        new = [e for e in self.store.events(since=self.started) if e.id > self._event_id]
+    async def _events(self) -> list[Entry]:
+        new = [e for e in await self.store.events(since=self.started) if e.id > self._event_id]
         if new:
             self._event_id = new[-1].id
         return [self._event_entry(e) for e in new if not (e.kind == "service" and e.detail.get("state") == "stopped")]
@@ -79,8 +79,8 @@ class Watcher:
         new, self._mail = messages[self._mail :], len(messages)
         return [Entry(now, "mail", f"staff e-mail (mailto://): {m.subject}", "world", {"mail": True}) for m in new]
 
-    def _booking_requests(self, now: float) -> list[Entry]:
-        count = self.store.count_requests(PORTAL)
+    async def _booking_requests(self, now: float) -> list[Entry]:
+        count = await self.store.count_requests(PORTAL)
         new = range(self._requests + 1, count + 1)
         self._requests = count
         return [Entry(now, "web", f"booking request No.{n} stored from the fallback page", "staff") for n in new]

@@ -7,18 +7,16 @@ Patient data is never logged: log lines name the portal, the request number and 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import sqlite3
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -34,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from failover.metrics import FailoverMetrics
 from failover.settings import Settings
-from failover.store import REQUEST_STATUSES, Store, StoreError
+from failover.store import REQUEST_STATUSES, AsyncStore, StoreError, describe_error
 from failover.web import forms
 from failover.web.i18n import STRINGS, choose_lang, format_time, translator
 from failover.web.security import (
@@ -84,7 +82,7 @@ class Asset:
 
 def create_app(
     settings: Settings,
-    store: Store,
+    store: AsyncStore,
     metrics: FailoverMetrics,
     registry: CollectorRegistry,
     notify: Notify | None = None,
@@ -111,7 +109,7 @@ class _Web:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: AsyncStore,
         metrics: FailoverMetrics,
         registry: CollectorRegistry,
         notify: Notify | None,
@@ -166,7 +164,9 @@ class _Web:
         """302 to the portal while the switch is off; the fallback page while it is on (or a preview)."""
         lang = self._lang(request)
         preview = request.query_params.get("preview")
-        page_on = self.store.portal(pid).page_on
+        # The running service answers from memory (ResilientStore): no database read per patient,
+        # and a full or locked disk never keeps the fallback page from showing.
+        page_on = (await self.store.portal(pid)).page_on
         if preview is not None and not preview_ok(self.key, pid, preview):
             raise Rejected(403, "e403_preview")
         if preview is None and not page_on:
@@ -198,9 +198,9 @@ class _Web:
         return self._done(request, pid, lang, number, drill)
 
     async def _store_request(self, pid: str, data: dict[str, Any]) -> int:
-        # In a thread: the commit fsyncs (synchronous=FULL), and the loop must keep serving meanwhile.
+        # Awaited (the patient's number is its row) but off the loop: the commit fsyncs.
         try:
-            number = await _in_store_thread(self.store.add_request, pid, data)
+            number = await self.store.add_request(pid, data)
         except (StoreError, sqlite3.Error, OSError) as err:
             log.error("booking request for %s NOT stored: %s", pid, type(err).__name__)
             raise Rejected(503, "e503") from None
@@ -229,8 +229,8 @@ class _Web:
         lang = self._lang(request)
         status = request.query_params.get("status")
         status = status if status in REQUEST_STATUSES else None
-        rows = await _in_store_thread(self.store.requests, status, None, STAFF_LIST_LIMIT)
-        portals = await _in_store_thread(lambda: [self.store.portal(pid) for pid in self.settings.portals])
+        rows = await self.store.requests(status, None, STAFF_LIST_LIMIT)
+        portals = [await self.store.portal(pid) for pid in self.settings.portals]
 
         def filter_url(s: str | None) -> str:
             return self._url(request, "/staff", lang=lang, status=s)
@@ -268,7 +268,7 @@ class _Web:
         if status not in REQUEST_STATUSES:
             raise Rejected(422, "e400")
         number = request.path_params["request_id"]
-        if number > MAX_REQUEST_ID or not await _in_store_thread(self.store.set_request_status, number, status):
+        if number > MAX_REQUEST_ID or not await self.store.set_request_status(number, status):
             raise Rejected(404, "e404")
         lang = fields.get("lang") if fields.get("lang") in STRINGS else None
         back = fields.get("back") if fields.get("back") in REQUEST_STATUSES else None
@@ -288,9 +288,20 @@ class _Web:
     # -- the rest -------------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
-        if await _in_store_thread(self.store.writable):
+        try:
+            writable = await self.store.writable()
+        except (StoreError, sqlite3.Error, OSError) as err:
+            writable, error = False, describe_error(err)
+        else:
+            error = getattr(getattr(self.store, "health", None), "last_error", "") or "the write check failed"
+        if writable:
             return PlainTextResponse("ok\n")
-        return PlainTextResponse("store not writable\n", status_code=503)
+        # Failover itself goes on from memory (ResilientStore); say so, and what to do.
+        return PlainTextResponse(
+            f"store not writable ({error}): failover goes on from memory; free disk space on the store's "
+            "filesystem or fix its permissions\n",
+            status_code=503,
+        )
 
     async def metrics_page(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
@@ -562,17 +573,6 @@ def _load_templates(directory: Path) -> dict[str, Template]:
     )
     names = ("book.html", "done.html", "error.html", "chooser.html", "staff.html")
     return {name: env.get_template(name) for name in names}
-
-
-T = TypeVar("T")
-
-# The store's own worker threads: a booking must not wait behind slow Apprise or Google Ads calls,
-# which use the default pool. (The store serialises its calls anyway; two threads are plenty.)
-_STORE_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="store")
-
-
-async def _in_store_thread(fn: Callable[..., T], *args: object) -> T:
-    return await asyncio.get_running_loop().run_in_executor(_STORE_THREADS, functools.partial(fn, *args))
 
 
 def location_header(url: str) -> str:

@@ -12,7 +12,7 @@ from failover.actions.base import ActionDeps
 from failover.fakes.receivers import JsonReceiver, SmtpReceiver
 from failover.settings import Settings
 from failover.staff import StaffAlerts
-from failover.store import Store
+from failover.store import AsyncStore
 
 PORTAL = "epark"
 URL_TOKEN = "tok3nS3cretXYZ"  # in every Apprise/webhook URL path: must never show up
@@ -49,7 +49,7 @@ def mail_target(smtp: SmtpReceiver) -> str:
     return smtp.mailto(password=MAIL_PASSWORD)
 
 
-def make_deps(settings: Settings, store: Store, http: httpx.AsyncClient, clock: Callable[[], float]) -> ActionDeps:
+def make_deps(settings: Settings, store: AsyncStore, http: httpx.AsyncClient, clock: Callable[[], float]) -> ActionDeps:
     return ActionDeps(
         settings=settings,
         portal_id=PORTAL,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from failover.fakes.receivers import JsonReceiver, SmtpReceiver
-from failover.store import Store
+from failover.store import AsyncStore
 
 
 @pytest.fixture
@@ -31,9 +31,18 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def open_store(db_path: Path, clock: Callable[[], float]) -> Callable[[], Store]:
-    """Opens the same store file again: a restart of the service."""
-    return lambda: Store(db_path, clock)
+async def open_store(db_path: Path, clock: Callable[[], float]) -> AsyncIterator[Callable[[], AsyncStore]]:
+    """Opens the same store file again: a restart of the service. (Tests set up and assert through
+    ``.sync``; the code under test uses the async API.)"""
+    opened: list[AsyncStore] = []
+
+    def open_one() -> AsyncStore:
+        opened.append(AsyncStore(db_path, clock))
+        return opened[-1]
+
+    yield open_one
+    for store in opened:
+        await store.close()
 
 
 @pytest.fixture

@@ -124,7 +124,7 @@ class _ScriptedWatcher:
         self.started = 0.0
         self.batches = batches
 
-    def poll(self) -> list[Entry]:
+    async def poll(self) -> list[Entry]:
         return self.batches.pop(0) if self.batches else []
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from failover.actions.google_ads import GoogleAds, GoogleAdsConfig, ads_error
 from failover.fakes import google_ads_server as fake
 from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.settings import Settings
-from failover.store import Store
+from failover.store import AsyncStore
 
 pytestmark = pytest.mark.anyio
 
@@ -35,12 +35,12 @@ SECRETS = (fake.DEVELOPER_TOKEN, fake.REFRESH_TOKEN, fake.CLIENT_SECRET, "fake-a
 
 
 class StaffRecorder:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: AsyncStore) -> None:
         self.store = store
         self.sent: list[tuple[str, str | None, dict[str, Any]]] = []
 
     async def send(self, topic: str, portal: str | None, *, claim: str | None = None, **fields: Any) -> bool:
-        if claim is not None and not self.store.claim(claim):
+        if claim is not None and not await self.store.claim(claim):
             return False
         self.sent.append((topic, portal, fields))
         return True
@@ -61,14 +61,14 @@ def ads() -> Iterator[FakeGoogleAds]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "s.db")
+async def store(tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    s = AsyncStore(tmp_path / "s.db")
     yield s
-    s.close()
+    await s.close()
 
 
 @pytest.fixture
-def make(ads: FakeGoogleAds, store: Store, clock: Any) -> Any:
+def make(ads: FakeGoogleAds, store: AsyncStore, clock: Any) -> Any:
     """make(**config overrides) -> a GoogleAds action (through the ACTIONS table) on the fake."""
 
     def build(**overrides: Any) -> GoogleAds:
@@ -202,7 +202,9 @@ async def test_a_drill_incident_never_enables(ads: FakeGoogleAds, make: Any, clo
 # -- max_active ----------------------------------------------------------------------------------
 
 
-async def test_max_active_pauses_once_and_blocks_apply(ads: FakeGoogleAds, make: Any, clock: Any, store: Store) -> None:
+async def test_max_active_pauses_once_and_blocks_apply(
+    ads: FakeGoogleAds, make: Any, clock: Any, store: AsyncStore
+) -> None:
     action = make(max_active="1h")
     await action.apply(incident(clock, ago=600))
     await action.maintain(incident(clock, ago=600))  # within the limit: nothing, no API call
@@ -235,16 +237,16 @@ async def test_max_active_pauses_once_and_blocks_apply(ads: FakeGoogleAds, make:
 
 
 async def test_max_active_yields_to_a_manual_on_override(
-    ads: FakeGoogleAds, make: Any, clock: Any, store: Store
+    ads: FakeGoogleAds, make: Any, clock: Any, store: AsyncStore
 ) -> None:
     action = make(max_active="1h")
     late = incident(clock, ago=7200)
-    store.set_override(PORTAL, "on", "ads confirmed", None)
+    store.sync.set_override(PORTAL, "on", "ads confirmed", None)
     await action.apply(late)
     await action.maintain(late)
     assert ads.status("111") == "ENABLED"
 
-    store.clear_override(PORTAL)  # back to automatic: the limit applies again at once
+    store.sync.clear_override(PORTAL)  # back to automatic: the limit applies again at once
     with pytest.raises(ActionError):
         await action.maintain(late)
     assert ads.status("111") == "PAUSED"

@@ -12,7 +12,7 @@ import pytest
 from failover.actions.base import ActionError, Incident
 from failover.actions.notify import Notify
 from failover.fakes.receivers import JsonReceiver, SmtpReceiver
-from failover.store import Store
+from failover.store import AsyncStore
 from tests.failover.notify_support import (
     PORTAL,
     URL_TOKEN,
@@ -39,7 +39,7 @@ class Rig:
     def __init__(
         self,
         actions: dict[str, dict[str, object]],
-        open_store: Callable[[], Store],
+        open_store: Callable[[], AsyncStore],
         http: httpx.AsyncClient,
         clock: FakeClock,
     ) -> None:
@@ -55,17 +55,21 @@ class Rig:
         )  # type: ignore[arg-type]
 
     def fail_over(self) -> Incident:
-        row = self.store.set_failover(PORTAL, True, "public: http_status (HTTP 503)")
+        row = self.store.sync.set_failover(PORTAL, True, "public: http_status (HTTP 503)")
         return Incident(PORTAL, row.incident, row.reason, row.since or self.clock())
 
     def recover(self, incident: Incident) -> Incident:
-        self.store.set_failover(PORTAL, False, "portal up")
+        self.store.sync.set_failover(PORTAL, False, "portal up")
         return Incident(PORTAL, incident.number, incident.reason, incident.since, ended=self.clock())
 
 
 @pytest.fixture
 def rig(
-    hook: JsonReceiver, smtp: SmtpReceiver, open_store: Callable[[], Store], http: httpx.AsyncClient, clock: FakeClock
+    hook: JsonReceiver,
+    smtp: SmtpReceiver,
+    open_store: Callable[[], AsyncStore],
+    http: httpx.AsyncClient,
+    clock: FakeClock,
 ) -> Rig:
     staff = notify_action(json_target(hook), mail_target(smtp), remind_every="2h")
     return Rig({"staff": staff}, open_store, http, clock)
@@ -168,7 +172,7 @@ async def test_reminders_follow_the_clock_without_repeats_or_skips(
 
 
 async def test_no_reminders_when_disabled_or_before_the_outage_message(
-    hook: JsonReceiver, open_store: Callable[[], Store], http: httpx.AsyncClient, clock: FakeClock
+    hook: JsonReceiver, open_store: Callable[[], AsyncStore], http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     quiet = Rig({"staff": notify_action(json_target(hook), remind_every=None)}, open_store, http, clock)
     incident = quiet.fail_over()
@@ -224,7 +228,7 @@ async def test_check_parses_and_sends_nothing(rig: Rig, hook: JsonReceiver, smtp
 
 
 async def test_check_rejects_a_bad_url_permanently(
-    open_store: Callable[[], Store], http: httpx.AsyncClient, clock: FakeClock
+    open_store: Callable[[], AsyncStore], http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     bad = Rig({"staff": notify_action(f"json://{URL_TOKEN}:notaport/x")}, open_store, http, clock)
     with pytest.raises(ActionError) as failed:
@@ -244,7 +248,7 @@ async def test_drill_sends_a_marked_message_and_claims_nothing(rig: Rig, hook: J
 
 
 async def test_english(
-    hook: JsonReceiver, open_store: Callable[[], Store], http: httpx.AsyncClient, clock: FakeClock
+    hook: JsonReceiver, open_store: Callable[[], AsyncStore], http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     english = Rig({"staff": notify_action(json_target(hook), language="en")}, open_store, http, clock)
     await english.action.apply(english.fail_over())

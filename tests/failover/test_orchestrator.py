@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry
 from failover.actions.base import ActionError, Incident
 from failover.metrics import FailoverMetrics
 from failover.orchestrator import ALERT_AFTER_FAILING, CONVERGED_RECHECK, Orchestrator
+from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.staff import Delivery
-from failover.store import Store
 from watchdog.monitor import PortalHealth
 from watchdog.verdict import Health
 
@@ -76,7 +76,7 @@ class Switch:
 class StaffRecorder:
     """Records staff messages; ``failures`` makes the next sends fail as an unreachable Slack would."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: ResilientStore) -> None:
         self.store = store
         self.sent: list[tuple[str, str | None, dict[str, Any]]] = []
         self.failures = 0
@@ -90,11 +90,11 @@ class StaffRecorder:
             raise ActionError("staff: slack.example: HTTP 503")
         if claim is not None:
             self.delivered.add(claim)
-            self.store.claim(claim)
+            await self.store.claim(claim)
         self.sent.append((topic, portal, fields))
         return True
 
-    def delivery(self, claim: str, portal: str | None) -> Delivery:
+    async def delivery(self, claim: str, portal: str | None) -> Delivery:
         return Delivery.SENT if claim in self.delivered else Delivery.FAILING
 
 
@@ -118,10 +118,11 @@ def make_settings(tmp_path: Any) -> Settings:
 
 
 class Rig:
-    def __init__(self, tmp_path: Any, clock: Any, store: Store | None = None) -> None:
+    def __init__(self, tmp_path: Any, clock: Any, store: ResilientStore | None = None) -> None:
         self.clock = clock
         self.settings = make_settings(tmp_path)
-        self.store = store or Store(self.settings.store, clock)
+        self.metrics = FailoverMetrics(CollectorRegistry())
+        self.store = store or ResilientStore(self.settings.store, clock, self.metrics)
         self.health = Health.UP
         self.network: bool | None = False  # None: not every canary probed yet
         self.staff = StaffRecorder(self.store)
@@ -129,7 +130,7 @@ class Rig:
         self.orch = Orchestrator(
             self.settings,
             self.store,
-            FailoverMetrics(CollectorRegistry()),
+            self.metrics,
             self.staff,  # type: ignore[arg-type]
             {PORTAL: {"page": self.page, "ads": self.ads}},
             lambda pid: PortalHealth(pid, self.health, clock(), bool(self.network)),
@@ -143,9 +144,10 @@ class Rig:
         await self.orch.tick()
         await asyncio.sleep(0)  # let the rounds start
         await asyncio.wait_for(self.orch.drain(), 5)
+        await self.store.flush()  # the fire-and-forget writes (events) are in the file for the asserts
 
     def row(self, name: str) -> Any:
-        return self.store.action(PORTAL, name)
+        return self.store.sync.action(PORTAL, name)
 
 
 @pytest.fixture
@@ -157,9 +159,9 @@ async def test_down_switches_every_action_on_in_one_tick(rig: Rig) -> None:
     rig.health = Health.DOWN
     await rig.tick()
     assert rig.page.on and rig.ads.on
-    assert rig.store.portal(PORTAL).failover
+    assert rig.store.sync.portal(PORTAL).failover
     assert (rig.row("ads").desired, rig.row("ads").observed) == ("on", "on")
-    kinds = [e.kind for e in rig.store.events(PORTAL)]
+    kinds = [e.kind for e in rig.store.sync.events(PORTAL)]
     assert kinds.count("failover") == 1 and kinds.count("action") == 2
 
 
@@ -170,7 +172,7 @@ async def test_recovery_waits_for_min_failover(rig: Rig) -> None:
     await rig.tick(299)
     assert rig.page.on, "switched off before min_failover"
     await rig.tick(1)
-    assert not rig.page.on and not rig.ads.on and not rig.store.portal(PORTAL).failover
+    assert not rig.page.on and not rig.ads.on and not rig.store.sync.portal(PORTAL).failover
 
 
 async def test_transient_error_backs_off_and_retries(rig: Rig) -> None:
@@ -257,17 +259,17 @@ async def test_while_on_upkeep_runs_every_tick_without_observing(rig: Rig) -> No
 
 
 async def test_override_wins_and_auto_returns_control(rig: Rig) -> None:
-    rig.store.set_override(PORTAL, "on", "drill day", None)
+    rig.store.sync.set_override(PORTAL, "on", "drill day", None)
     await rig.tick()
     assert rig.page.on
-    rig.store.clear_override(PORTAL)
+    rig.store.sync.clear_override(PORTAL)
     await rig.tick(301)
     assert not rig.page.on
 
 
 async def test_override_expires(rig: Rig) -> None:
     rig.health = Health.DOWN
-    rig.store.set_override(PORTAL, "off", "known false alarm", rig.clock() + 60)
+    rig.store.sync.set_override(PORTAL, "off", "known false alarm", rig.clock() + 60)
     await rig.tick()
     assert not rig.page.on
     await rig.tick(61)
@@ -293,12 +295,12 @@ async def test_restart_resumes_without_repeating_effects(tmp_path: Any, clock: A
     first.health = Health.DOWN
     await first.tick()
     # kill -9: a new process, same store file; the world (switches) kept its state
-    second = Rig(tmp_path, clock, Store(first.settings.store, clock))
+    second = Rig(tmp_path, clock, ResilientStore(first.settings.store, clock))
     second.page.on, second.ads.on = True, True
     second.health = Health.UNKNOWN  # nothing known yet after the restart
     await second.tick()
     assert "apply" not in second.ads.calls and "revert" not in second.ads.calls
-    assert second.store.portal(PORTAL).failover and second.store.portal(PORTAL).incident == 1
+    assert second.store.sync.portal(PORTAL).failover and second.store.sync.portal(PORTAL).incident == 1
 
 
 async def test_restart_switches_off_a_forgotten_campaign(tmp_path: Any, clock: Any) -> None:
@@ -317,7 +319,7 @@ async def test_network_loss_alerts_once_and_restoration_follows(rig: Rig) -> Non
     await rig.tick()
     topics = [s[0] for s in rig.staff.sent]
     assert topics == ["network_degraded", "network_restored"]
-    assert not rig.store.portal(PORTAL).failover
+    assert not rig.store.sync.portal(PORTAL).failover
 
 
 async def test_a_failed_staff_alert_is_retried_with_backoff_until_delivered(rig: Rig) -> None:
@@ -355,7 +357,7 @@ async def test_a_restart_during_a_network_outage_is_not_a_new_episode(tmp_path: 
     first = Rig(tmp_path, clock)
     first.network, first.health = True, Health.UNKNOWN
     await first.tick()
-    second = Rig(tmp_path, clock, Store(first.settings.store, clock))  # kill -9, restart, still down
+    second = Rig(tmp_path, clock, ResilientStore(first.settings.store, clock))  # kill -9, restart, still down
     second.network, second.health = True, Health.UNKNOWN
     await second.tick()
     second.network = False
@@ -368,7 +370,7 @@ async def test_a_restart_while_the_network_is_not_known_yet_announces_nothing(tm
     first = Rig(tmp_path, clock)
     first.network, first.health = True, Health.UNKNOWN
     await first.tick()
-    second = Rig(tmp_path, clock, Store(first.settings.store, clock))  # restart during our own outage
+    second = Rig(tmp_path, clock, ResilientStore(first.settings.store, clock))  # restart during our own outage
     second.health = Health.UNKNOWN
     second.network = None  # the monitor has not probed every canary yet
     await second.tick()

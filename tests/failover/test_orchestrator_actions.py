@@ -4,8 +4,9 @@ the fake API. What staff and receivers get over a whole incident, stepped with a
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -18,9 +19,9 @@ from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.fakes.receivers import JsonReceiver
 from failover.metrics import FailoverMetrics
 from failover.orchestrator import Orchestrator
+from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.staff import StaffAlerts
-from failover.store import Store
 from tests.failover.notify_support import PORTAL, WEBHOOK_SECRET, json_target, make_settings, notify_action
 from watchdog.monitor import EndpointView, PortalHealth
 from watchdog.result import FailureKind, ProbeResult
@@ -40,7 +41,7 @@ TZ = ZoneInfo("Asia/Tokyo")
 class Rig:
     """One portal whose actions are built from ``settings`` exactly as the service builds them."""
 
-    def __init__(self, settings: Settings, store: Store, http: httpx.AsyncClient, clock: FakeClock) -> None:
+    def __init__(self, settings: Settings, store: ResilientStore, http: httpx.AsyncClient, clock: FakeClock) -> None:
         self.settings, self.store, self.clock = settings, store, clock
         self.down = False
         self.staff = StaffAlerts(settings, store, clock)
@@ -71,6 +72,14 @@ class Rig:
         self.clock.advance(advance)
         await self.orch.tick()
         await self.orch.drain()
+        await self.store.flush()
+
+
+@pytest.fixture
+async def service_store(db_path: Path, clock: FakeClock) -> AsyncIterator[ResilientStore]:
+    store = ResilientStore(db_path, clock)
+    yield store
+    await store.close()
 
 
 @pytest.fixture
@@ -84,7 +93,7 @@ def iso(ts: float) -> str:
 
 
 async def test_the_recovered_notice_tells_the_outage_length_and_cause_on_every_retry(
-    hook: JsonReceiver, ivr: JsonReceiver, open_store: Callable[[], Store], http: httpx.AsyncClient, clock: FakeClock
+    hook: JsonReceiver, ivr: JsonReceiver, service_store: ResilientStore, http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     settings = make_settings(
         {
@@ -92,17 +101,17 @@ async def test_the_recovered_notice_tells_the_outage_length_and_cause_on_every_r
             "ivr": {"type": "webhook", "url": ivr.url("/ivr"), "secret": WEBHOOK_SECRET},
         }
     )
-    rig = Rig(settings, open_store(), http, clock)
+    rig = Rig(settings, service_store, http, clock)
     rig.down = True
     await rig.tick()
     went_on = clock()
-    assert rig.store.portal(PORTAL).failover
+    assert rig.store.sync.portal(PORTAL).failover
 
     rig.down = False
     ivr.answer_next(503)  # the receiver is busy: the recovered POST is retried
     await rig.tick(HOUR + 5 * 60)
     went_off = clock()
-    assert not rig.store.portal(PORTAL).failover
+    assert not rig.store.sync.portal(PORTAL).failover
     for _ in range(3):
         await rig.tick(rig.settings.failover.backoff_max)
 
@@ -125,12 +134,12 @@ def ads() -> Any:
 
 
 async def test_max_active_pauses_tells_staff_once_and_an_override_enables_again(
-    hook: JsonReceiver, ads: FakeGoogleAds, open_store: Callable[[], Store], http: httpx.AsyncClient, clock: FakeClock
+    hook: JsonReceiver, ads: FakeGoogleAds, service_store: ResilientStore, http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     settings = make_settings(
         {"staff": notify_action(json_target(hook), language="en"), "ads": ads.action_config(max_active="1h")}
     )
-    rig = Rig(settings, open_store(), http, clock)
+    rig = Rig(settings, service_store, http, clock)
     rig.down = True
     await rig.tick()
     assert (ads.status("111"), ads.status("222")) == ("ENABLED", "ENABLED")
@@ -139,7 +148,7 @@ async def test_max_active_pauses_tells_staff_once_and_an_override_enables_again(
     for _ in range(3):
         await rig.tick(60)
     assert (ads.status("111"), ads.status("222")) == ("PAUSED", "PAUSED")
-    row = rig.store.action(PORTAL, "ads")
+    row = rig.store.sync.action(PORTAL, "ads")
     assert (row.desired, row.observed, row.permanent) == ("on", "off", True), "status must show the pause"
     confirm = [r.json() for r in hook.requests if r.json()["title"].startswith("[Please confirm]")]
     assert len(confirm) == 1
@@ -147,9 +156,9 @@ async def test_max_active_pauses_tells_staff_once_and_an_override_enables_again(
     assert not [r for r in hook.requests if r.json()["title"].startswith("[Action needed]")]
 
     # What `portalguard failover on epark --reason ...` writes: an override, permanent errors cleared.
-    rig.store.set_override(PORTAL, "on", "ads confirmed", None)
-    rig.store.clear_permanent_errors(PORTAL)
+    rig.store.sync.set_override(PORTAL, "on", "ads confirmed", None)
+    rig.store.sync.clear_permanent_errors(PORTAL)
     await rig.tick()
     assert (ads.status("111"), ads.status("222")) == ("ENABLED", "ENABLED")
-    assert rig.store.action(PORTAL, "ads").observed == "on"
+    assert rig.store.sync.action(PORTAL, "ads").observed == "on"
     assert sum(r.json()["title"].startswith("[Please confirm]") for r in hook.requests) == 1

@@ -56,9 +56,9 @@ class NotReady:
 async def test_unannounced_booking_requests_are_announced_once(tmp_path: Path) -> None:
     async with JsonReceiver() as staff:
         svc = Service(settings(tmp_path, staff))
-        first = svc.store.add_request("sakura", {"name": "山田 花子", "phone": "090-1234-5678"})
+        first = svc.store.sync.add_request("sakura", {"name": "山田 花子", "phone": "090-1234-5678"})
         await svc._announce("sakura", first)  # announced when it was stored
-        second = svc.store.add_request("sakura", {"name": "佐藤 太郎", "phone": "090-8765-4321"})  # then: kill -9
+        second = svc.store.sync.add_request("sakura", {"name": "佐藤 太郎", "phone": "090-8765-4321"})  # then: kill -9
         await svc._announce_missed()
         await svc._announce_missed()
         bodies = [str(r.json()) for r in await staff.wait_for(2)]
@@ -81,7 +81,7 @@ async def test_periodic_preflight_sets_the_ready_gauge(tmp_path: Path) -> None:
 async def test_a_failed_announcement_is_retried_by_the_sweep(tmp_path: Path) -> None:
     async with JsonReceiver() as staff:
         svc = Service(settings(tmp_path, staff))
-        number = svc.store.add_request("sakura", {"name": "山田 花子"})
+        number = svc.store.sync.add_request("sakura", {"name": "山田 花子"})
         staff.answer_next(503)
         with pytest.raises(ActionError):
             await svc._announce("sakura", number)
@@ -95,7 +95,7 @@ async def test_a_failed_announcement_is_retried_by_the_sweep(tmp_path: Path) -> 
 async def test_a_drill_request_is_announced_as_a_drill(tmp_path: Path) -> None:
     async with JsonReceiver() as staff:
         svc = Service(settings(tmp_path, staff))
-        await svc._announce("sakura", svc.store.add_request("sakura", {"name": "x", "drill": True}))
+        await svc._announce("sakura", svc.store.sync.add_request("sakura", {"name": "x", "drill": True}))
         assert "訓練" in (await staff.wait_for(1))[0].json()["title"]
         await svc.http.aclose()
         await svc.probe_client.aclose()
@@ -118,13 +118,13 @@ async def test_a_shared_action_is_ready_only_if_every_portal_check_passed(tmp_pa
 async def test_the_hourly_retention_pass_deletes_only_expired_booking_requests(tmp_path: Path, clock: Any) -> None:
     async with JsonReceiver() as staff:
         svc = Service(settings(tmp_path, staff), clock)
-        old = svc.store.add_request("sakura", {"name": "山田 花子"})
+        old = svc.store.sync.add_request("sakura", {"name": "山田 花子"})
         clock.advance(DAY)
-        kept = svc.store.add_request("sakura", {"name": "佐藤 太郎"})
+        kept = svc.store.sync.add_request("sakura", {"name": "佐藤 太郎"})
         clock.advance(30 * DAY - DAY / 2)  # `old` is 30.5 days old, `kept` 29.5 days
         await svc._purge()
-        assert [r.id for r in svc.store.requests()] == [kept]
-        assert svc.store.request(old) is None
+        assert [r.id for r in svc.store.sync.requests()] == [kept]
+        assert svc.store.sync.request(old) is None
         await svc.http.aclose()
         await svc.probe_client.aclose()
 

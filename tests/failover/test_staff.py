@@ -16,7 +16,7 @@ from failover.actions.base import ActionError
 from failover.fakes.receivers import JsonReceiver, SmtpReceiver
 from failover.settings import Settings
 from failover.staff import Delivery, StaffAlerts
-from failover.store import Store
+from failover.store import AsyncStore
 from tests.failover.notify_support import (
     PORTAL,
     URL_TOKEN,
@@ -37,12 +37,12 @@ def two_targets(hook: JsonReceiver, smtp: SmtpReceiver, **extra: object) -> Sett
     return make_settings({"staff": notify_action(json_target(hook), mail_target(smtp), **extra)})
 
 
-def events(store: Store) -> list[dict[str, object]]:
-    return [e.detail | {"action": e.action, "portal": e.portal} for e in store.events(kinds=("notify",))]
+def events(store: AsyncStore) -> list[dict[str, object]]:
+    return [e.detail | {"action": e.action, "portal": e.portal} for e in store.sync.events(kinds=("notify",))]
 
 
 async def test_sends_to_every_target_in_japanese_by_default(
-    hook: JsonReceiver, smtp: SmtpReceiver, open_store: Callable[[], Store], clock: Callable[[], float]
+    hook: JsonReceiver, smtp: SmtpReceiver, open_store: Callable[[], AsyncStore], clock: Callable[[], float]
 ) -> None:
     store = open_store()
     staff = StaffAlerts(two_targets(hook, smtp), store, clock)
@@ -68,7 +68,9 @@ async def test_sends_to_every_target_in_japanese_by_default(
     }
 
 
-async def test_english_action(hook: JsonReceiver, open_store: Callable[[], Store], clock: Callable[[], float]) -> None:
+async def test_english_action(
+    hook: JsonReceiver, open_store: Callable[[], AsyncStore], clock: Callable[[], float]
+) -> None:
     settings = make_settings({"staff": notify_action(json_target(hook), language="en")})
     await StaffAlerts(settings, open_store(), clock).send("network_restored", None, since=clock() - 600)
     (request,) = await hook.wait_for(1)
@@ -77,7 +79,7 @@ async def test_english_action(hook: JsonReceiver, open_store: Callable[[], Store
 
 
 async def test_claim_sends_once_even_after_a_restart(
-    hook: JsonReceiver, smtp: SmtpReceiver, open_store: Callable[[], Store], clock: Callable[[], float]
+    hook: JsonReceiver, smtp: SmtpReceiver, open_store: Callable[[], AsyncStore], clock: Callable[[], float]
 ) -> None:
     settings = two_targets(hook, smtp)
     staff = StaffAlerts(settings, open_store(), clock)
@@ -86,12 +88,12 @@ async def test_claim_sends_once_even_after_a_restart(
 
     restarted = StaffAlerts(settings, open_store(), clock)
     assert await restarted.send("network_degraded", None, claim=CLAIM, since=clock()) is False
-    assert restarted.delivery(CLAIM, None) is Delivery.SENT
+    assert await restarted.delivery(CLAIM, None) is Delivery.SENT
     assert len(hook.requests) == 1 and len(smtp.messages) == 1
 
 
 async def test_portal_gets_only_its_notify_actions(
-    hook: JsonReceiver, open_store: Callable[[], Store], clock: Callable[[], float]
+    hook: JsonReceiver, open_store: Callable[[], AsyncStore], clock: Callable[[], float]
 ) -> None:
     settings = make_settings(
         {
@@ -109,7 +111,7 @@ async def test_portal_gets_only_its_notify_actions(
 
 
 async def test_apprise_has_threads_of_its_own(
-    hook: JsonReceiver, open_store: Callable[[], Store], clock: Callable[[], float]
+    hook: JsonReceiver, open_store: Callable[[], AsyncStore], clock: Callable[[], float]
 ) -> None:
     """A hung call elsewhere holds asyncio's shared pool (here its only thread): staff still hear."""
     loop, release = asyncio.get_running_loop(), threading.Event()
@@ -125,7 +127,7 @@ async def test_apprise_has_threads_of_its_own(
 
 
 async def test_failed_target_is_retried_alone(
-    hook: JsonReceiver, smtp: SmtpReceiver, open_store: Callable[[], Store], clock: Callable[[], float]
+    hook: JsonReceiver, smtp: SmtpReceiver, open_store: Callable[[], AsyncStore], clock: Callable[[], float]
 ) -> None:
     store = open_store()
     staff = StaffAlerts(two_targets(hook, smtp), store, clock)
@@ -139,7 +141,7 @@ async def test_failed_target_is_retried_alone(
     assert "actions.staff.urls[0]" in err.message and f"json://127.0.0.1:{hook.port}" in err.message
     assert "500" in err.message
     assert_no_secret(err.message)
-    assert staff.delivery(CLAIM, None) is Delivery.FAILING
+    assert await staff.delivery(CLAIM, None) is Delivery.FAILING
     assert len(smtp.messages) == 1
 
     # The caller retries by sending again with the same claim: only the failed target gets it.
@@ -147,14 +149,14 @@ async def test_failed_target_is_retried_alone(
         "network_degraded", None, claim=CLAIM, since=clock()
     )
     assert len(hook.requests) == 2 and len(smtp.messages) == 1
-    assert staff.delivery(CLAIM, None) is Delivery.SENT
+    assert await staff.delivery(CLAIM, None) is Delivery.SENT
     assert await staff.send("network_degraded", None, claim=CLAIM, since=clock()) is False
     assert [e["failed"] for e in events(store)] == [1, 0]
     assert [e["retry"] for e in events(store)] == [False, True]
 
 
 async def test_smtp_refusal_is_transient(
-    smtp: SmtpReceiver, open_store: Callable[[], Store], clock: Callable[[], float]
+    smtp: SmtpReceiver, open_store: Callable[[], AsyncStore], clock: Callable[[], float]
 ) -> None:
     staff = StaffAlerts(make_settings({"mail": notify_action(mail_target(smtp))}), open_store(), clock)
     smtp.refuse_next()
@@ -166,7 +168,7 @@ async def test_smtp_refusal_is_transient(
 
 
 async def test_a_hanging_service_times_out(
-    hook: JsonReceiver, open_store: Callable[[], Store], clock: Callable[[], float]
+    hook: JsonReceiver, open_store: Callable[[], AsyncStore], clock: Callable[[], float]
 ) -> None:
     settings = make_settings({"staff": notify_action(json_target(hook), timeout="300ms")})
     hook.hang_next()
@@ -177,7 +179,7 @@ async def test_a_hanging_service_times_out(
 async def test_secrets_stay_out_of_errors_events_and_logs(
     hook: JsonReceiver,
     smtp: SmtpReceiver,
-    open_store: Callable[[], Store],
+    open_store: Callable[[], AsyncStore],
     clock: Callable[[], float],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -195,7 +197,7 @@ async def test_secrets_stay_out_of_errors_events_and_logs(
 
 
 async def test_booking_request_sends_no_patient_data(
-    hook: JsonReceiver, open_store: Callable[[], Store], clock: Callable[[], float]
+    hook: JsonReceiver, open_store: Callable[[], AsyncStore], clock: Callable[[], float]
 ) -> None:
     staff = StaffAlerts(make_settings({"staff": notify_action(json_target(hook))}), open_store(), clock)
     await staff.send("booking_request", PORTAL, claim="booking:9", request_id=9, name="山田花子", phone="090-1111-2222")
@@ -205,7 +207,9 @@ async def test_booking_request_sends_no_patient_data(
     assert "山田" not in text and "090-1111-2222" not in text
 
 
-async def test_drill_is_marked(hook: JsonReceiver, open_store: Callable[[], Store], clock: Callable[[], float]) -> None:
+async def test_drill_is_marked(
+    hook: JsonReceiver, open_store: Callable[[], AsyncStore], clock: Callable[[], float]
+) -> None:
     staff = StaffAlerts(make_settings({"staff": notify_action(json_target(hook))}), open_store(), clock)
     await staff.send("outage", PORTAL, drill=True, reason="drill", since=clock())
     (request,) = await hook.wait_for(1)
@@ -213,7 +217,7 @@ async def test_drill_is_marked(hook: JsonReceiver, open_store: Callable[[], Stor
 
 
 async def test_validate_parses_without_sending(
-    hook: JsonReceiver, smtp: SmtpReceiver, open_store: Callable[[], Store], clock: Callable[[], float]
+    hook: JsonReceiver, smtp: SmtpReceiver, open_store: Callable[[], AsyncStore], clock: Callable[[], float]
 ) -> None:
     staff = StaffAlerts(two_targets(hook, smtp), open_store(), clock)
     assert staff.validate("staff") == [f"json://127.0.0.1:{hook.port}", f"mailto://127.0.0.1:{smtp.port}"]
@@ -226,13 +230,15 @@ async def test_validate_parses_without_sending(
     assert_no_secret(failed.value.message)
 
 
-async def test_no_notify_action_sends_nothing(open_store: Callable[[], Store], clock: Callable[[], float]) -> None:
+async def test_no_notify_action_sends_nothing(open_store: Callable[[], AsyncStore], clock: Callable[[], float]) -> None:
     staff = StaffAlerts(make_settings({"page": {"type": "fallback_page"}}), open_store(), clock)
     assert await staff.send("flapping", PORTAL, claim="flapping:epark:1", cause="x") is False
-    assert not staff.store.claimed("flapping:epark:1")  # nothing to claim for
+    assert not await staff.store.claimed("flapping:epark:1")  # nothing to claim for
 
 
-async def test_an_unusable_url_fails_permanently(open_store: Callable[[], Store], clock: Callable[[], float]) -> None:
+async def test_an_unusable_url_fails_permanently(
+    open_store: Callable[[], AsyncStore], clock: Callable[[], float]
+) -> None:
     settings = make_settings({"staff": notify_action(f"nosuchscheme://{URL_TOKEN}")})
     with pytest.raises(ActionError) as failed:
         await StaffAlerts(settings, open_store(), clock).send("flapping", PORTAL, cause="x")
@@ -255,6 +261,8 @@ async def test_staff_url_setting_is_the_link_in_messages(tmp_path: Path, hook: J
             },
         }
     )
-    await StaffAlerts(settings, Store(tmp_path / "s.db")).send("booking_request", "p", request_id=7)
+    store = AsyncStore(tmp_path / "s.db")
+    await StaffAlerts(settings, store).send("booking_request", "p", request_id=7)
+    await store.close()
     body = json.dumps((await hook.wait_for(1))[0].json(), ensure_ascii=False)
     assert "https://pg.clinic.lan/staff" in body and "book.example.jp/staff" not in body

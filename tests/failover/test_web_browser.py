@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from test_web_support import PORTAL, STAFF_PASSWORD, STAFF_USER, make_settings
 
 from failover.metrics import FailoverMetrics
-from failover.store import Store
+from failover.store import AsyncStore
 from failover.web import create_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -54,7 +54,7 @@ pytestmark = [
 
 
 class Site:
-    def __init__(self, base: str, store: Store) -> None:
+    def __init__(self, base: str, store: AsyncStore) -> None:
         self.base = base
         self.store = store
 
@@ -62,8 +62,8 @@ class Site:
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     settings = make_settings(tmp_path)
-    store = Store(settings.store)
-    store.set_page(PORTAL, True)
+    store = AsyncStore(settings.store)
+    store.sync.set_page(PORTAL, True)
     registry = CollectorRegistry()
     app = create_app(settings, store, FailoverMetrics(registry), registry)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
@@ -79,7 +79,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
-        store.close()
+        await store.close()
 
 
 @pytest.fixture
@@ -159,7 +159,7 @@ async def test_a_patient_books_on_a_phone(site: Site, browser: BrowserContext) -
     await assert_fits_the_phone(page)
     await screenshot(page, "fallback-confirmation-ja.png", readme=True, full_page=False)
 
-    row = site.store.request(number)
+    row = site.store.sync.request(number)
     assert row is not None and row.portal == PORTAL
     assert row.data["name"] == "山田 花子" and row.data["phone_digits"] == "09012345678"
     assert row.data["preferred"] == [
@@ -192,7 +192,7 @@ async def test_an_invalid_form_shows_the_errors_next_to_the_fields(site: Site, b
     await screenshot(page, "fallback-errors-ja.png", full_page=False)
     await page.locator("#f-date1").scroll_into_view_if_needed()
     await screenshot(page, "fallback-dates-ja.png", full_page=False)
-    assert site.store.count_requests() == 0
+    assert site.store.sync.count_requests() == 0
 
 
 async def test_a_script_payload_is_shown_as_text(site: Site, browser: BrowserContext) -> None:

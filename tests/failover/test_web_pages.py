@@ -21,7 +21,7 @@ def web(tmp_path: Path, clock) -> Web:
 
 
 def switch_on(web: Web, clock, on: bool = True) -> None:
-    web.store.set_page(PORTAL, on)
+    web.store.sync.set_page(PORTAL, on)
     clock.advance(2)  # past any caching of the switch (the contract: effective within ~1 s)
 
 
@@ -201,10 +201,18 @@ async def test_static_files_are_served_by_the_app_and_cached(web: Web) -> None:
 async def test_healthz(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
     async with web.client() as c:
         assert (await c.get("/healthz")).status_code == 200
-        monkeypatch.setattr(web.store, "writable", lambda: False)
+        monkeypatch.setattr(web.store, "writable", _async(False))
         r = await c.get("/healthz")
     assert r.status_code == 503
     assert "store not writable" in r.text
+    assert "failover goes on from memory" in r.text and "free disk space" in r.text
+
+
+def _async(value: Any) -> Any:
+    async def answer(*_args: Any) -> Any:
+        return value
+
+    return answer
 
 
 async def test_metrics_count_route_templates_never_raw_paths(web: Web, clock) -> None:
@@ -238,7 +246,7 @@ async def test_an_unexpected_error_is_a_500_page_with_the_phone_and_no_patient_d
 ) -> None:
     detail = "secret detail 山田"  # as if an exception quoted what a patient typed
 
-    def broken(portal: str) -> None:
+    async def broken(portal: str) -> None:
         raise RuntimeError(detail)
 
     monkeypatch.setattr(web.store, "portal", broken)
@@ -271,5 +279,5 @@ async def test_fallback_page_action_observes_a_non_ascii_book_url(tmp_path: Path
         action = FallbackPage("page", FallbackPageConfig(type="fallback_page"), deps)
         action.url = f"http://127.0.0.1:8080/book/{PORTAL}"
         assert await action.observe() is False
-        web.store.set_page(PORTAL, True)
+        web.store.sync.set_page(PORTAL, True)
         assert await action.observe() is True

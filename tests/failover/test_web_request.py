@@ -31,7 +31,7 @@ FORM = {"content-type": "application/x-www-form-urlencoded"}
 @pytest.fixture
 def web(tmp_path: Path, clock) -> Web:
     web = make_web(tmp_path, clock)
-    web.store.set_page(PORTAL, True)
+    web.store.sync.set_page(PORTAL, True)
     return web
 
 
@@ -44,7 +44,7 @@ async def test_a_request_is_stored_counted_announced_and_confirmed(web: Web) -> 
     async with web.client() as c:
         r = await submit(c, valid_form())
     assert r.status_code == 200
-    rows = web.store.requests()
+    rows = web.store.sync.requests()
     assert len(rows) == 1
     row = rows[0]
     assert f'<strong id="request-number">{row.id}</strong>' in r.text
@@ -70,18 +70,18 @@ async def test_a_request_is_stored_counted_announced_and_confirmed(web: Web) -> 
 async def test_the_request_is_accepted_even_after_the_switch_went_off(web: Web, clock) -> None:
     async with web.client() as c:
         token = await open_form(c)
-        web.store.set_page(PORTAL, False)  # the portal recovered while the patient was typing
+        web.store.sync.set_page(PORTAL, False)  # the portal recovered while the patient was typing
         clock.advance(5)
         r = await c.post(f"/book/{PORTAL}/request", data={"csrf": token, **valid_form()})
     assert r.status_code == 200
-    assert web.store.count_requests() == 1
+    assert web.store.sync.count_requests() == 1
 
 
 async def test_english_confirmation(web: Web) -> None:
     async with web.client() as c:
         r = await submit(c, valid_form(lang="en"))
     assert "We have received your request" in r.text
-    assert web.store.requests()[0].data["lang"] == "en"
+    assert web.store.sync.requests()[0].data["lang"] == "en"
 
 
 async def test_a_failing_announcement_does_not_touch_the_patient(
@@ -91,7 +91,7 @@ async def test_a_failing_announcement_does_not_touch_the_patient(
         raise ConnectionError("slack down for 山田 花子")
 
     web = make_web(tmp_path, clock, notify=failing)
-    web.store.set_page(PORTAL, True)
+    web.store.sync.set_page(PORTAL, True)
     async with web.client() as c:
         r = await submit(c, valid_form())
     await settle()
@@ -107,7 +107,7 @@ async def test_a_slow_announcement_does_not_delay_the_confirmation(tmp_path: Pat
         await release.wait()
 
     web = make_web(tmp_path, clock, notify=slow)
-    web.store.set_page(PORTAL, True)
+    web.store.sync.set_page(PORTAL, True)
     async with web.client() as c:
         r = await asyncio.wait_for(submit(c, valid_form()), timeout=5)
     assert r.status_code == 200
@@ -118,7 +118,7 @@ async def test_a_slow_announcement_does_not_delay_the_confirmation(tmp_path: Pat
 
 
 async def test_store_failure_is_503_with_the_phone_number(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full_disk(portal: str, data: dict) -> int:
+    async def full_disk(portal: str, data: dict) -> int:
         raise StoreError("disk full")
 
     monkeypatch.setattr(web.store, "add_request", full_disk)
@@ -166,7 +166,7 @@ async def test_invalid_input_is_422_with_messages_next_to_fields_and_values_kept
         assert f'id="f-{name}"' in r.text and 'aria-invalid="true"' in r.text
     assert 'value="hanako@example.jp"' in r.text or "email" in errors  # what was typed stays
     assert ">左下の奥歯が痛みます</textarea>" in r.text or "reason" in errors
-    assert web.store.count_requests() == 0
+    assert web.store.sync.count_requests() == 0
 
 
 async def test_english_error_messages(web: Web) -> None:
@@ -200,7 +200,7 @@ async def test_oversized_body_is_413(web: Web) -> None:
         r = await c.post(f"/book/{PORTAL}/request", data={"csrf": token, **valid_form(reason="x" * limit)})
     assert r.status_code == 413
     assert "送信内容が大きすぎます" in r.text
-    assert web.store.count_requests() == 0
+    assert web.store.sync.count_requests() == 0
 
 
 async def test_oversized_streamed_body_without_length_is_413(web: Web) -> None:
@@ -233,7 +233,7 @@ async def test_wrong_content_type_is_415(web: Web, content_type: str | None) -> 
         await open_form(c)
         r = await c.post(f"/book/{PORTAL}/request", content=body, headers=headers)
     assert r.status_code == 415
-    assert web.store.count_requests() == 0
+    assert web.store.sync.count_requests() == 0
 
 
 @pytest.mark.parametrize(
@@ -251,7 +251,7 @@ async def test_a_form_with_harmless_content_type_parameters_is_accepted(web: Web
         body = urlencode({"csrf": token, **valid_form()}).encode()
         r = await c.post(f"/book/{PORTAL}/request", content=body, headers={"content-type": content_type})
     assert r.status_code == 200, r.text
-    assert web.store.count_requests() == 1
+    assert web.store.sync.count_requests() == 1
 
 
 @pytest.mark.parametrize(
@@ -288,11 +288,11 @@ async def test_csrf_mismatch_is_403_keeps_the_values_and_stores_nothing(web: Web
         assert r.status_code == 403
         assert "ページの有効期限が切れました" in r.text
         assert 'value="山田 花子"' in r.text
-        assert web.store.count_requests() == 0
+        assert web.store.sync.count_requests() == 0
         # The page carries a fresh token: pressing Send again works.
         retry = await c.post(f"/book/{PORTAL}/request", data={**form, "csrf": csrf_of(r.text)})
     assert retry.status_code == 200
-    assert web.store.count_requests() == 1
+    assert web.store.sync.count_requests() == 1
 
 
 async def test_honeypot_pretends_success_and_stores_nothing(web: Web) -> None:
@@ -302,14 +302,14 @@ async def test_honeypot_pretends_success_and_stores_nothing(web: Web) -> None:
     assert r.status_code == 200
     assert "ご予約のご希望を受け付けました" in r.text
     assert "request-number" not in r.text
-    assert web.store.count_requests() == 0
+    assert web.store.sync.count_requests() == 0
     assert web.notified == []
     assert web.counter("portalguard_booking_requests_total", portal=PORTAL) == 0
 
 
 async def test_rate_limit_per_ip_is_429_and_recovers(tmp_path: Path, clock) -> None:
     web = make_web(tmp_path, clock, booking={"rate_limit_per_minute": 3})
-    web.store.set_page(PORTAL, True)
+    web.store.sync.set_page(PORTAL, True)
     async with web.client("198.51.100.1") as c, web.client("198.51.100.2") as neighbour:
         codes = [(await submit(c, valid_form())).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
@@ -319,7 +319,7 @@ async def test_rate_limit_per_ip_is_429_and_recovers(tmp_path: Path, clock) -> N
         assert (await submit(neighbour, valid_form())).status_code == 200
         clock.advance(20)  # one token back (3 per minute)
         assert (await submit(c, valid_form())).status_code == 200
-    assert web.store.count_requests() == 5
+    assert web.store.sync.count_requests() == 5
 
 
 async def test_preview_submission_is_marked_as_a_drill(tmp_path: Path, clock) -> None:
@@ -330,7 +330,7 @@ async def test_preview_submission_is_marked_as_a_drill(tmp_path: Path, clock) ->
         r = await c.post(f"/book/{PORTAL}/request", data={"csrf": csrf, "preview": token, **valid_form()})
         forged = await c.post(f"/book/{PORTAL}/request", data={"csrf": csrf, "preview": "x", **valid_form()})
     assert r.status_code == 200 and "プレビュー（訓練用）" in r.text
-    drill, real = sorted(web.store.requests(), key=lambda row: row.id)
+    drill, real = sorted(web.store.sync.requests(), key=lambda row: row.id)
     assert drill.data["drill"] is True
     assert forged.status_code == 200 and "drill" not in real.data
 
@@ -338,11 +338,11 @@ async def test_preview_submission_is_marked_as_a_drill(tmp_path: Path, clock) ->
 async def test_one_ipv6_network_is_one_client_for_the_rate_limit(tmp_path: Path, clock) -> None:
     # 300 posts from one /64 (a fresh address each) were all stored, and staff got 301 messages.
     web = make_web(tmp_path, clock, booking={"rate_limit_per_minute": 3})
-    web.store.set_page(PORTAL, True)
+    web.store.sync.set_page(PORTAL, True)
     codes = []
     for i in range(1, 21):
         async with web.client(f"2001:db8:aa:bb::{i:x}") as c:
             codes.append((await submit(c, valid_form())).status_code)
     await settle()
     assert codes == [200] * 3 + [429] * 17
-    assert web.store.count_requests() == 3 and len(web.notified) == 3
+    assert web.store.sync.count_requests() == 3 and len(web.notified) == 3

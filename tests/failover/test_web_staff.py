@@ -32,7 +32,7 @@ BEARER = {"authorization": f"Bearer {STAFF_TOKEN}"}
 @pytest.fixture
 def web(tmp_path: Path, clock) -> Web:
     web = make_web(tmp_path, clock)
-    web.store.set_page(PORTAL, True)
+    web.store.sync.set_page(PORTAL, True)
     return web
 
 
@@ -40,11 +40,11 @@ async def add_requests(web: Web, *names: str) -> list[int]:
     async with web.client("192.0.2.50") as c:
         for name in names:
             assert (await submit(c, valid_form(name=name))).status_code == 200
-    return [r.id for r in web.store.requests()]
+    return [r.id for r in web.store.sync.requests()]
 
 
 async def test_staff_sees_requests_newest_first_and_the_failover_state(web: Web) -> None:
-    web.store.set_failover(PORTAL, True, "public: http_status (HTTP 503)")
+    web.store.sync.set_failover(PORTAL, True, "public: http_status (HTTP 503)")
     await add_requests(web, "最初の患者", "二番目の患者")
     async with web.client() as c:
         r = await c.get("/staff", auth=BASIC)
@@ -143,14 +143,14 @@ async def test_staff_changes_a_status(web: Web) -> None:
         )
         assert r.status_code == 303
         assert r.headers["location"] == "/staff?lang=en&status=new"
-        assert web.store.request(number).status == "contacted"
+        assert web.store.sync.request(number).status == "contacted"
         page = await c.get("/staff?status=contacted&lang=en", auth=BASIC)
     assert "患者" in page.text and "contacted" in page.text
 
 
 async def test_status_filter(web: Web) -> None:
     first, _ = sorted(await add_requests(web, "一人目", "二人目"))
-    web.store.set_request_status(first, "booked")
+    web.store.sync.set_request_status(first, "booked")
     async with web.client() as c:
         r = await c.get("/staff?status=new", auth=BASIC)
     assert "二人目" in r.text and "一人目" not in r.text
@@ -172,7 +172,7 @@ async def test_bad_status_changes_change_nothing(web: Web, form: dict, auth: htt
         data = {k: (token if v is None else v) for k, v in form.items()}
         r = await c.post(f"/staff/requests/{number}/status", data=data, auth=auth)
     assert r.status_code == code
-    assert web.store.request(number).status == "new"
+    assert web.store.sync.request(number).status == "new"
 
 
 @pytest.mark.parametrize("number", ["999", "9" * 30])
@@ -192,7 +192,7 @@ async def test_staff_post_needs_a_form_body(web: Web) -> None:
 
 
 async def test_staff_page_escapes_what_patients_typed(web: Web) -> None:
-    web.store.add_request(PORTAL, {"name": SCRIPT, "phone": '"><b>x', "reason": SCRIPT, "visit": "<i>"})
+    web.store.sync.add_request(PORTAL, {"name": SCRIPT, "phone": '"><b>x', "reason": SCRIPT, "visit": "<i>"})
     async with web.client() as c:
         r = await c.get("/staff", auth=BASIC)
     assert r.status_code == 200
@@ -201,7 +201,7 @@ async def test_staff_page_escapes_what_patients_typed(web: Web) -> None:
 
 
 async def test_drill_requests_are_marked(web: Web) -> None:
-    web.store.add_request(PORTAL, {**valid_form(), "drill": True})
+    web.store.sync.add_request(PORTAL, {**valid_form(), "drill": True})
     async with web.client() as c:
         r = await c.get("/staff", auth=BASIC)
     assert re.search(r'<span class="badge optional">訓練</span>', r.text)

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from failover.metrics import FailoverMetrics
 from failover.settings import Settings
-from failover.store import Store
+from failover.store import AsyncStore
 from failover.web import create_app
 
 PORTAL = "epark"
@@ -59,7 +59,7 @@ def make_settings(directory: Path, **overrides: Any) -> Settings:
 @dataclass
 class Web:
     settings: Settings
-    store: Store
+    store: AsyncStore  # tests set up and assert through .sync
     registry: CollectorRegistry
     metrics: FailoverMetrics
     app: Starlette
@@ -80,7 +80,7 @@ def make_web(
     **overrides: Any,
 ) -> Web:
     settings = make_settings(directory, **overrides)
-    store = Store(settings.store, clock)
+    store = AsyncStore(settings.store, clock)
     registry = CollectorRegistry()
     metrics = FailoverMetrics(registry)
     web = Web(settings, store, registry, metrics, None)  # type: ignore[arg-type]

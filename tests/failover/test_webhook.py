@@ -14,7 +14,7 @@ import pytest
 from failover.actions.base import ActionError, Incident
 from failover.actions.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, Webhook, sign, verify
 from failover.fakes.receivers import JsonReceiver
-from failover.store import Store
+from failover.store import AsyncStore
 from tests.failover.notify_support import (
     PORTAL,
     URL_TOKEN,
@@ -33,27 +33,27 @@ pytestmark = pytest.mark.anyio
 PATH = f"/hooks/{URL_TOKEN}"
 
 
-def build(url: str, store: Store, http: httpx.AsyncClient, clock: FakeClock, **config: Any) -> Webhook:
+def build(url: str, store: AsyncStore, http: httpx.AsyncClient, clock: FakeClock, **config: Any) -> Webhook:
     settings = make_settings({"ivr": {"type": "webhook", "url": url, "secret": WEBHOOK_SECRET, **config}})
     return Webhook("ivr", settings.actions["ivr"], make_deps(settings, store, http, clock))  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def store(open_store: Callable[[], Store]) -> Store:
+def store(open_store: Callable[[], AsyncStore]) -> AsyncStore:
     return open_store()
 
 
 @pytest.fixture
-def webhook(hook: JsonReceiver, store: Store, http: httpx.AsyncClient, clock: FakeClock) -> Webhook:
+def webhook(hook: JsonReceiver, store: AsyncStore, http: httpx.AsyncClient, clock: FakeClock) -> Webhook:
     return build(hook.url(PATH + "?key=" + URL_TOKEN), store, http, clock, timeout="500ms")
 
 
-def fail_over(store: Store) -> Incident:
-    row = store.set_failover(PORTAL, True, "public: http_status (HTTP 503)")
+def fail_over(store: AsyncStore) -> Incident:
+    row = store.sync.set_failover(PORTAL, True, "public: http_status (HTTP 503)")
     return Incident(PORTAL, row.incident, row.reason, row.since or 0.0)
 
 
-async def test_apply_posts_the_documented_body(webhook: Webhook, hook: JsonReceiver, store: Store) -> None:
+async def test_apply_posts_the_documented_body(webhook: Webhook, hook: JsonReceiver, store: AsyncStore) -> None:
     incident = fail_over(store)
     await webhook.apply(incident)
 
@@ -76,7 +76,7 @@ async def test_apply_posts_the_documented_body(webhook: Webhook, hook: JsonRecei
 
 
 async def test_signature_verifies_and_tampering_or_replay_fails(
-    webhook: Webhook, hook: JsonReceiver, store: Store, clock: FakeClock
+    webhook: Webhook, hook: JsonReceiver, store: AsyncStore, clock: FakeClock
 ) -> None:
     await webhook.apply(fail_over(store))
     (request,) = hook.requests
@@ -103,8 +103,8 @@ def test_sign_is_hmac_sha256_over_timestamp_dot_body() -> None:
 async def test_observe_follows_what_was_delivered_and_survives_a_restart(
     webhook: Webhook,
     hook: JsonReceiver,
-    store: Store,
-    open_store: Callable[[], Store],
+    store: AsyncStore,
+    open_store: Callable[[], AsyncStore],
     http: httpx.AsyncClient,
     clock: FakeClock,
 ) -> None:
@@ -119,7 +119,7 @@ async def test_observe_follows_what_was_delivered_and_survives_a_restart(
     assert await restarted.observe() is True
 
     clock.advance(600)
-    store.set_failover(PORTAL, False, "portal up")
+    store.sync.set_failover(PORTAL, False, "portal up")
     await restarted.revert(Incident(PORTAL, incident.number, incident.reason, incident.since, ended=clock()))
     assert await webhook.observe() is False
     assert [r.json()["state"] for r in hook.requests] == ["failover", "recovered"]
@@ -135,7 +135,9 @@ async def test_observe_follows_what_was_delivered_and_survives_a_restart(
     [(500, False), (503, False), (408, False), (429, False), (400, True), (401, True), (404, True), (302, True)],
     ids=lambda v: str(v),
 )
-async def test_status_classes(webhook: Webhook, hook: JsonReceiver, store: Store, status: int, permanent: bool) -> None:
+async def test_status_classes(
+    webhook: Webhook, hook: JsonReceiver, store: AsyncStore, status: int, permanent: bool
+) -> None:
     hook.answer_next(status)
     with pytest.raises(ActionError) as failed:
         await webhook.apply(fail_over(store))
@@ -146,7 +148,7 @@ async def test_status_classes(webhook: Webhook, hook: JsonReceiver, store: Store
 
 
 async def test_a_transient_failure_is_retried_by_the_next_apply(
-    webhook: Webhook, hook: JsonReceiver, store: Store
+    webhook: Webhook, hook: JsonReceiver, store: AsyncStore
 ) -> None:
     incident = fail_over(store)
     hook.answer_next(502)
@@ -157,7 +159,7 @@ async def test_a_transient_failure_is_retried_by_the_next_apply(
     assert len(hook.requests) == 2  # the receiver saw it twice: it must be idempotent
 
 
-async def test_a_hanging_receiver_times_out(webhook: Webhook, hook: JsonReceiver, store: Store) -> None:
+async def test_a_hanging_receiver_times_out(webhook: Webhook, hook: JsonReceiver, store: AsyncStore) -> None:
     hook.hang_next()
     with pytest.raises(ActionError, match=r"no answer within 0\.5s; will retry") as failed:
         await webhook.apply(fail_over(store))
@@ -170,7 +172,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_connection_refused_is_transient(store: Store, http: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_connection_refused_is_transient(store: AsyncStore, http: httpx.AsyncClient, clock: FakeClock) -> None:
     port = closed_port()
     webhook = build(f"http://127.0.0.1:{port}{PATH}", store, http, clock)
     with pytest.raises(ActionError) as failed:
@@ -181,7 +183,7 @@ async def test_connection_refused_is_transient(store: Store, http: httpx.AsyncCl
 
 
 async def test_secrets_stay_out_of_errors_events_and_logs(
-    webhook: Webhook, hook: JsonReceiver, store: Store, caplog: pytest.LogCaptureFixture
+    webhook: Webhook, hook: JsonReceiver, store: AsyncStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="httpx")  # `portalguard run` quiets httpx; another test may have run it
@@ -190,7 +192,7 @@ async def test_secrets_stay_out_of_errors_events_and_logs(
     hook.answer_next(400)
     with pytest.raises(ActionError) as failed:
         await webhook.revert(incident)
-    events = json.dumps([e.detail for e in store.events()])
+    events = json.dumps([e.detail for e in store.sync.events()])
     assert_no_secret(failed.value.message, events, caplog.text)
     assert "HTTP Request: POST http://127.0.0.1" in caplog.text  # httpx logged, without path or query
 
@@ -201,7 +203,7 @@ async def test_check_connects_without_sending_a_request(webhook: Webhook, hook: 
     assert hook.requests == []
 
 
-async def test_check_rejects_a_non_http_url(store: Store, http: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_check_rejects_a_non_http_url(store: AsyncStore, http: httpx.AsyncClient, clock: FakeClock) -> None:
     with pytest.raises(ActionError) as failed:
         await build(f"ftp://files.example.jp/{URL_TOKEN}", store, http, clock).check()
     assert failed.value.permanent and "actions.ivr.url" in failed.value.message
@@ -209,7 +211,7 @@ async def test_check_rejects_a_non_http_url(store: Store, http: httpx.AsyncClien
 
 
 async def test_drill_sends_drill_true_and_claims_nothing(
-    webhook: Webhook, hook: JsonReceiver, store: Store, clock: FakeClock
+    webhook: Webhook, hook: JsonReceiver, store: AsyncStore, clock: FakeClock
 ) -> None:
     detail = await webhook.drill(Incident(PORTAL, 0, "drill", clock()))
     assert detail == f"drill POST to http://127.0.0.1:{hook.port}: HTTP 200"
@@ -220,7 +222,7 @@ async def test_drill_sends_drill_true_and_claims_nothing(
 
 
 async def test_without_secret_there_is_no_signature(
-    hook: JsonReceiver, store: Store, http: httpx.AsyncClient, clock: FakeClock
+    hook: JsonReceiver, store: AsyncStore, http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     settings = make_settings({"ivr": {"type": "webhook", "url": hook.url(PATH)}})
     webhook = Webhook("ivr", settings.actions["ivr"], make_deps(settings, store, http, clock))  # type: ignore[arg-type]

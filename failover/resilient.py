@@ -1,0 +1,306 @@
+"""The store as the running service uses it: the ``AsyncStore`` API, where a write that fails (a full
+disk, a read-only file, a lock held too long) never stops failover.
+
+- The portals' state (failover switch, incident, fallback page switch) lives in memory, loaded at
+  start: deciding and ``/book`` never wait for, nor depend on, the database.
+- A state write that fails (a failover switch, the page switch, an action's row, a claim, a named
+  value) is kept in a journal and answered from memory meanwhile; the journal is written again, in
+  order, once the store takes writes (``replay_due``, every ``REPLAY_EVERY`` seconds at most).
+- Fire-and-forget writes (heartbeat, endpoint rows, verdicts, audit events) that fail are dropped
+  and counted: the next one supersedes them, or they are audit only.
+- ``health`` says whether the store is failing, since when and why: ``/healthz``, the metrics and
+  the staff alert read it.
+
+Only the service writes portal state, so memory is the truth while it runs. Claims kept in memory
+are exactly-once within this process only: a crash before they are written may repeat a message,
+which beats telling nobody while the disk is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from failover.metrics import FailoverMetrics
+from failover.store import ActionRow, AsyncStore, PortalRow, StoreError, describe_error
+
+log = logging.getLogger("portalguard.store")
+
+WRITE_ERRORS = (StoreError, sqlite3.Error, OSError)
+REPLAY_EVERY = 5.0  # seconds between attempts to write the journal again
+MAX_JOURNAL = 10_000  # writes kept; coalescing keeps it far below this (one row per action/value)
+# A lock held by another process (a backup) clears by itself within seconds; a full disk does not.
+ALERT_AFTER = 30.0
+_PLAIN_FATAL = ("full", "readonly", "read-only", "disk i/o")
+
+
+class StoreHealth:
+    """Whether the store takes writes; the metrics follow every change."""
+
+    def __init__(self, metrics: FailoverMetrics | None, clock: Callable[[], float]) -> None:
+        self.metrics = metrics
+        self.clock = clock
+        self.failing_since: float | None = None
+        self.last_error = ""
+        self.fatal = False  # the error will not clear by itself (disk full, read-only)
+        self.errors = 0
+        self.pending = 0
+
+    @property
+    def failing(self) -> bool:
+        return self.failing_since is not None
+
+    def failed(self, err: BaseException) -> None:
+        self.errors += 1
+        self.last_error = describe_error(err)
+        self.fatal = self.fatal or _fatal(err)
+        if self.failing_since is None:
+            self.failing_since = self.clock()
+            log.error(
+                "store cannot write (%s): failover goes on from memory; free disk space or fix the store "
+                "file's permissions, it is written again by itself",
+                self.last_error,
+            )
+        if self.metrics is not None:
+            self.metrics.store_writable.set(0)
+
+    def ok(self) -> None:
+        """A write reached the store and nothing is left to write again."""
+        if self.failing_since is not None:
+            log.warning("store writable again after %.0f s", self.clock() - self.failing_since)
+        self.failing_since, self.fatal = None, False
+        if self.metrics is not None:
+            self.metrics.store_writable.set(1)
+
+    def set_pending(self, n: int) -> None:
+        self.pending = n
+
+    def alert_due(self, now: float) -> bool:
+        """Tell staff: the failure will not clear by itself, or has lasted ``ALERT_AFTER``."""
+        return self.failing_since is not None and (self.fatal or now - self.failing_since >= ALERT_AFTER)
+
+
+def _fatal(err: BaseException) -> bool:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+        return True
+    return any(word in str(err).lower() for word in _PLAIN_FATAL)
+
+
+@dataclass(eq=False, slots=True)  # identity: the replay removes exactly the entry it wrote
+class _Write:
+    method: str
+    args: tuple[Any, ...]
+    key: tuple[str, ...] | None = None  # a later write with the same key supersedes this one
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class ResilientStore(AsyncStore):
+    def __init__(
+        self, path: str | Path, clock: Callable[[], float] = time.time, metrics: FailoverMetrics | None = None
+    ) -> None:
+        super().__init__(path, clock)
+        self.health = StoreHealth(metrics, clock)
+        self._portals: dict[str, PortalRow] = {}  # the truth while the service runs
+        # Written but not yet in the store: answered from here until the journal is empty.
+        self._actions: dict[tuple[str, str], ActionRow] = {}
+        self._claims: set[str] = set()
+        self._values: dict[str, Any] = {}
+        self._journal: list[_Write] = []
+        self._replay: asyncio.Task[None] | None = None
+        self._next_replay = 0.0
+
+    async def load(self, portals: Iterable[str]) -> None:
+        """Read the portals' state into memory (at start, before anything asks)."""
+        for pid in portals:
+            self._portals[pid] = await super().portal(pid)
+
+    # -- portals: memory first ----------------------------------------------------------------
+
+    async def portal(self, portal: str) -> PortalRow:
+        row = self._portals.get(portal)
+        if row is None:
+            row = self._portals[portal] = await super().portal(portal)
+        return row
+
+    async def set_failover(self, portal: str, on: bool, reason: str) -> PortalRow:
+        row = _switched(await self.portal(portal), on, reason, self.clock())
+        self._portals[portal] = row
+        await self._write(_Write("set_failover", (portal, on, reason)))  # never coalesced: incidents count
+        return row
+
+    async def set_page(self, portal: str, on: bool) -> None:
+        self._portals[portal] = replace(await self.portal(portal), page_on=on)
+        await self._write(_Write("set_page", (portal, on), ("page", portal)))
+
+    # -- rows and claims: memory while not written ----------------------------------------------
+
+    async def action(self, portal: str, action: str) -> ActionRow:
+        row = self._actions.get((portal, action))
+        return row if row is not None else await super().action(portal, action)
+
+    async def put_action(self, row: ActionRow) -> None:
+        key = (row.portal, row.action)
+        self._actions[key] = replace(row, updated=self.clock())  # as the store would stamp it
+        if await self._write(_Write("put_action", (row,), ("action", *key))):
+            self._actions.pop(key, None)
+
+    async def value(self, key: str, default: Any = None) -> Any:
+        return self._values[key] if key in self._values else await super().value(key, default)
+
+    async def set_value(self, key: str, value: Any) -> None:
+        self._values[key] = value
+        if await self._write(_Write("set_value", (key, value), ("value", key))):
+            self._values.pop(key, None)
+
+    async def claim(self, key: str) -> bool:
+        if key in self._claims:
+            return False
+        if not self._journal:
+            try:
+                won = await super().claim(key)
+            except WRITE_ERRORS as err:
+                self._failed("claim", err)
+            else:
+                self._succeeded()
+                return won
+        with contextlib.suppress(*WRITE_ERRORS):  # reading may still work on a full disk
+            if await super().claimed(key):
+                return False
+        self._claims.add(key)
+        self._keep(_Write("claim", (key,)))
+        return True
+
+    async def claimed(self, key: str) -> bool:
+        return key in self._claims or await super().claimed(key)
+
+    async def add_request(self, portal: str, data: dict[str, Any]) -> int:
+        # Never kept in memory: the patient is told it failed and to phone (a lost request is worse).
+        try:
+            number = await super().add_request(portal, data)
+        except WRITE_ERRORS as err:
+            self.health.failed(err)  # the web app logs it and answers 503 with the phone number
+            raise
+        self._succeeded()
+        return int(number)
+
+    async def writable(self) -> bool:
+        """``Store.writable``'s test write, keeping the error's words for /healthz and staff; a
+        success is a good moment to write what was kept."""
+        try:
+            await super().set_value("writable_check", self.clock())
+        except WRITE_ERRORS as err:
+            self.health.failed(err)  # a test write only: nothing to keep
+            return False
+        self._succeeded()
+        self.replay_due(self.clock())
+        return True
+
+    # -- fire-and-forget ------------------------------------------------------------------------
+
+    def submit_write(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        if method == "set_verdict" and args and args[0] in self._portals:  # /staff shows it from memory
+            pid, verdict, since = args
+            self._portals[pid] = replace(self._portals[pid], verdict=verdict, verdict_since=since)
+        return super().submit_write(method, *args, **kwargs)
+
+    def write_succeeded(self, method: str) -> None:
+        self._succeeded()
+
+    def write_failed(self, method: str, err: BaseException) -> None:
+        self.health.failed(err)  # dropped: superseded by the next one, or audit only
+
+    # -- the journal ----------------------------------------------------------------------------
+
+    async def _write(self, write: _Write) -> bool:
+        """Write now, or keep it for later; True if it reached the store."""
+        if self._journal:  # behind the writes still waiting: the store sees them in order
+            self._keep(write)
+            return False
+        try:
+            await getattr(super(), write.method)(*write.args, **write.kwargs)
+        except WRITE_ERRORS as err:
+            self._failed(write.method, err)
+            self._keep(write)
+            return False
+        self._succeeded()
+        return True
+
+    def _keep(self, write: _Write) -> None:
+        if write.key is not None:
+            self._journal = [w for w in self._journal if w.key != write.key]
+        self._journal.append(write)
+        if len(self._journal) > MAX_JOURNAL:
+            dropped = self._journal.pop(0)
+            log.error("store: %s dropped, %d writes already waiting for the store", dropped.method, MAX_JOURNAL)
+        self.health.set_pending(len(self._journal))
+
+    def _failed(self, method: str, err: BaseException) -> None:
+        log.warning("store: %s kept in memory, not written yet: %s", method, describe_error(err))
+        self.health.failed(err)
+
+    def _succeeded(self) -> None:
+        if not self._journal:
+            self.health.ok()
+
+    @property
+    def pending(self) -> int:
+        return len(self._journal)
+
+    def replay_due(self, now: float) -> None:
+        """Try the kept writes again if it is time (called every tick; returns at once)."""
+        if not self._journal or (self._replay is not None and not self._replay.done()) or now < self._next_replay:
+            return
+        self._next_replay = now + REPLAY_EVERY
+        self._replay = asyncio.get_running_loop().create_task(self._write_journal(), name="store replay")
+
+    async def _write_journal(self) -> None:
+        written = 0
+        while self._journal:
+            write = self._journal[0]
+            try:
+                await getattr(super(), write.method)(*write.args, **write.kwargs)
+            except WRITE_ERRORS as err:
+                self.health.failed(err)
+                return
+            with contextlib.suppress(ValueError):  # superseded meanwhile: already gone
+                self._journal.remove(write)
+            written += 1
+            self.health.set_pending(len(self._journal))
+        # Everything is in the store now: the overlays have nothing the store lacks.
+        self._actions.clear()
+        self._claims.clear()
+        self._values.clear()
+        log.warning("store: %d write(s) kept in memory are written now", written)
+        self.health.ok()
+
+    async def flush(self) -> None:
+        """Also the replay of kept writes, if one runs."""
+        await super().flush()
+        if self._replay is not None:
+            await asyncio.gather(self._replay, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._journal:  # one last try: what is not written now is lost
+            await self._write_journal()
+        if self._journal:
+            log.error("store: %d state write(s) lost at shutdown (the store could not write)", len(self._journal))
+        await super().close()
+
+
+def _switched(row: PortalRow, on: bool, reason: str, now: float) -> PortalRow:
+    """What ``Store.set_failover`` makes of the row (a new incident with each switch on)."""
+    if row.failover == on:
+        return row
+    row = replace(row, failover=on, since=now, reason=reason)
+    if on:
+        row = replace(row, incident=row.incident + 1, outage_since=now, outage_reason=reason)
+    return row
