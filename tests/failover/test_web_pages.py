@@ -48,7 +48,7 @@ async def test_serves_the_fallback_page_while_the_page_is_on(web: Web, clock, pa
     assert "月〜金 9:30–13:00" in html and "東京都渋谷区道玄坂1-2-3 4F" in html
     for name in ("name", "phone", "email", "date1", "time3", "visit", "reason", "consent"):
         assert f'name="{name}"' in html
-    assert f'action="/book/{PORTAL}/request"' in html
+    assert f'action="/book/{PORTAL}/request#errors"' in html
 
 
 async def test_the_switch_takes_effect_both_ways(web: Web, clock) -> None:
