@@ -62,6 +62,24 @@ class ServerSettings(StrictModel):
         description="Addresses (or networks) of the reverse proxy whose X-Forwarded-For is believed; "
         "the booking form's rate limit counts per client address. Others' headers are ignored.",
     )
+    # Slowloris: a client that never finishes its request would otherwise hold a file descriptor forever.
+    header_timeout: Annotated[Duration, Field(gt=0, le=300)] = Field(
+        10.0,
+        description="A request's headers must arrive within this long after the connection (or the "
+        "previous response); else the connection is closed.",
+    )
+    body_timeout: Annotated[Duration, Field(gt=0, le=600)] = Field(
+        30.0, description="A request's body (at most booking.max_body_bytes) must arrive within this long."
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=32,
+        description="Open web connections at most; default from the file descriptor limit (ulimit -n), "
+        "keeping descriptors for probes, the store and outbound calls.",
+    )
+    max_connections_per_client: int = Field(
+        50, ge=1, description="Open connections per client address (TCP peer); trusted_proxies are exempt."
+    )
 
 
 class StaffAuth(StrictModel):
