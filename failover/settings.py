@@ -6,12 +6,13 @@ import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, SecretStr, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from failover.actions.fallback_page import FallbackPageConfig
 from failover.actions.google_ads import GoogleAdsConfig
 from failover.actions.notify import NotifyConfig
 from failover.actions.webhook import WebhookConfig
+from failover.secrets_policy import Secret
 from watchdog.targets import Duration, HttpUrl, Portal, PortalId, StrictModel, WatchdogConfig
 
 ActionConfig = Annotated[
@@ -85,9 +86,9 @@ class ServerSettings(StrictModel):
 class StaffAuth(StrictModel):
     """Credentials for /staff. Without any, /staff is disabled (never open)."""
 
-    token: SecretStr | None = None
+    token: Secret | None = None
     username: str | None = None
-    password: SecretStr | None = None
+    password: Secret | None = None
 
     @model_validator(mode="after")
     def _pair(self) -> StaffAuth:
