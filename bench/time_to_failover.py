@@ -64,7 +64,7 @@ def settings(
     actions: dict[str, Any] = {
         "page": {"type": "fallback_page"},
         "staff": {"type": "notify", "urls": [staff.url("/staff", scheme="json")]},
-        "hook": {"type": "webhook", "url": hook.url("/hook"), "secret": "bench"},
+        "hook": {"type": "webhook", "url": hook.url("/hook"), "secret": "bench-hmac-key-0123456789"},
     }
     portals: dict[str, Any] = {}
     for i, (pid, sim) in enumerate(sims.items()):

@@ -135,7 +135,11 @@ class RealPortalguard(ScriptedStages):
                 "page": {"type": "fallback_page"},
                 "ads": self._ads.action_config(),
                 "staff": {"type": "notify", "urls": [self.staff.url("/staff", scheme="json")]},
-                BROKEN_ACTION: {"type": "webhook", "url": f"http://127.0.0.1:{refusing}/ivr", "secret": "hook-secret"},
+                BROKEN_ACTION: {
+                    "type": "webhook",
+                    "url": f"http://127.0.0.1:{refusing}/ivr",
+                    "secret": "hook-secret-0123456789",
+                },
             },
             "portals": {
                 self.portal: {

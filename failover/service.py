@@ -5,29 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import uvicorn
 from prometheus_client import CollectorRegistry
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from failover.actions import Action, ActionDeps, ActionError, build_action
 from failover.doctor import run_checks
+from failover.log_limit import install_log_rate_limit
 from failover.metrics import FailoverMetrics
 from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.staff import Delivery, StaffAlerts
 from failover.store import AsyncStore, EndpointRow, StoreError
+from failover.web.server import ServiceError as ServiceError  # raised by run(); run_cmd catches it
+from failover.web.server import build_servers
 from watchdog.http_client import make_probe_client
 from watchdog.metrics import WatchdogMetrics
 from watchdog.monitor import EndpointView, Monitor
@@ -150,22 +148,7 @@ class Service:
         from failover.web.app import create_app
 
         app = create_app(self.settings, self.store, self.fmetrics, self.registry, self._announce, self.clock)
-        listeners = [("server.listen", self.settings.server.listen, app)]
-        if self.settings.server.metrics_listen:
-            listeners.append(
-                ("server.metrics_listen", self.settings.server.metrics_listen, _metrics_app(self.registry))
-            )
-        _warn_ignored_forwarded_env()
-        proxies = self.settings.server.trusted_proxies
-        bound: list[tuple[uvicorn.Server, socket.socket]] = []
-        try:
-            for key, listen, asgi in listeners:
-                bound.append((_server(asgi, proxies), _bind(key, listen)))
-        except ServiceError:
-            for _, sock in bound:
-                sock.close()
-            raise
-        return bound
+        return build_servers(self.settings.server, app, self.registry)
 
     def _warmers(self) -> list[Callable[[], object]]:
         return [a.warm for acts in self.actions.values() for a in acts.values() if hasattr(a, "warm")]  # type: ignore[attr-defined]
@@ -229,74 +212,11 @@ def _booking_claim(request_id: int) -> str:
     return f"booking:{request_id}"
 
 
-class ServiceError(Exception):
-    """The service cannot start; the message says why and what to change."""
-
-
-def _bind(key: str, listen: str) -> socket.socket:
-    """A listening socket for ``host:port``, or a ServiceError naming the config key."""
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: uvicorn sets NODELAY
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, int(port)))
-        sock.listen(2048)
-    except OSError as err:
-        sock.close()
-        raise ServiceError(
-            f"{key}: cannot listen on {listen}: {err.strerror} (another process on that port?)"
-        ) from None
-    sock.setblocking(False)
-    return sock
-
-
-def _server(app: object, trusted_proxies: list[str]) -> uvicorn.Server:
-    # X-Forwarded-For is believed from server.trusted_proxies only: anyone else could pick a fresh
-    # address per request and escape the booking form's per-client rate limit.
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        lifespan="off",
-        access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips=list(trusted_proxies),
-    )
-    return _EmbeddedServer(config)
-
-
-def _warn_ignored_forwarded_env() -> None:
-    # uvicorn's own variable (documented here before server.trusted_proxies existed) no longer
-    # applies: say so, or a proxy in a container would silently share one rate-limit bucket.
-    if os.environ.get("FORWARDED_ALLOW_IPS"):
-        log.warning(
-            "FORWARDED_ALLOW_IPS is ignored: list your reverse proxy's address under server.trusted_proxies "
-            "in the config file instead"
-        )
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside our loop: signals belong to the service, which stops every part in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _metrics_app(registry: CollectorRegistry) -> Starlette:
-    from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-
-    async def metrics(_request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    return Starlette(routes=[Route("/metrics", metrics)])
-
-
 async def serve_until_signalled(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then stop cleanly (actions in flight finish, servers close)."""
     import signal
 
+    install_log_rate_limit()  # a flood of one error (an attack, a full disk) must not fill the disk with logs
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -6,13 +6,14 @@ import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, SecretStr, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from failover.actions.fallback_page import FallbackPageConfig
 from failover.actions.google_ads import GoogleAdsConfig
 from failover.actions.notify import NotifyConfig
 from failover.actions.webhook import WebhookConfig
 from failover.clinic import Clinic
+from failover.secrets_policy import Secret
 from watchdog.config_types import Duration, HttpUrl, PortalId, PositiveDuration, StrictModel, at_least
 from watchdog.targets import Portal, WatchdogConfig
 
@@ -78,14 +79,32 @@ class ServerSettings(StrictModel):
         description="Addresses (or networks) of the reverse proxy whose X-Forwarded-For is believed; "
         "the booking form's rate limit counts per client address. Others' headers are ignored.",
     )
+    # Slowloris: a client that never finishes its request would otherwise hold a file descriptor forever.
+    header_timeout: Annotated[Duration, Field(gt=0, le=300)] = Field(
+        10.0,
+        description="A request's headers must arrive within this long after the connection (or the "
+        "previous response); else the connection is closed.",
+    )
+    body_timeout: Annotated[Duration, Field(gt=0, le=600)] = Field(
+        30.0, description="A request's body (at most booking.max_body_bytes) must arrive within this long."
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=32,
+        description="Open web connections at most; default from the file descriptor limit (ulimit -n), "
+        "keeping descriptors for probes, the store and outbound calls.",
+    )
+    max_connections_per_client: int = Field(
+        50, ge=1, description="Open connections per client address (TCP peer); trusted_proxies are exempt."
+    )
 
 
 class StaffAuth(StrictModel):
     """Credentials for /staff. Without any, /staff is disabled (never open)."""
 
-    token: SecretStr | None = None
+    token: Secret | None = None
     username: str | None = None
-    password: SecretStr | None = None
+    password: Secret | None = None
 
     @model_validator(mode="after")
     def _pair(self) -> StaffAuth:

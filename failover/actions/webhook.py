@@ -20,13 +20,14 @@ from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, ActionError, Incident
 from failover.messages import fallback_url, install_log_redaction, url_origin
+from failover.secrets_policy import Secret
 from watchdog.config_types import PositiveDuration, StrictModel
 
 
 class WebhookConfig(StrictModel):
     type: Literal["webhook"]
     url: SecretStr = Field(description="http(s) URL; may carry a token, so it is treated as a secret.")
-    secret: SecretStr | None = Field(
+    secret: Secret | None = Field(
         None,
         description="HMAC-SHA256 key for the X-Portalguard-Signature header; without it `doctor` reports not ready.",
     )

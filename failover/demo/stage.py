@@ -110,7 +110,7 @@ async def stage(timings: Timings | None = None, language: str = "ja") -> AsyncIt
         ):
             ads = FakeGoogleAds({CAMPAIGN: ("PAUSED", CAMPAIGN_BUDGET)})
             with ads:
-                password = secrets.token_urlsafe(9)
+                password = secrets.token_urlsafe(12)  # 16 characters: the minimum for staff.password
                 config = demo_config(Path(tmp), simulator, ads, inbox, mail, timings, language, password)
                 settings = Settings.model_validate(config)
                 ensure_settings_loopback(settings)

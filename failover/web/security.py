@@ -240,8 +240,13 @@ def _basic(value: str) -> tuple[str, str]:
 
 
 def _same(given: str, expected: str) -> bool:
-    # compare_digest takes bytes for any text (it refuses non-ASCII str).
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    """Constant-time equality that never accepts an empty credential on either side.
+
+    An empty configured secret (a blank variable that slipped past the config check) would
+    otherwise match ``Authorization: Bearer`` with nothing after it.
+    """
+    matches = hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))  # bytes: non-ASCII too
+    return matches and bool(given) and bool(expected)
 
 
 # -- headers on every response ----------------------------------------------------------------

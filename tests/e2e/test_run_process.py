@@ -70,7 +70,7 @@ class Rig:
                 "page": {"type": "fallback_page"},
                 "ads": ads.action_config(),
                 "staff": {"type": "notify", "urls": [staff.url("/staff", scheme="json")]},
-                "ivr": {"type": "webhook", "url": hook.url("/ivr"), "secret": "hook-secret"},
+                "ivr": {"type": "webhook", "url": hook.url("/ivr"), "secret": "hook-secret-0123456789"},
             },
             "portals": {
                 PORTAL: {
@@ -130,7 +130,7 @@ class Rig:
     def secrets(self) -> list[str]:
         """Every secret the config carries: none may show in the service's log or metrics."""
         login = self.sim.endpoints_config()["admin"]["login"]  # type: ignore[index]
-        return [login["password"], "hook-secret", DEVELOPER_TOKEN, CLIENT_SECRET, REFRESH_TOKEN]
+        return [login["password"], "hook-secret-0123456789", DEVELOPER_TOKEN, CLIENT_SECRET, REFRESH_TOKEN]
 
     def log_text(self) -> str:
         self.log.flush()

@@ -17,7 +17,7 @@ from failover.store import AsyncStore
 PORTAL = "epark"
 URL_TOKEN = "tok3nS3cretXYZ"  # in every Apprise/webhook URL path: must never show up
 MAIL_PASSWORD = "m4ilPassw0rd"
-WEBHOOK_SECRET = "hmacK3ySecret"
+WEBHOOK_SECRET = "hmacK3ySecret-0123456"
 
 
 def make_settings(actions: dict[str, dict[str, Any]], portal_actions: list[str] | None = None) -> Settings:

@@ -22,11 +22,16 @@ CONFIGS = ROOT / "tests" / "configs"
 EXAMPLE = ROOT / "config" / "example.yaml"
 
 # The environment the invalid cases are loaded with (missing_env_var.yaml relies on what is absent).
-CASE_ENV = {"PORTAL_USER": "staff-user", "STAFF_PASSWORD": "case-staff-pw", "LISTEN_ADDR": "no-port-here"}
+CASE_ENV = {
+    "PORTAL_USER": "staff-user",
+    "BLANK_TOKEN": "",
+    "STAFF_PASSWORD": "case-staff-pw-0123456",
+    "LISTEN_ADDR": "no-port-here",
+}
 
 # Every variable config/example.yaml and tests/configs/valid/*.yaml use, with recognisable fake values.
 FULL_ENV = {
-    name: f"fake-{name.lower()}"
+    name: f"fake-{name.lower()}-value"
     for name in (
         "PORTAL_USER",
         "PORTAL_PASSWORD",
@@ -108,8 +113,8 @@ def test_full_config_values() -> None:
     assert (p.interval, p.timeout, p.down_after.seconds, p.up_after.seconds) == (60.0, 20.0, 120.0, 90.0)
     assert s.portals["shika_2"].timeout == 2.5 and s.failover.tick == 0.5
     assert p.endpoints["admin"].login is not None
-    assert p.endpoints["admin"].login.password.get_secret_value() == "fake-portal_password"
-    assert s.staff.password is not None and s.staff.password.get_secret_value() == "pa$word"  # `$$` -> `$`
+    assert p.endpoints["admin"].login.password.get_secret_value() == "fake-portal_password-value"
+    assert s.staff.password is not None and s.staff.password.get_secret_value() == "pa$word-0123456789"  # `$$` -> `$`
     assert s.server.metrics_listen is None
     assert [a.type for a in s.portal_actions("epark-shibuya").values()] == [
         "fallback_page",

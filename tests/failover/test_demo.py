@@ -71,7 +71,7 @@ def _demo_settings_data(tmp_path: Path) -> dict[str, Any]:
     ads = FakeGoogleAds()
     ads.endpoint, ads.token_uri, ads.ca_file = "127.0.0.1:50051", "https://127.0.0.1:50052/token", "/x/ca.pem"
     return demo_config(
-        tmp_path, PortalSimulator(), ads, JsonReceiver(), SmtpReceiver(), Timings(), "ja", "staff-password"
+        tmp_path, PortalSimulator(), ads, JsonReceiver(), SmtpReceiver(), Timings(), "ja", "staff-password-0123456"
     )
 
 

@@ -17,7 +17,7 @@ from failover.fakes.receivers import JsonReceiver
 
 pytestmark = pytest.mark.anyio
 pytest_plugins = ["tests.failover.receivers_fixtures"]  # hook: a local JSON receiver
-HOOK_SECRET = "hmacK3ySecret"
+HOOK_SECRET = "hmacK3ySecret-0123456"
 
 
 def write_config(tmp_path: Path, actions: dict[str, dict[str, Any]]) -> Path:

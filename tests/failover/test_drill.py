@@ -41,7 +41,7 @@ def write_config(tmp_path: Path, site: JsonReceiver, hook: JsonReceiver, public_
         "server": server,
         "actions": {
             "page": {"type": "fallback_page"},
-            "ivr": {"type": "webhook", "url": hook.url("/ivr"), "secret": "hook-secret"},
+            "ivr": {"type": "webhook", "url": hook.url("/ivr"), "secret": "hook-secret-0123456789"},
         },
         "portals": {
             PORTAL: {

@@ -16,8 +16,9 @@ from starlette.routing import Route
 
 from failover.actions.base import ActionError, Incident
 from failover.fakes.receivers import JsonReceiver
-from failover.service import Service, _server
+from failover.service import Service
 from failover.settings import Settings
+from failover.web.server import ConnectionGuard, http_server
 
 pytestmark = pytest.mark.anyio
 DAY = 86400.0
@@ -150,7 +151,7 @@ async def test_x_forwarded_for_is_believed_only_from_server_trusted_proxies(peer
             },
         }
     )
-    server = _server(Starlette(routes=[Route("/", _client_host)]), settings.server.trusted_proxies)
+    server = http_server(Starlette(routes=[Route("/", _client_host)]), settings.server, ConnectionGuard(64, 8))
     server.config.load()  # wraps the app in uvicorn's proxy-headers middleware, as serve() does
     transport = httpx.ASGITransport(server.config.loaded_app, client=(peer, 40000))  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://portalguard") as web:

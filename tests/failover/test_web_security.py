@@ -94,7 +94,11 @@ def test_rate_limiter_memory_is_bounded(clock) -> None:
     assert len(limiter._buckets) <= 101
 
 
-BOTH = StaffAuth(token=SecretStr("tok"), username="staff", password=SecretStr("pässword"))
+TOKEN, PASSWORD = "tok-0123456789abcdef", "pässword-0123456789"
+BOTH = StaffAuth(token=SecretStr(TOKEN), username="staff", password=SecretStr(PASSWORD))
+# A blank secret that slipped past the config check (model_construct skips validation).
+BLANK = StaffAuth.model_construct(token=SecretStr(""), username="staff", password=SecretStr(""))
+BLANK_USER = StaffAuth.model_construct(token=None, username="", password=SecretStr(""))
 
 
 def basic(user: str, password: str) -> str:
@@ -104,16 +108,25 @@ def basic(user: str, password: str) -> str:
 @pytest.mark.parametrize(
     ("auth", "header", "ok"),
     [
-        pytest.param(BOTH, "Bearer tok", True, id="bearer"),
-        pytest.param(BOTH, "bearer   tok ", True, id="bearer-case-space"),
-        pytest.param(BOTH, basic("staff", "pässword"), True, id="basic-utf8"),
-        pytest.param(BOTH, basic("staff", "pässword:x"), False, id="basic-extra"),
-        pytest.param(BOTH, basic("Staff", "pässword"), False, id="basic-user-case"),
+        pytest.param(BOTH, f"Bearer {TOKEN}", True, id="bearer"),
+        pytest.param(BOTH, f"bearer   {TOKEN} ", True, id="bearer-case-space"),
+        pytest.param(BOTH, basic("staff", PASSWORD), True, id="basic-utf8"),
+        pytest.param(BOTH, basic("staff", f"{PASSWORD}:x"), False, id="basic-extra"),
+        pytest.param(BOTH, basic("Staff", PASSWORD), False, id="basic-user-case"),
         pytest.param(BOTH, "Bearer", False, id="bearer-empty"),
+        pytest.param(BOTH, "Bearer ", False, id="bearer-blank"),
+        pytest.param(BOTH, basic("staff", ""), False, id="basic-empty-password"),
         pytest.param(BOTH, None, False, id="none"),
-        pytest.param(StaffAuth(token=SecretStr("tok")), basic("staff", "tok"), False, id="no-basic-configured"),
-        pytest.param(StaffAuth(username="u", password=SecretStr("p")), "Bearer p", False, id="no-token-configured"),
+        pytest.param(StaffAuth(token=SecretStr(TOKEN)), basic("staff", TOKEN), False, id="no-basic-configured"),
+        pytest.param(
+            StaffAuth(username="u", password=SecretStr(PASSWORD)), f"Bearer {PASSWORD}", False, id="no-token-configured"
+        ),
         pytest.param(StaffAuth(), "Bearer ", False, id="nothing-configured"),
+        pytest.param(BLANK, "Bearer ", False, id="blank-token-configured-bearer-blank"),
+        pytest.param(BLANK, "Bearer", False, id="blank-token-configured-bearer-alone"),
+        pytest.param(BLANK, basic("staff", ""), False, id="blank-password-configured"),
+        pytest.param(BLANK_USER, basic("", ""), False, id="blank-user-and-password-configured"),
+        pytest.param(BLANK_USER, "Basic Og==", False, id="basic-colon-only"),
     ],
 )
 def test_staff_authorized(auth: StaffAuth, header: str | None, ok: bool) -> None:

@@ -3,12 +3,14 @@ every change."""
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 
 import httpx
 import pytest
 from markupsafe import escape
+from pydantic import SecretStr
 from test_web_support import (
     PORTAL,
     SCRIPT,
@@ -22,7 +24,8 @@ from test_web_support import (
     valid_form,
 )
 
-from failover.web import security
+from failover.settings import StaffAuth
+from failover.web import create_app, security
 
 pytestmark = pytest.mark.anyio
 BASIC = httpx.BasicAuth(STAFF_USER, STAFF_PASSWORD)
@@ -205,3 +208,30 @@ async def test_drill_requests_are_marked(web: Web) -> None:
     async with web.client() as c:
         r = await c.get("/staff", auth=BASIC)
     assert re.search(r'<span class="badge optional">訓練</span>', r.text)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Authorization": "Bearer "}, id="bearer-blank"),
+        pytest.param({"Authorization": "Bearer"}, id="bearer-alone"),
+        pytest.param({"Authorization": "Basic " + base64.b64encode(b"staff:").decode()}, id="basic-empty-password"),
+        pytest.param({"Authorization": "Basic " + base64.b64encode(b":").decode()}, id="basic-empty-both"),
+    ],
+)
+async def test_blank_credentials_never_open_staff_even_if_a_blank_secret_slipped_through(
+    tmp_path: Path, clock, headers: dict[str, str]
+) -> None:
+    web = make_web(tmp_path, clock)
+    # What a variable set but blank would give if the config check were bypassed.
+    blank = StaffAuth.model_construct(token=SecretStr(""), username="staff", password=SecretStr(""))
+    settings = web.settings.model_copy(update={"staff": blank})
+
+    async def ignore(_portal: str, _number: int) -> None:
+        return None
+
+    web.app = create_app(settings, web.store, web.metrics, web.registry, ignore, clock)
+    async with web.client() as c:
+        r = await c.get("/staff", headers=headers)
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"]  # the login is asked for, nothing shown
