@@ -17,7 +17,6 @@ from prometheus_client import CollectorRegistry
 
 from failover.actions import Action, ActionDeps, ActionError, build_action
 from failover.doctor import run_checks
-from failover.log_limit import install_log_rate_limit
 from failover.metrics import FailoverMetrics
 from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
@@ -216,7 +215,6 @@ async def serve_until_signalled(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then stop cleanly (actions in flight finish, servers close)."""
     import signal
 
-    install_log_rate_limit()  # a flood of one error (an attack, a full disk) must not fill the disk with logs
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

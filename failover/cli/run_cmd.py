@@ -18,18 +18,16 @@ def run(app: App, log_level: str) -> None:
 
     Logs verdict changes and every action; stops cleanly (actions in flight finish, state is saved).
     """
-    from failover.logfilter import repeat_limited_handler
+    from zoneinfo import ZoneInfo
+
+    from failover.logs import service_log_handler
     from failover.service import ServiceError, serve_until_signalled
     from failover.store import StoreError
     from failover.web.security import SecretError
 
     settings = app.settings  # validate before anything starts
-    # A failure repeating every tick (a full disk) must not fill the disk with its own log lines.
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=[repeat_limited_handler()],
-    )
+    # A failure repeating every tick (a full disk, an attack) must not fill the disk with its own log.
+    logging.basicConfig(level=log_level.upper(), handlers=[service_log_handler(ZoneInfo(settings.clinic.timezone))])
     for noisy in ("httpx", "httpcore", "apprise", "google", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

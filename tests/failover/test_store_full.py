@@ -3,7 +3,6 @@ from memory, staff hear of the store once, and everything is written once the st
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from failover.logfilter import RepeatFilter
 from failover.resilient import ALERT_AFTER, REPLAY_EVERY, ResilientStore
 from tests.failover.test_orchestrator import PORTAL, Rig
 from watchdog.verdict import Health
@@ -121,26 +119,6 @@ async def test_a_lock_that_does_not_clear_is_told_after_a_while(rig: Rig, monkey
     assert rig.staff.sent == [], "a lock may clear by itself: not at once"
     await rig.tick(ALERT_AFTER / 2)
     assert [s[0] for s in rig.staff.sent] == ["store_failing"]
-
-
-def test_identical_error_lines_are_shown_once_a_minute_with_a_count() -> None:
-    now = [0.0]
-    f = RepeatFilter(60.0, lambda: now[0])
-
-    def record(msg: str, level: int = logging.ERROR) -> logging.LogRecord:
-        return logging.LogRecord("portalguard.store", level, __file__, 1, msg, None, None)
-
-    assert f.filter(record("store: x not written: disk full"))
-    shown = []
-    for _ in range(120):  # a tick a second for two minutes
-        now[0] += 1
-        r = record("store: x not written: disk full")
-        if f.filter(r):
-            shown.append(r.getMessage())
-    assert len(shown) == 2
-    assert shown[0].endswith("[59 more like this in the last 60 s]")
-    assert f.filter(record("another line")), "a different line is not held back"
-    assert all(f.filter(record("info", logging.INFO)) for _ in range(5)), "INFO is not limited"
 
 
 async def test_book_switches_to_the_fallback_page_from_memory_on_a_full_disk(
