@@ -8,10 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 
-from failover.actions.fallback_page import FallbackPageConfig
-from failover.actions.google_ads import GoogleAdsConfig
-from failover.actions.notify import NotifyConfig
-from failover.actions.webhook import WebhookConfig
+from failover.actions.config import FallbackPageConfig, GoogleAdsConfig, NotifyConfig, WebhookConfig
 from watchdog.targets import Duration, HttpUrl, Portal, PortalId, StrictModel, WatchdogConfig
 
 ActionConfig = Annotated[

@@ -6,17 +6,11 @@ switch alone: it fetches our own ``/book/{portal}`` and sees what a patient woul
 
 from __future__ import annotations
 
-from typing import Literal
-
 import httpx
 
 from failover.actions.base import ActionDeps, ActionError, Incident
+from failover.actions.config import FallbackPageConfig
 from failover.messages import fallback_url
-from watchdog.targets import StrictModel
-
-
-class FallbackPageConfig(StrictModel):
-    type: Literal["fallback_page"]
 
 
 def own_base_url(listen: str) -> str:

@@ -21,15 +21,13 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
-
-from pydantic import Field, SecretStr
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from failover.actions.base import ActionDeps, ActionError, Incident
+from failover.actions.config import GoogleAdsConfig
 from failover.messages import scrub_urls
 from failover.threads import OwnThreads
 from watchdog.duration import format_duration
-from watchdog.targets import Duration, StrictModel
 
 if TYPE_CHECKING:
     from google.oauth2.credentials import Credentials
@@ -37,29 +35,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _WORKERS = 2  # calls of one action run one round at a time; a second thread serves check/drill
-
-
-class AdsCredentials(StrictModel):
-    developer_token: SecretStr
-    client_id: str = ""
-    client_secret: SecretStr = SecretStr("")
-    refresh_token: SecretStr = SecretStr("")
-    token_uri: str = "https://oauth2.googleapis.com/token"
-
-
-class GoogleAdsConfig(StrictModel):
-    type: Literal["google_ads"]
-    customer_id: str = Field(pattern=r"^\d{10}$", description="10 digits, no dashes.")
-    login_customer_id: str | None = Field(None, pattern=r"^\d{10}$", description="Manager account, if any.")
-    # Digits only: the ids go into a GAQL query.
-    campaign_ids: list[Annotated[str, Field(pattern=r"^\d{1,20}$")]] = Field(min_length=1)
-    max_daily_budget: float = Field(gt=0, description="Refuse to enable a campaign whose daily budget is higher.")
-    max_active: Duration = 86400.0
-    api_version: Literal["v23", "v24", "v25", "v26"] = "v26"
-    timeout: Duration = 30.0
-    endpoint: str | None = Field(None, description="API host:port; default Google's. For tests/demo only.")
-    ca_file: str | None = Field(None, description="Extra CA bundle for `endpoint` (tests/demo only).")
-    credentials: AdsCredentials
 
 
 @dataclass(frozen=True, slots=True)

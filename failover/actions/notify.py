@@ -7,21 +7,10 @@ action only decides *which* message an incident needs and when.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal
-
-from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, Incident
+from failover.actions.config import NotifyConfig
 from failover.staff import Delivery
-from watchdog.targets import Duration, StrictModel
-
-
-class NotifyConfig(StrictModel):
-    type: Literal["notify"]
-    urls: list[SecretStr] = Field(min_length=1, description="Apprise URLs; they carry tokens: use ${VAR}.")
-    remind_every: Duration | None = 7200.0
-    language: Literal["ja", "en"] = "ja"
-    timeout: Duration = 15.0
 
 
 class Notify:

@@ -11,27 +11,14 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
-from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, ActionError, Incident
+from failover.actions.config import WebhookConfig
 from failover.messages import fallback_url, install_log_redaction, url_origin
-from watchdog.targets import Duration, StrictModel
-
-
-class WebhookConfig(StrictModel):
-    type: Literal["webhook"]
-    url: SecretStr = Field(description="http(s) URL; may carry a token, so it is treated as a secret.")
-    secret: SecretStr | None = Field(
-        None,
-        description="HMAC-SHA256 key for the X-Portalguard-Signature header; without it `doctor` reports not ready.",
-    )
-    timeout: Duration = 10.0
-
 
 SIGNATURE_HEADER = "X-Portalguard-Signature"
 TIMESTAMP_HEADER = "X-Portalguard-Timestamp"
