@@ -77,28 +77,29 @@ class App:
         return ts
 
 
-def accept_config_option(group: click.Group) -> None:
-    """Let every subcommand take ``-c FILE`` too: ``portalguard run -c x.yaml`` is what people type."""
-
-    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-        app = ctx.find_object(App)
-        if value is not None and app is not None:
-            app.config_option = value
-
-    for cmd in group.commands.values():
-        if isinstance(cmd, click.Group):
-            accept_config_option(cmd)
-        elif not any("--config" in getattr(p, "opts", ()) for p in cmd.params):
-            cmd.params.append(
-                click.Option(
-                    ["-c", "--config"],
-                    metavar="FILE",
-                    expose_value=False,
-                    is_eager=True,
-                    callback=remember,
-                    help="The YAML config (also accepted before the command).",
-                )
+def accept_config_option(cmd: click.Command) -> None:
+    """Let a command (every command of a group) take ``-c FILE`` too: ``portalguard run -c x.yaml`` is
+    what people type. Adding it twice is a no-op."""
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            accept_config_option(sub)
+    elif not any("--config" in getattr(p, "opts", ()) for p in cmd.params):
+        cmd.params.append(
+            click.Option(
+                ["-c", "--config"],
+                metavar="FILE",
+                expose_value=False,
+                is_eager=True,
+                callback=_remember_config,
+                help="The YAML config (also accepted before the command).",
             )
+        )
+
+
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    app = ctx.find_object(App)
+    if value is not None and app is not None:
+        app.config_option = value
 
 
 MAX_DURATION = 10 * 365 * 86400.0  # ten years: longer is a typo, and breaks date arithmetic

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from failover.cli.common import App, print_json
-from failover.cli.drill_cmd import last_drill
+from failover.cli.drill_record import last_drill
 
 STALE_AFTER = 10.0  # seconds without a heartbeat before we say the service is not running
 
