@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import click
@@ -17,18 +19,23 @@ from failover.store import Store, StoreError
 from watchdog.duration import parse_duration
 
 EXIT_CONFIG = 2
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class App:
-    """``ctx.obj``: commands ask for ``.settings`` / ``.store``; errors exit 2 with the reason."""
+    """``ctx.obj``: commands ask for ``.settings`` / ``.store``; errors exit 2 with the reason.
+
+    Every secret's ``${VAR}`` must be set, unless the command is marked ``@read_only``.
+    """
 
     def __init__(self, config_option: str | None) -> None:
         self.config_option = config_option
+        self.secrets_required = True
 
     @cached_property
     def settings(self) -> Settings:
         try:
-            return load(config_path(self.config_option))
+            return load(config_path(self.config_option), secrets_required=self.secrets_required)
         except ConfigError as err:
             fail("\n".join(err.messages), EXIT_CONFIG)
 
@@ -75,6 +82,22 @@ class App:
         if ts - now > MAX_DURATION:
             raise click.BadParameter(f"{text!r} is more than ten years away")
         return ts
+
+
+def read_only(command: F) -> F:
+    """Mark a command that only shows what the store holds (status, events, ...): it works where the
+    secrets' variables are not set, as for the office manager on a server whose secrets live in the
+    service's root-only EnvironmentFile. Commands that act (run, doctor, drill) or vouch for the
+    config (config check) stay unmarked and need every secret."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        app = click.get_current_context().find_object(App)
+        if app is not None:  # before the first look at app.settings, which is cached
+            app.secrets_required = False
+        return command(*args, **kwargs)
+
+    return cast(F, run)
 
 
 def accept_config_option(cmd: click.Command) -> None:
