@@ -11,12 +11,12 @@ import os
 import re
 import types
 import typing
-from collections.abc import Collection, Hashable, Mapping
+from collections.abc import Collection, Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from failover.settings import Settings
 
@@ -25,6 +25,8 @@ DEFAULT_FILE = "portalguard.yaml"
 MAX_CONFIG_CHARS = 1 << 20
 MAX_CONFIG_DEPTH = 32
 _REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# What an unset secret's ${VAR} becomes for commands that never use it (see ``load``); never shown.
+SECRET_PLACEHOLDER = "unset-secret-not-needed-to-read"  # long enough for the secrets policy
 
 # Fields whose values are never shown in an error message.
 _SECRET_KEYS = {
@@ -58,9 +60,14 @@ def config_path(option: str | None) -> Path:
     return Path(option or os.environ.get(ENV_VAR) or DEFAULT_FILE)
 
 
-def load(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+def load(path: Path, environ: Mapping[str, str] | None = None, *, secrets_required: bool = True) -> Settings:
+    """The validated config. ``secrets_required=False`` is for commands that only show the store: a
+    ``${VAR}`` that is not set at a secret-holding key (a ``SecretStr`` field: passwords, tokens,
+    notify/webhook URLs) then loads as ``SECRET_PLACEHOLDER`` instead of failing; any other missing
+    variable still fails."""
     raw = _read_yaml(path)
-    refs = _Refs(os.environ if environ is None else environ)
+    optional = set() if secrets_required else set(_secret_locs(raw, Settings, ()))
+    refs = _Refs(os.environ if environ is None else environ, optional)
     expanded = refs.expand(raw, ())
     if refs.missing:
         raise ConfigError(
@@ -148,10 +155,15 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _u
 
 
 class _Refs:
-    """Expands ``${VAR}`` (``$$`` is a literal ``$``) and remembers what came from the environment."""
+    """Expands ``${VAR}`` (``$$`` is a literal ``$``) and remembers what came from the environment.
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    A variable that is not set is ``missing``, unless its key path is in ``optional``: it then
+    expands to ``SECRET_PLACEHOLDER``.
+    """
+
+    def __init__(self, env: Mapping[str, str], optional: Collection[tuple[str, ...]] = ()) -> None:
         self.env = env
+        self.optional = optional
         self.missing: list[tuple[tuple[str, ...], str]] = []  # (key path, variable) not set
         self.used: dict[str, str] = {}  # variable -> value, to keep values out of messages
         self.from_env: set[tuple[str, ...]] = set()  # key paths whose value holds a variable
@@ -170,6 +182,8 @@ class _Refs:
                 return "$"
             self.from_env.add(loc)
             if name not in self.env:
+                if loc in self.optional:
+                    return SECRET_PLACEHOLDER
                 if (loc, name) not in self.missing:
                     self.missing.append((loc, name))
                 return ""
@@ -177,6 +191,23 @@ class _Refs:
             return self.env[name]
 
         return _REF.sub(sub, node)
+
+
+def _secret_locs(node: Any, annotation: Any, loc: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """The key paths in the raw YAML ``node`` whose field (``annotation``) holds a secret."""
+    annotation = _strip(annotation)
+    if _is_union(annotation) and isinstance(node, dict):  # an action: its `type` picks the model
+        annotation = _strip(_child(annotation, str(node.get("type"))))
+    if annotation is SecretStr and isinstance(node, str):
+        yield loc
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if (child := _child(annotation, str(key))) is not None:
+                yield from _secret_locs(value, child, (*loc, str(key)))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            if (child := _child(annotation, i)) is not None:
+                yield from _secret_locs(value, child, (*loc, str(i)))
 
 
 def explain(

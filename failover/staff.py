@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import apprise
-
 from failover.actions.base import ActionError
 from failover.actions.fallback_page import own_base_url
 from failover.messages import fallback_url, install_log_redaction, redact, render, url_origin
 from failover.threads import OwnThreads
 
 if TYPE_CHECKING:  # notify.py imports this module: type-only imports keep the graph acyclic
+    import apprise
+
     from failover.actions.notify import NotifyConfig
     from failover.settings import Settings
     from failover.store import AsyncStore
@@ -227,9 +227,7 @@ class StaffAlerts:
         try:
             # Apprise is synchronous; its own deadline stops waiting, ours guards the thread hand-off.
             async with asyncio.timeout(timeout + _GRACE):
-                result = await self._threads.run(
-                    ap.notify, body, title, body_format=apprise.NotifyFormat.TEXT, timeout=timeout
-                )
+                result = await self._threads.run(ap.notify, body, title, body_format="text", timeout=timeout)
         except TimeoutError:
             return _Outcome(attempt, False, f"no answer within {timeout:g}s")
         except Exception as err:  # a plugin bug: its text may quote the URL, so show the type only
@@ -240,12 +238,17 @@ class StaffAlerts:
 
 
 def _apprise_for(url: str) -> apprise.Apprise | None:
+    # Imported on first use: loading the config (every CLI command does) must not load Apprise.
+    import apprise
+
     ap = apprise.Apprise()
     return ap if ap.add(url) else None
 
 
 def _reason(result: Any, timeout: float) -> str:
     """Apprise's own words for a failure (its last captured warning); the caller redacts it."""
+    import apprise
+
     if getattr(result, "status", None) == apprise.AppriseResultStatus.TIMEOUT:
         return f"no answer within {timeout:g}s"
     lines = [entry.message for service in result for entry in service.logs()]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import httpx
-
 from failover.actions.base import ActionDeps, ActionError, Incident
 from failover.messages import fallback_url
 from watchdog.config_types import StrictModel
@@ -41,6 +39,8 @@ class FallbackPage:
         self._redirect = location_header(deps.portal.book_url)  # as sent: non-ASCII percent-encoded
 
     async def observe(self) -> bool:
+        import httpx  # on first use: loading the config (every CLI command does) must not load httpx
+
         try:
             resp = await self.deps.http.get(self.url, follow_redirects=False, timeout=5.0)
         except httpx.HTTPError as err:

@@ -15,7 +15,6 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import httpx
 from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, ActionError, Incident
@@ -166,6 +165,8 @@ class Webhook:
             timestamp = str(int(self.deps.now()))
             headers[TIMESTAMP_HEADER] = timestamp
             headers[SIGNATURE_HEADER] = sign(self.config.secret.get_secret_value(), timestamp, body)
+        import httpx  # on first use: loading the config (every CLI command does) must not load httpx
+
         try:
             resp = await self.deps.http.post(
                 self._url, content=body, headers=headers, timeout=self.config.timeout, follow_redirects=False

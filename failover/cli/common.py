@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import click
@@ -17,18 +19,23 @@ from failover.store import Store, StoreError
 from watchdog.duration import parse_duration
 
 EXIT_CONFIG = 2
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class App:
-    """``ctx.obj``: commands ask for ``.settings`` / ``.store``; errors exit 2 with the reason."""
+    """``ctx.obj``: commands ask for ``.settings`` / ``.store``; errors exit 2 with the reason.
+
+    Every secret's ``${VAR}`` must be set, unless the command is marked ``@read_only``.
+    """
 
     def __init__(self, config_option: str | None) -> None:
         self.config_option = config_option
+        self.secrets_required = True
 
     @cached_property
     def settings(self) -> Settings:
         try:
-            return load(config_path(self.config_option))
+            return load(config_path(self.config_option), secrets_required=self.secrets_required)
         except ConfigError as err:
             fail("\n".join(err.messages), EXIT_CONFIG)
 
@@ -77,28 +84,45 @@ class App:
         return ts
 
 
-def accept_config_option(group: click.Group) -> None:
-    """Let every subcommand take ``-c FILE`` too: ``portalguard run -c x.yaml`` is what people type."""
+def read_only(command: F) -> F:
+    """Mark a command that only shows what the store holds (status, events, ...): it works where the
+    secrets' variables are not set, as for the office manager on a server whose secrets live in the
+    service's root-only EnvironmentFile. Commands that act (run, doctor, drill) or vouch for the
+    config (config check) stay unmarked and need every secret."""
 
-    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-        app = ctx.find_object(App)
-        if value is not None and app is not None:
-            app.config_option = value
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        app = click.get_current_context().find_object(App)
+        if app is not None:  # before the first look at app.settings, which is cached
+            app.secrets_required = False
+        return command(*args, **kwargs)
 
-    for cmd in group.commands.values():
-        if isinstance(cmd, click.Group):
-            accept_config_option(cmd)
-        elif not any("--config" in getattr(p, "opts", ()) for p in cmd.params):
-            cmd.params.append(
-                click.Option(
-                    ["-c", "--config"],
-                    metavar="FILE",
-                    expose_value=False,
-                    is_eager=True,
-                    callback=remember,
-                    help="The YAML config (also accepted before the command).",
-                )
+    return cast(F, run)
+
+
+def accept_config_option(cmd: click.Command) -> None:
+    """Let a command (every command of a group) take ``-c FILE`` too: ``portalguard run -c x.yaml`` is
+    what people type. Adding it twice is a no-op."""
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            accept_config_option(sub)
+    elif not any("--config" in getattr(p, "opts", ()) for p in cmd.params):
+        cmd.params.append(
+            click.Option(
+                ["-c", "--config"],
+                metavar="FILE",
+                expose_value=False,
+                is_eager=True,
+                callback=_remember_config,
+                help="The YAML config (also accepted before the command).",
             )
+        )
+
+
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    app = ctx.find_object(App)
+    if value is not None and app is not None:
+        app.config_option = value
 
 
 MAX_DURATION = 10 * 365 * 86400.0  # ten years: longer is a typo, and breaks date arithmetic

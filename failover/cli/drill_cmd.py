@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Any
 
 import click
 import httpx
 
 from failover.actions.base import ActionError, Incident
 from failover.cli.common import App, print_json, table
-from failover.store import AsyncStore, Store
+from failover.cli.drill_record import record_drill
+from failover.store import AsyncStore
 
 
 @click.command("drill")
@@ -41,24 +41,6 @@ def drill(app: App, portal: str, as_json: bool) -> None:
         click.echo(table(rows, ["action", "result", "took", "detail"]))
         click.echo(f"drill {'PASSED' if ok else 'FAILED'} for {pid}")
     raise SystemExit(0 if ok else 1)
-
-
-def last_drill(store: Store, pid: str) -> dict[str, Any] | None:
-    """``{at, ok, last_ok_at}`` of PORTAL's last drill, or None if it never had one."""
-    record = store.value(f"drill:{pid}")
-    if not record:
-        return None
-    # Records written before last_ok_at existed: a passed drill is its own last pass.
-    last_ok = record.get("last_ok_at", record["at"] if record["ok"] else None)
-    return {"at": record["at"], "ok": record["ok"], "last_ok_at": last_ok}
-
-
-def record_drill(store: Store, pid: str, ok: bool, now: float) -> None:
-    """Keep the last drill and the last *passed* one (`status` shows both): a failed drill must
-    not hide since when the portal has gone without a passing rehearsal."""
-    previous = last_drill(store, pid)
-    last_ok = now if ok else (previous["last_ok_at"] if previous else None)
-    store.set_value(f"drill:{pid}", {"at": now, "ok": ok, "last_ok_at": last_ok})
 
 
 async def _drill(app: App, pid: str) -> list[dict[str, object]]:

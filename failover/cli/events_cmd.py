@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import click
 
-from failover.cli.common import App, duration_arg, print_json
+from failover.cli.common import App, duration_arg, print_json, read_only
 from failover.incident import describe, report
 
 
@@ -16,6 +16,7 @@ from failover.incident import describe, report
 @click.option("--kind", "kinds", multiple=True, help="Only these kinds (verdict, failover, action, notify, …).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
+@read_only
 def events(app: App, portal: str | None, since: str, kinds: tuple[str, ...], as_json: bool) -> None:
     """The audit log: verdict changes, failovers, every action attempt, notifications, overrides."""
     if portal:
@@ -39,6 +40,7 @@ def incident_group() -> None:
 @incident_group.command("report")
 @click.option("--portal", help="The portal (default: every portal).")
 @click.pass_obj
+@read_only
 def incident_report(app: App, portal: str | None) -> None:
     """A Markdown timeline of the last outage: first failed probe, DOWN, each action with its time and
     result, notifications, recovery, total duration."""

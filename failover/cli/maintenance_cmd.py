@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import click
 
-from failover.cli.common import App, duration_arg, fail, print_json, table
+from failover.cli.common import App, duration_arg, fail, print_json, read_only, table
 
 
 @click.group("maintenance")
@@ -48,6 +48,7 @@ def add(app: App, portal: str, start: str, end: str | None, for_: str | None, mo
 @click.option("--all", "include_past", is_flag=True, help="Include past windows.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
+@read_only
 def list_(app: App, portal: str | None, include_past: bool, as_json: bool) -> None:
     """List current and future maintenance windows."""
     if portal:

@@ -31,8 +31,9 @@ def _command(cmd: click.Command, path: list[str], ctx: click.Context, out: list[
     out.append(cmd.get_help(ctx).replace(ctx.command_path, " ".join(path)))
     out.append("```\n")
     if isinstance(cmd, click.Group):
-        for name in sorted(cmd.commands):
-            sub = cmd.commands[name]
+        for name in cmd.list_commands(ctx):  # the lazy top-level group imports each one here
+            sub = cmd.get_command(ctx, name)
+            assert sub is not None, name
             _command(sub, [*path, name], click.Context(sub, info_name=name, parent=ctx), out)
 
 

@@ -17,7 +17,7 @@ from typing import IO, Any, Protocol
 
 import click
 
-from failover.cli.common import duration_arg, print_json, table
+from failover.cli.common import duration_arg, print_json, read_only, table
 from failover.settings import Settings
 from failover.store import REQUEST_STATUSES, BookingRequest, Store
 from failover.web.forms import MAX_CHOICES
@@ -73,6 +73,7 @@ def requests_group() -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Every field, as JSON.")
 @click.pass_obj
+@read_only
 def list_requests(obj: _Context, status: str | None, portal: str | None, limit: int, as_json: bool) -> None:
     """Booking requests, newest first."""
     rows = obj.store.requests(status, _portal(obj.settings, portal), limit)
@@ -92,6 +93,7 @@ def list_requests(obj: _Context, status: str | None, portal: str | None, limit: 
 @click.option("--status", type=click.Choice(REQUEST_STATUSES))
 @click.option("--portal")
 @click.pass_obj
+@read_only
 def export(obj: _Context, path: str, status: str | None, portal: str | None) -> None:
     """Write booking requests as CSV (UTF-8 with BOM, so Excel shows Japanese correctly)."""
     # Every matching row: the store's default limit would cut a large export off without a word.

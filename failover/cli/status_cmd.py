@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from failover.cli.common import App, print_json
-from failover.cli.drill_cmd import last_drill
+from failover.cli.common import App, print_json, read_only
+from failover.cli.drill_record import last_drill
 
 STALE_AFTER = 10.0  # seconds without a heartbeat before we say the service is not running
 
@@ -93,6 +93,7 @@ def _action(row: Any, failover: bool) -> dict[str, Any]:
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
+@read_only
 def status(app: App, as_json: bool) -> None:
     """Per portal: the verdict, failover state, each action's desired/observed state and last error,
     the override or maintenance window in force, and the last drill. Works while the service is stopped.

@@ -54,3 +54,10 @@ def test_time_to_failover_measures_a_failover_and_no_noise_failover() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "detect→ON p95" in done.stdout, done.stdout
     assert ": 0 failovers" in done.stdout, done.stdout  # flapping, blips and canary loss never fail over
+
+
+def test_cli_startup_times_every_command() -> None:
+    done = bench("cli_startup.py", "--runs", "1", timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for command in ("--help", "status", "events"):
+        assert f"| `portalguard {command}` |" in done.stdout, done.stdout

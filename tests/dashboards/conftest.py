@@ -1,24 +1,18 @@
 """Fixtures for the dashboard, rules and deployment tests.
 
 ``metrics_target`` is what Prometheus scrapes: a real ``portalguard run`` process against the portal
-simulator, the fake Google Ads API and a notification receiver (``dashboards.realtarget``), driven
+simulator, the fake Google Ads API and a notification receiver (``tests/dashboards/realtarget.py``), driven
 through ``livestack.STAGES`` (outage, recovery, our own network down, the process killed).
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from dashboards import livestack, realtarget  # noqa: E402
+from tests.dashboards import livestack, realtarget
 
 
 def require_binary(name: str) -> str:

@@ -1,7 +1,7 @@
 """Every dashboard query and every rule, executed by a real Prometheus against live metrics.
 
 Prometheus (Debian's binary) scrapes ``metrics_target`` (a real ``portalguard run`` process against the
-portal simulator, see ``dashboards/realtarget.py``) every second and evaluates rules.yml every second.
+portal simulator, see ``tests/dashboards/realtarget.py``) every second and evaluates rules.yml every second.
 The target is driven through the stages of ``livestack.STAGES``: an outage (the portal answers 500,
 failover ON, patients send booking requests, one webhook action fails and its preflight too), the
 recovery, the monitor's own network going down, and finally the process killed with SIGKILL. Each
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from dashboards import livestack
+from tests.dashboards import livestack
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards import livestack  # the conftest puts the repository on sys.path
+from tests.dashboards import livestack
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO / "dashboards"

@@ -3,7 +3,7 @@
 No Grafana server can run here, so this draws the panels of dashboards/grafana/portalguard-overview.json
 (their titles, layout, queries, units, value mappings and thresholds) from Prometheus query results:
 
-    python dashboards/render.py                      # writes docs/screenshots/dashboard.png
+    python docs/render_dashboard.py                  # writes docs/screenshots/dashboard.png
 
 It starts Debian's Prometheus on 127.0.0.1 (temporary storage) scraping a synthetic portalguard that
 exports the real metrics, plays a compressed outage (healthy, portal DOWN, failover ON, a Google Ads
@@ -32,7 +32,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from dashboards import livestack
+from tests.dashboards import livestack  # the live-Prometheus rig the dashboard tests use
 from watchdog.result import FailureKind
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "dashboard.png"

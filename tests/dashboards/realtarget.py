@@ -42,11 +42,11 @@ from typing import Any, TypeVar
 
 import yaml
 
-from dashboards.livestack import JOB, Prometheus, ScriptedStages, free_port, wait_until
 from failover.demo import patient
 from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.fakes.portal_simulator import CANARY_PATH, PortalSimulator
 from failover.fakes.receivers import JsonReceiver
+from tests.dashboards.livestack import JOB, Prometheus, ScriptedStages, free_port, wait_until
 
 BIN = Path(sys.executable).parent / "portalguard"
 TIMEZONE = "Asia/Tokyo"

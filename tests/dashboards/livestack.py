@@ -2,12 +2,12 @@
 
 - ``Prometheus``: Debian's ``prometheus`` binary with a temporary storage path, a random loopback port,
   1 s scrape and rule evaluation, and our ``rules.yml``. Always stopped (terminate, then kill) on exit.
-- ``Target``: what the tests drive through ``STAGES``. Two implement it: ``dashboards.realtarget.RealPortalguard``
+- ``Target``: what the tests drive through ``STAGES``. Two implement it: ``tests.dashboards.realtarget.RealPortalguard``
   (a real ``portalguard run`` process against the portal simulator and the other fakes: what the tests
   use) and ``SyntheticPortalguard`` below.
 - ``SyntheticPortalguard``: serves the real ``WatchdogMetrics`` + ``FailoverMetrics`` for one portal and
   drives them through a scripted outage, with the real verdict state machine, in compressed time; the
-  dashboard rendering (``render.py``) plays its longer scenario with it.
+  dashboard rendering (``docs/render_dashboard.py``) plays its longer scenario with it.
 - ``panel_queries``: every PromQL expression of the dashboard JSON, with its panel and query options.
 """
 
@@ -39,9 +39,9 @@ from watchdog.result import FailureKind, ProbeResult
 from watchdog.targets import Recovery, Threshold
 from watchdog.verdict import Health, Observation, Verdict, step
 
-HERE = Path(__file__).resolve().parent
-RULES = HERE / "prometheus" / "rules.yml"
-DASHBOARD = HERE / "grafana" / "portalguard-overview.json"
+DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"  # what is tested: the shipped files
+RULES = DASHBOARDS / "prometheus" / "rules.yml"
+DASHBOARD = DASHBOARDS / "grafana" / "portalguard-overview.json"
 JOB = "portalguard"  # the scrape job name rules.yml expects
 STAGES = ("outage", "recovered", "network_down", "dead")
 
