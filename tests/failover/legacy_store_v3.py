@@ -1,9 +1,6 @@
-"""The one durable store (SQLite, WAL): failover state, action state, overrides, maintenance windows,
-the append-only event log, exactly-once claims, and booking requests.
-
-The service and the CLI open the same file; each call is its own short transaction, so the CLI
-works whether the service runs or not. Writes use ``synchronous=FULL``: a booking request or a
-claim that returned is on disk.
+"""A frozen copy of ``failover/store.py`` as the last pre-Alembic portalguard shipped it (schema
+``PRAGMA user_version`` 3, commit ff4eda4): the migration tests build and fill stores with the very
+code that made the stores in the field. Never edit it; it is not the store.
 """
 
 from __future__ import annotations
