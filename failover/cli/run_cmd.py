@@ -8,6 +8,7 @@ import logging
 import click
 
 from failover.cli.common import EXIT_CONFIG, App, fail
+from failover.settings import Settings
 
 
 @click.command("run")
@@ -18,13 +19,24 @@ def run(app: App, log_level: str) -> None:
 
     Logs verdict changes and every action; stops cleanly (actions in flight finish, state is saved).
     """
+    from failover.store import ServiceLock, StoreError
+
+    settings = app.settings  # validate before anything starts
+    try:  # then the store's service lock, before the service's heavy imports: a second run exits at once
+        lock = ServiceLock(settings.store).acquire()
+    except StoreError as err:
+        fail(str(err), EXIT_CONFIG)
+    with lock:  # held until the process exits: two services on one store would both act
+        _serve(settings, log_level)
+
+
+def _serve(settings: Settings, log_level: str) -> None:
     from failover.service import ServiceError, serve_until_signalled
     from failover.store import StoreError
     from failover.web.security import SecretError
 
-    settings = app.settings  # validate before anything starts
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "apprise", "google", "grpc"):
+    for noisy in ("httpx", "httpcore", "apprise", "google", "grpc", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         asyncio.run(serve_until_signalled(settings))

@@ -3,12 +3,14 @@ append-only event log, exactly-once claims, and booking requests.
 
 - ``Store``: every query, synchronous (the CLI);
 - ``AsyncStore``: the same methods for the event loop (one writer thread, a few reader threads);
+- ``ServiceLock``: one ``portalguard run`` per store;
 - ``schema`` (SQLAlchemy Core tables) and ``migrations`` (Alembic, plus the pre-Alembic steps).
 
 The service and the CLI open the same SQLite file (WAL); each call is its own short transaction.
 """
 
 from failover.store.aio import AsyncStore
+from failover.store.lock import ServiceLock, StoreInUseError
 from failover.store.rows import (
     MAINTENANCE_MODES,
     OVERRIDE_MODES,
@@ -38,6 +40,8 @@ __all__ = [
     "Maintenance",
     "Override",
     "PortalRow",
+    "ServiceLock",
     "Store",
     "StoreError",
+    "StoreInUseError",
 ]
