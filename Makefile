@@ -44,6 +44,7 @@ bench: $(STAMP) deps-debian
 	$(PY) bench/probe_throughput.py
 	$(PY) bench/time_to_failover.py
 	$(PY) bench/fallback_load.py
+	$(PY) bench/store_lock.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -48,7 +48,7 @@ SECRETS = {
     "ADS_DEVELOPER_TOKEN": "bench-token",
     "SLACK_URL": "slack://bench/bench/bench",
     "IVR_WEBHOOK_URL": "http://127.0.0.1:9/hook",
-    "IVR_WEBHOOK_SECRET": "bench-secret",
+    "IVR_WEBHOOK_SECRET": "bench-webhook-secret-of-24",
 }
 COMMANDS = (["--help"], ["status"], ["events"])
 

@@ -133,12 +133,12 @@ class ResilientStore(AsyncStore):
     async def set_failover(self, portal: str, on: bool, reason: str) -> PortalRow:
         row = _switched(await self.portal(portal), on, reason, self.clock())
         self._portals[portal] = row
-        await self._write(_Write("set_failover", (portal, on, reason)))  # never coalesced: incidents count
+        await self._write_or_keep(_Write("set_failover", (portal, on, reason)))  # never coalesced: incidents count
         return row
 
     async def set_page(self, portal: str, on: bool) -> None:
         self._portals[portal] = replace(await self.portal(portal), page_on=on)
-        await self._write(_Write("set_page", (portal, on), ("page", portal)))
+        await self._write_or_keep(_Write("set_page", (portal, on), ("page", portal)))
 
     # -- rows and claims: memory while not written ----------------------------------------------
 
@@ -149,7 +149,7 @@ class ResilientStore(AsyncStore):
     async def put_action(self, row: ActionRow) -> None:
         key = (row.portal, row.action)
         self._actions[key] = replace(row, updated=self.clock())  # as the store would stamp it
-        if await self._write(_Write("put_action", (row,), ("action", *key))):
+        if await self._write_or_keep(_Write("put_action", (row,), ("action", *key))):
             self._actions.pop(key, None)
 
     async def value(self, key: str, default: Any = None) -> Any:
@@ -157,7 +157,7 @@ class ResilientStore(AsyncStore):
 
     async def set_value(self, key: str, value: Any) -> None:
         self._values[key] = value
-        if await self._write(_Write("set_value", (key, value), ("value", key))):
+        if await self._write_or_keep(_Write("set_value", (key, value), ("value", key))):
             self._values.pop(key, None)
 
     async def claim(self, key: str) -> bool:
@@ -219,7 +219,7 @@ class ResilientStore(AsyncStore):
 
     # -- the journal ----------------------------------------------------------------------------
 
-    async def _write(self, write: _Write) -> bool:
+    async def _write_or_keep(self, write: _Write) -> bool:
         """Write now, or keep it for later; True if it reached the store."""
         if self._journal:  # behind the writes still waiting: the store sees them in order
             self._keep(write)

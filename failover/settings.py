@@ -127,7 +127,7 @@ class FailoverTuning(StrictModel):
     tick: Annotated[Duration, Field(ge=0.1, le=1.0)] = 1.0
     backoff_max: PositiveDuration = 300.0
     max_switches_per_hour: int = Field(4, ge=1, description="More and the portal is flapping: staff decide.")
-    doctor_every: Annotated[Duration, at_least(60.0, "each preflight calls every service")] = 6 * 3600.0
+    doctor_every: Annotated[Duration, at_least(1.0, "each preflight calls every service")] = 6 * 3600.0
     audit_retention: Annotated[Duration, at_least(30 * 86400.0, "incident reports and send-once records need it")] = (
         Field(400 * 86400.0, description="Events (the audit log) are kept this long.")
     )

@@ -8,6 +8,7 @@ import logging
 import click
 
 from failover.cli.common import EXIT_CONFIG, App, fail
+from failover.settings import Settings
 
 
 @click.command("run")
@@ -18,6 +19,18 @@ def run(app: App, log_level: str) -> None:
 
     Logs verdict changes and every action; stops cleanly (actions in flight finish, state is saved).
     """
+    from failover.store import ServiceLock, StoreError
+
+    settings = app.settings  # validate before anything starts
+    try:  # then the store's service lock, before the service's heavy imports: a second run exits at once
+        lock = ServiceLock(settings.store).acquire()
+    except StoreError as err:
+        fail(str(err), EXIT_CONFIG)
+    with lock:  # held until the process exits: two services on one store would both act
+        _serve(settings, log_level)
+
+
+def _serve(settings: Settings, log_level: str) -> None:
     from zoneinfo import ZoneInfo
 
     from failover.logs import service_log_handler
@@ -25,10 +38,9 @@ def run(app: App, log_level: str) -> None:
     from failover.store import StoreError
     from failover.web.security import SecretError
 
-    settings = app.settings  # validate before anything starts
     # A failure repeating every tick (a full disk, an attack) must not fill the disk with its own log.
     logging.basicConfig(level=log_level.upper(), handlers=[service_log_handler(ZoneInfo(settings.clinic.timezone))])
-    for noisy in ("httpx", "httpcore", "apprise", "google", "grpc"):
+    for noisy in ("httpx", "httpcore", "apprise", "google", "grpc", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         asyncio.run(serve_until_signalled(settings))

@@ -22,7 +22,7 @@ class DiskFull:
 
     def __init__(self, store: ResilientStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.full = False
-        real_tx = store.sync._tx
+        real_tx = store.sync._write
 
         @contextmanager
         def tx() -> Iterator[Any]:
@@ -31,7 +31,7 @@ class DiskFull:
             with real_tx() as db:
                 yield db
 
-        monkeypatch.setattr(store.sync, "_tx", tx)
+        monkeypatch.setattr(store.sync, "_write", tx)
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ async def test_what_was_kept_in_memory_is_written_in_order_once_the_disk_has_roo
 
 
 async def test_a_short_lock_pages_nobody(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_tx, calls = rig.store.sync._tx, {"n": 0}
+    real_tx, calls = rig.store.sync._write, {"n": 0}
 
     @contextmanager
     def tx() -> Iterator[Any]:
@@ -97,7 +97,7 @@ async def test_a_short_lock_pages_nobody(rig: Rig, monkeypatch: pytest.MonkeyPat
         with real_tx() as db:
             yield db
 
-    monkeypatch.setattr(rig.store.sync, "_tx", tx)
+    monkeypatch.setattr(rig.store.sync, "_write", tx)
     for _ in range(3):
         await rig.tick()
     assert sample(rig, "writable") == 1 and rig.staff.sent == []
@@ -111,7 +111,7 @@ async def test_a_lock_that_does_not_clear_is_told_after_a_while(rig: Rig, monkey
         raise sqlite3.OperationalError("database is locked")
         yield
 
-    monkeypatch.setattr(rig.store.sync, "_tx", locked)
+    monkeypatch.setattr(rig.store.sync, "_write", locked)
     rig.health = Health.DOWN
     await rig.tick()
     assert rig.page.on, "a locked store stopped the failover"

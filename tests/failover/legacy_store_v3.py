@@ -1,28 +1,19 @@
-"""The one durable store (SQLite, WAL): failover state, action state, overrides, maintenance windows,
-the append-only event log, exactly-once claims, and booking requests.
-
-The service and the CLI open the same file; each call is its own short transaction, so the CLI
-works whether the service runs or not. Writes use ``synchronous=FULL``: a booking request or a
-claim that returned is on disk.
+"""A frozen copy of ``failover/store.py`` as the last pre-Alembic portalguard shipped it (schema
+``PRAGMA user_version`` 3, commit ff4eda4): the migration tests build and fill stores with the very
+code that made the stores in the field. Never edit it; it is not the store.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
-import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger("portalguard.store")
 
 SCHEMA_VERSION = 3
 
@@ -558,84 +549,3 @@ def _split_sql(script: str) -> list[str]:
     # executescript() would COMMIT our transaction; run statement by statement instead.
     lines = [line.split("--")[0] for line in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-
-
-# -- the async seam -------------------------------------------------------------------------------
-# TEMPORARY: the store package (SQLAlchemy, one writer thread, reader threads) replaces everything
-# below with the same interface. Service-side code uses only this interface; the CLI keeps ``Store``.
-
-_MIRRORED = tuple(n for n, m in vars(Store).items() if callable(m) and not n.startswith("_") and n != "close")
-
-
-class AsyncStore:
-    """``Store``'s methods as coroutines, run off the event loop, plus ``submit_write`` for writes
-    nobody waits on. ``sync`` is the underlying ``Store`` (startup reads, CLI helpers)."""
-
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
-        self.sync = Store(path, clock)
-        self.path = self.sync.path
-        self.clock = clock
-        # Own threads, not the loop's default pool: DNS lookups of hundreds of probes queue there,
-        # and a booking must not wait behind them. The store serialises its calls anyway.
-        self._calls = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-write")  # in order
-        self._submitted: set[asyncio.Future[Any]] = set()
-
-    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        fn = functools.partial(getattr(self.sync, name), *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._calls, fn)
-
-    def submit_write(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-        """Schedule ``method(*args, **kwargs)`` without waiting: submitted writes run one after
-        another, in order. A failure is logged (and ``write_failed`` is told), never raised."""
-        fn = functools.partial(getattr(self.sync, method), *args, **kwargs)
-        future = asyncio.get_running_loop().run_in_executor(self._writer, fn)
-        self._submitted.add(future)
-        future.add_done_callback(functools.partial(self._submitted_done, method))
-        return future
-
-    def _submitted_done(self, method: str, future: asyncio.Future[Any]) -> None:
-        self._submitted.discard(future)
-        if future.cancelled():
-            return
-        err = future.exception()  # retrieved: never "exception was never retrieved"
-        if err is None:
-            self.write_succeeded(method)
-        else:
-            log.warning("store: %s not written: %s", method, describe_error(err))
-            self.write_failed(method, err)
-
-    def write_succeeded(self, method: str) -> None:
-        """Hook: a submitted write reached the store."""
-
-    def write_failed(self, method: str, err: BaseException) -> None:
-        """Hook: a submitted write failed (already logged)."""
-
-    async def flush(self) -> None:
-        """Wait until every submitted write has run (tests, shutdown)."""
-        while self._submitted:
-            await asyncio.gather(*list(self._submitted), return_exceptions=True)
-
-    async def close(self) -> None:
-        await self.flush()
-        self._calls.shutdown(wait=True)
-        self._writer.shutdown(wait=True)
-        self.sync.close()
-
-
-def _mirror(name: str) -> Callable[..., Any]:
-    async def call(self: AsyncStore, *args: Any, **kwargs: Any) -> Any:
-        return await self._call(name, *args, **kwargs)
-
-    call.__name__ = call.__qualname__ = name
-    call.__doc__ = getattr(Store, name).__doc__
-    return call
-
-
-for _name in _MIRRORED:
-    setattr(AsyncStore, _name, _mirror(_name))
-
-
-def describe_error(err: BaseException) -> str:
-    """A store error for logs, /healthz and staff: SQLite's words never quote the values written."""
-    return f"{type(err).__name__}: {err}"[:200]

@@ -1,0 +1,258 @@
+"""``AsyncStore``: the store for code on the event loop. The loop never waits on the database.
+
+Every write goes to one writer thread that owns its own connection (a queue and one thread, as
+datasette does it): writes are serialised here rather than on SQLite's lock, run in the order they
+were submitted, and an fsync or another process holding the write lock stalls that thread only.
+Reads run on a few reader threads, each with its own connection; in WAL mode they go on while the
+writer (ours or another process's) holds the write lock.
+
+The queries themselves are ``Store``'s (``.sync``): each async method hands the same-named
+``Store`` method to the right thread. ``submit_write`` queues a write nobody waits for (heartbeat,
+endpoint rows, events); its failures are logged, rate-limited, without data. Durable writes
+(booking requests, claims) are awaited: ``await store.add_request(...)`` returns once it is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+
+from failover.store.rows import (
+    ActionRow,
+    BookingRequest,
+    EndpointRow,
+    Event,
+    Maintenance,
+    Override,
+    PortalRow,
+    StoreError,
+)
+from failover.store.sync import Store
+
+log = logging.getLogger("portalguard.store")
+T = TypeVar("T")
+READERS = 3
+FAILURE_LOG_EVERY = 60.0  # seconds between two reports of failed fire-and-forget writes
+
+
+class FailureLog:
+    """Reports failed fire-and-forget writes at most once per ``every`` seconds, with a count: a
+    store that stays locked must not flood the log. Names the method and the error's type (and a
+    StoreError's message, which never holds row data), never the arguments."""
+
+    def __init__(self, every: float = FAILURE_LOG_EVERY, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.every, self.monotonic = every, monotonic
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._unreported = 0
+
+    def record(self, method: str, err: BaseException) -> None:
+        with self._lock:
+            self._unreported += 1
+            now = self.monotonic()
+            if self._last is not None and now - self._last < self.every:
+                return
+            count, self._unreported, self._last = self._unreported, 0, now
+        reason = str(err) if isinstance(err, StoreError) else type(err).__name__
+        log.error("store write %s not saved: %s (%d failed write(s) since the last report)", method, reason, count)
+
+
+class AsyncStore:
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time, *, readers: int = READERS) -> None:
+        self.sync = Store(path, clock)  # the queries, and a door for code that must stay synchronous
+        self.path, self.clock = self.sync.path, clock
+        self.failures = FailureLog()
+        self._connections: list[Connection] = []
+        self._connections_lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(1, "store-writer", initializer=self._own_connection)
+        self._readers = ThreadPoolExecutor(readers, "store-reader", initializer=self._own_connection)
+        self._closed = False
+        self._submitted: set[asyncio.Future[Any]] = set()
+
+    def _own_connection(self) -> None:
+        conn = self.sync.own_thread_connection()
+        with self._connections_lock:
+            self._connections.append(conn)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _submit(self, pool: ThreadPoolExecutor, method: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        try:
+            return pool.submit(method, *args, **kwargs)
+        except RuntimeError:  # the pool is shut down
+            raise StoreError(f"store {self.path} is closed") from None
+
+    async def _read(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.wrap_future(self._submit(self._readers, method, *args, **kwargs))
+
+    async def _write(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.wrap_future(self._submit(self._writer, method, *args, **kwargs))
+
+    def submit_write(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        """Queue the write ``Store.<method>(*args, **kwargs)`` and return at once (e.g.
+        ``store.submit_write("add_event", "tick")``). It runs after every write submitted before it;
+        a failure is logged (rate-limited) and told to ``write_failed``, never raised. By name, so a
+        subclass can keep what failed and write it again (``failover.resilient``)."""
+        future = asyncio.wrap_future(self._submit(self._writer, getattr(self.sync, method), *args, **kwargs))
+        self._submitted.add(future)
+        future.add_done_callback(functools.partial(self._submitted_done, method))
+        return future
+
+    def _submitted_done(self, method: str, future: asyncio.Future[Any]) -> None:
+        self._submitted.discard(future)
+        if future.cancelled():
+            return
+        err = future.exception()  # retrieved: never "exception was never retrieved"
+        if err is None:
+            self.write_succeeded(method)
+        else:
+            self.failures.record(method, err)
+            self.write_failed(method, err)
+
+    def write_succeeded(self, method: str) -> None:
+        """Hook: a submitted write reached the store."""
+
+    def write_failed(self, method: str, err: BaseException) -> None:
+        """Hook: a submitted write failed (already logged)."""
+
+    async def flush(self) -> None:
+        """Wait until every submitted write has run (tests, shutdown)."""
+        while self._submitted:
+            await asyncio.gather(*list(self._submitted), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Wait for every queued write (fire-and-forget ones too), then close the connections."""
+        if self._closed:
+            return
+        await self.flush()
+        self._closed = True
+        await asyncio.to_thread(self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self.sync.close()
+
+    # -- the Store's methods, on the right thread ---------------------------------------------
+
+    async def schema_version(self) -> int:
+        return await self._read(self.sync.schema_version)
+
+    async def writable(self) -> bool:
+        return await self._write(self.sync.writable)
+
+    async def portal(self, portal: str) -> PortalRow:
+        return await self._read(self.sync.portal, portal)
+
+    async def set_failover(self, portal: str, on: bool, reason: str) -> PortalRow:
+        return await self._write(self.sync.set_failover, portal, on, reason)
+
+    async def set_verdict(self, portal: str, verdict: str, since: float) -> None:
+        await self._write(self.sync.set_verdict, portal, verdict, since)
+
+    async def set_page(self, portal: str, on: bool) -> None:
+        await self._write(self.sync.set_page, portal, on)
+
+    async def put_endpoint(self, row: EndpointRow) -> None:
+        await self._write(self.sync.put_endpoint, row)
+
+    async def endpoints(self, portal: str) -> list[EndpointRow]:
+        return await self._read(self.sync.endpoints, portal)
+
+    async def set_value(self, key: str, value: Any) -> None:
+        await self._write(self.sync.set_value, key, value)
+
+    async def value(self, key: str, default: Any = None) -> Any:
+        return await self._read(self.sync.value, key, default)
+
+    async def action(self, portal: str, action: str) -> ActionRow:
+        return await self._read(self.sync.action, portal, action)
+
+    async def actions(self, portal: str) -> list[ActionRow]:
+        return await self._read(self.sync.actions, portal)
+
+    async def put_action(self, row: ActionRow) -> None:
+        await self._write(self.sync.put_action, row)
+
+    async def clear_permanent_errors(self, portal: str | None = None) -> int:
+        return await self._write(self.sync.clear_permanent_errors, portal)
+
+    async def set_override(self, portal: str, mode: str, reason: str, expires: float | None) -> None:
+        await self._write(self.sync.set_override, portal, mode, reason, expires)
+
+    async def clear_override(self, portal: str) -> bool:
+        return await self._write(self.sync.clear_override, portal)
+
+    async def override(self, portal: str, now: float | None = None) -> Override | None:
+        return await self._read(self.sync.override, portal, now)
+
+    async def add_maintenance(self, portal: str, start: float, end: float, mode: str, reason: str) -> int:
+        return await self._write(self.sync.add_maintenance, portal, start, end, mode, reason)
+
+    async def remove_maintenance(self, window_id: int) -> bool:
+        return await self._write(self.sync.remove_maintenance, window_id)
+
+    async def maintenance(self, portal: str | None = None, include_past: bool = False) -> list[Maintenance]:
+        return await self._read(self.sync.maintenance, portal, include_past)
+
+    async def active_maintenance(self, portal: str, now: float) -> Maintenance | None:
+        return await self._read(self.sync.active_maintenance, portal, now)
+
+    async def add_event(self, kind: str, portal: str | None = None, action: str | None = None, **detail: Any) -> None:
+        await self._write(self.sync.add_event, kind, portal, action, **detail)
+
+    async def events(
+        self,
+        portal: str | None = None,
+        since: float | None = None,
+        kinds: tuple[str, ...] = (),
+        limit: int = 10_000,
+    ) -> list[Event]:
+        return await self._read(self.sync.events, portal, since, kinds, limit)
+
+    async def purge_audit(self, older_than: float) -> int:
+        return await self._write(self.sync.purge_audit, older_than)
+
+    async def claim(self, key: str) -> bool:
+        return await self._write(self.sync.claim, key)
+
+    async def claimed(self, key: str) -> bool:
+        return await self._read(self.sync.claimed, key)
+
+    async def add_request(self, portal: str, data: dict[str, Any]) -> int:
+        return await self._write(self.sync.add_request, portal, data)
+
+    async def request(self, request_id: int) -> BookingRequest | None:
+        return await self._read(self.sync.request, request_id)
+
+    async def requests(
+        self, status: str | None = None, portal: str | None = None, limit: int = 10_000
+    ) -> list[BookingRequest]:
+        return await self._read(self.sync.requests, status, portal, limit)
+
+    async def set_request_status(self, request_id: int, status: str) -> bool:
+        return await self._write(self.sync.set_request_status, request_id, status)
+
+    async def purge_requests(self, older_than: float) -> int:
+        return await self._write(self.sync.purge_requests, older_than)
+
+    async def count_requests(self, portal: str | None = None) -> int:
+        return await self._read(self.sync.count_requests, portal)
+
+
+def describe_error(err: BaseException) -> str:
+    """A store error for logs, /healthz and staff: the database's words never quote the values written."""
+    return f"{type(err).__name__}: {err}"[:200]

@@ -1,0 +1,87 @@
+"""Connections to the store's database: an SQLAlchemy engine per store, set up for durability.
+
+SQLite (the only backend so far) gets, on every new DBAPI connection: WAL (readers never wait for
+the writer, nor the writer for readers), ``synchronous=FULL`` (a write that returned is on disk,
+booking requests included) and a busy timeout (a second process waits for the write lock instead
+of failing). Transactions are begun by us, not by Python's sqlite3 module: writes with
+``BEGIN IMMEDIATE`` (the write lock at once, so two writers queue on the busy timeout instead of
+deadlocking on a lock upgrade), reads with a plain ``BEGIN``; DDL then runs inside the transaction
+too, so a migration is all or nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
+
+from failover.store.rows import StoreError
+
+BUSY_TIMEOUT_MS = 10_000
+WRITE = "portalguard_write"  # execution option marking a connection whose transactions write
+
+
+def sqlite_engine(path: str | Path, *, read_only: bool = False) -> Engine:
+    """The engine for the SQLite store at ``path`` (``read_only``: the file opened ``mode=ro``)."""
+    if read_only:  # SQLAlchemy passes a "file:" database with uri=true on as an SQLite URI
+        url = URL.create("sqlite", database=f"file:{path}", query={"mode": "ro", "uri": "true"})
+    else:
+        url = URL.create("sqlite", database=str(path))
+    connect_args: dict[str, Any] = {"check_same_thread": False}  # a pooled connection may move threads
+    engine = create_engine(url, connect_args=connect_args, pool_size=8, max_overflow=16)
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def _on_connect(dbapi_connection: Any, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # no implicit BEGIN/COMMIT from sqlite3: _on_begin does it
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _set_wal(cursor)
+        cursor.execute("PRAGMA synchronous=FULL")
+    finally:
+        cursor.close()
+
+
+def _set_wal(cursor: Any, within: float = 10.0) -> None:
+    # Switching a fresh file to WAL takes an exclusive lock that SQLite does not wait for (no busy
+    # handler): when the service and the CLI open a new store at once, one must retry.
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as err:  # the driver's OperationalError
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _on_begin(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get(WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def store_error(path: str, err: BaseException) -> StoreError:
+    """A StoreError naming the store and the database's own reason, never the statement or its
+    parameters (SQLAlchemy's message quotes both, and they may hold a patient's booking request)."""
+    if isinstance(err, DBAPIError):
+        reason = str(err.orig)  # the database's own words ("database is locked"): no values in them
+    elif isinstance(err, StatementError) and err.orig is not None:
+        reason = type(err.orig).__name__  # e.g. a value JSON cannot encode: its message may quote it
+    elif isinstance(err, SQLAlchemyError):
+        reason = type(err).__name__
+    else:
+        reason = str(err)  # the driver's own error, raised while connecting
+    return StoreError(f"store {path}: {reason}")
+
+
+def open_error(path: str, err: BaseException) -> StoreError:
+    """The store could not be opened at all: say what to check."""
+    return StoreError(f"{store_error(path, err)} (check the `store:` path and its permissions)")

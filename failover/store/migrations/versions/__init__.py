@@ -1,0 +1,1 @@
+"""Alembic revisions, one file each; ids are four-digit schema numbers ("0003", "0004", …)."""

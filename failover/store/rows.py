@@ -1,0 +1,95 @@
+"""What the store hands out: one frozen dataclass per kind of row, the allowed values, the error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+REQUEST_STATUSES = ("new", "contacted", "booked", "cancelled")
+OVERRIDE_MODES = ("on", "off")
+MAINTENANCE_MODES = ("suppress", "failover")
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message says why and what to do (never row data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PortalRow:
+    portal: str
+    failover: bool
+    incident: int
+    since: float | None
+    reason: str
+    verdict: str
+    verdict_since: float | None
+    page_on: bool
+    outage_since: float | None = None  # when the current/last failover went on (``since``: last switch)
+    outage_reason: str = ""  # why it went on (``reason``: why it last switched)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRow:
+    portal: str
+    endpoint: str
+    ok: bool
+    status: int | None
+    error_kind: str | None
+    detail: str
+    since: float
+    checked: float
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    portal: str
+    action: str
+    desired: str  # "on" | "off"
+    observed: str  # "on" | "off" | "unknown"
+    last_error: str | None
+    permanent: bool
+    attempts: int
+    next_attempt: float
+    on_since: float | None
+    updated: float | None
+    failing_since: float | None = None  # first failure since the last success or new goal
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    portal: str
+    mode: str  # "on" | "off"
+    reason: str
+    created: float
+    expires: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    id: int
+    portal: str
+    start: float
+    end: float
+    mode: str  # "suppress" | "failover"
+    reason: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    ts: float
+    portal: str | None
+    kind: str
+    action: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRequest:
+    id: int
+    portal: str
+    created: float
+    status: str
+    updated: float | None
+    data: dict[str, Any]

@@ -1,0 +1,172 @@
+"""The store's tables as SQLAlchemy Core (no ORM): the schema the newest migration leaves.
+
+Types are the portable ones, so the same definitions serve PostgreSQL later: unix times are
+``Float`` (double precision), flags ``Boolean``, JSON documents ``Text``. A change here needs a new
+revision under ``migrations/versions`` (tests compare this file with what the migrations build).
+Column names are the row dataclasses' field names: rows are decoded by name, never by position.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    TypeDecorator,
+    false,
+    text,
+)
+
+from failover.store.rows import MAINTENANCE_MODES, OVERRIDE_MODES, REQUEST_STATUSES
+
+# The number of the newest revision under migrations/versions (revision ids are "0003", "0004", …).
+# On SQLite it is also written to ``PRAGMA user_version``, which is all a pre-Alembic portalguard
+# reads: it then refuses a store whose schema it does not know instead of misreading it.
+SCHEMA_VERSION = 3
+
+
+class JSONText(TypeDecorator[Any]):
+    """A JSON document in a TEXT column: Japanese text kept readable (``ensure_ascii=False``)."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, default: Callable[[Any], Any] | None = None) -> None:
+        super().__init__()
+        self.default = default  # events: anything unexpected (a Path, a datetime) is kept as its str()
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return json.dumps(value, ensure_ascii=False, default=self.default)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})")
+
+
+metadata = MetaData()
+
+portal_state = Table(
+    "portal_state",
+    metadata,
+    Column("portal", Text, primary_key=True),
+    Column("failover", Boolean, nullable=False, server_default=false()),
+    Column("incident", Integer, nullable=False, server_default=text("0")),  # the current/last failover episode
+    Column("since", Float),  # when failover last changed
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("verdict", Text, nullable=False, server_default="unknown"),
+    Column("verdict_since", Float),
+    Column("page_on", Boolean, nullable=False, server_default=false()),  # the fallback page switch
+    Column("outage_since", Float),  # when the current/last failover went on
+    Column("outage_reason", Text, nullable=False, server_default=""),
+)
+
+action_state = Table(
+    "action_state",
+    metadata,
+    Column("portal", Text, primary_key=True),
+    Column("action", Text, primary_key=True),
+    Column("desired", Text, nullable=False, server_default="off"),
+    Column("observed", Text, nullable=False, server_default="unknown"),
+    Column("last_error", Text),
+    Column("permanent", Boolean, nullable=False, server_default=false()),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt", Float, nullable=False, server_default=text("0")),
+    Column("on_since", Float),
+    Column("updated", Float),
+    Column("failing_since", Float),  # first failure of the current streak
+)
+
+overrides = Table(
+    "overrides",
+    metadata,
+    Column("portal", Text, primary_key=True),
+    Column("mode", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float),
+    _one_of("mode", OVERRIDE_MODES),
+)
+
+# AUTOINCREMENT (SQLite): a number once handed out is never reused, even after its row is purged.
+maintenance = Table(
+    "maintenance",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("portal", Text, nullable=False),
+    Column("start", Float, nullable=False),
+    Column("end", Float, nullable=False),
+    Column("mode", Text, nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("created", Float, nullable=False),
+    _one_of("mode", MAINTENANCE_MODES),
+    sqlite_autoincrement=True,
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("portal", Text),
+    Column("kind", Text, nullable=False),
+    Column("action", Text),
+    Column("detail", JSONText(default=str), nullable=False, server_default="{}"),
+    Index("events_portal_ts", "portal", "ts"),
+    sqlite_autoincrement=True,
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("ts", Float, nullable=False),
+)
+
+booking_requests = Table(
+    "booking_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("portal", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("status", Text, nullable=False, server_default="new"),
+    Column("updated", Float),
+    Column("data", JSONText(), nullable=False),  # the form's fields
+    _one_of("status", REQUEST_STATUSES),
+    Index("booking_requests_created", "created"),
+    sqlite_autoincrement=True,
+)
+
+endpoint_state = Table(
+    "endpoint_state",
+    metadata,
+    Column("portal", Text, primary_key=True),  # '' for canaries
+    Column("endpoint", Text, primary_key=True),
+    Column("ok", Boolean, nullable=False),
+    Column("status", Integer),
+    Column("error_kind", Text),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("since", Float, nullable=False),  # when this ok/kind began
+    Column("checked", Float, nullable=False),  # last probe
+)
+
+kv = Table(
+    "kv",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", JSONText(), nullable=False),
+)

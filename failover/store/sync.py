@@ -1,0 +1,344 @@
+"""``Store``: the store's every query, written once, called synchronously (the CLI; ``AsyncStore``
+runs these same methods in its writer and reader threads).
+
+Each call is its own short transaction, so the CLI works whether the service runs or not. Writes
+begin ``IMMEDIATE`` and commit with ``synchronous=FULL``: a booking request or a claim that
+returned is on disk. Database errors come out as ``StoreError`` naming the store and the reason,
+never the statement's parameters (patient data).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, delete, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from failover.store import schema as t
+from failover.store.engine import WRITE, open_error, sqlite_engine, store_error
+from failover.store.migrations import migrate, read_state, schema_number
+from failover.store.rows import (
+    MAINTENANCE_MODES,
+    OVERRIDE_MODES,
+    REQUEST_STATUSES,
+    ActionRow,
+    BookingRequest,
+    EndpointRow,
+    Event,
+    Maintenance,
+    Override,
+    PortalRow,
+    StoreError,
+)
+from failover.store.upsert import insert_if_absent, upsert
+
+
+class Store:
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = str(path)
+        self.clock = clock
+        self._thread = threading.local()  # a thread that keeps its own connection (AsyncStore's threads)
+        self.engine: Engine = sqlite_engine(self.path)
+        try:
+            migrate(self.engine, self.path)
+        except StoreError:
+            self.engine.dispose()
+            raise
+        except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as err:
+            self.engine.dispose()
+            raise open_error(self.path, err) from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def own_thread_connection(self) -> Connection:
+        """Give the calling thread a connection of its own, used by every call it makes from now on
+        (AsyncStore's writer and readers: each thread one connection, as long as the thread lives).
+        The caller closes it (``close()`` here does not see other threads' connections)."""
+        conn = self.engine.connect()
+        self._thread.connection = conn
+        return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        owned: Connection | None = getattr(self._thread, "connection", None)
+        if owned is not None:
+            yield owned
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction: it holds the write lock from its start (BEGIN IMMEDIATE)."""
+        try:
+            with self._connection() as conn:
+                conn.execution_options(**{WRITE: True})
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    conn.execution_options(**{WRITE: False})
+        except SQLAlchemyError as err:
+            raise store_error(self.path, err) from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """One read transaction (a consistent snapshot; in WAL it waits for no writer)."""
+        try:
+            with self._connection() as conn, conn.begin():
+                yield conn
+        except SQLAlchemyError as err:
+            raise store_error(self.path, err) from None
+
+    def _rows(self, statement: Any) -> list[Row[Any]]:
+        with self._read() as conn:
+            return list(conn.execute(statement))
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            return schema_number(read_state(conn).revision)
+
+    def writable(self) -> bool:
+        """Whether a write reaches the database file: a real row, committed (a TEMP table would live
+        outside the file and pass on a read-only store)."""
+        try:
+            with self._write() as conn:
+                upsert(conn, t.kv, {"key": "writable_check", "value": self.clock()})
+            return True
+        except StoreError:
+            return False
+
+    # -- portals ------------------------------------------------------------------------------
+
+    def portal(self, portal: str) -> PortalRow:
+        rows = self._rows(select(t.portal_state).where(t.portal_state.c.portal == portal))
+        if not rows:
+            return PortalRow(portal, False, 0, None, "", "unknown", None, False)
+        return PortalRow(**rows[0]._mapping)
+
+    def set_failover(self, portal: str, on: bool, reason: str) -> PortalRow:
+        """Switch the portal's failover state; a new incident number starts with each switch on.
+
+        ``since``/``reason`` record the last switch; ``outage_since``/``outage_reason`` keep the
+        switch on's, so the switch off can still say how long the outage lasted and why."""
+        now = self.clock()
+        ps = t.portal_state
+        with self._write() as conn:
+            self._ensure_portal(conn, portal)
+            was_on = conn.execute(select(ps.c.failover).where(ps.c.portal == portal)).scalar_one()
+            this_portal = update(ps).where(ps.c.portal == portal)
+            if was_on != on:
+                conn.execute(this_portal.values(failover=on, since=now, reason=reason))
+            if on and not was_on:  # an outage begins: a new incident, whose start and cause are kept
+                conn.execute(this_portal.values(incident=ps.c.incident + 1, outage_since=now, outage_reason=reason))
+        return self.portal(portal)
+
+    def set_verdict(self, portal: str, verdict: str, since: float) -> None:
+        self._update_portal(portal, verdict=verdict, verdict_since=since)
+
+    def set_page(self, portal: str, on: bool) -> None:
+        self._update_portal(portal, page_on=on)
+
+    def _update_portal(self, portal: str, **values: Any) -> None:
+        with self._write() as conn:
+            self._ensure_portal(conn, portal)
+            conn.execute(update(t.portal_state).where(t.portal_state.c.portal == portal).values(**values))
+
+    @staticmethod
+    def _ensure_portal(conn: Connection, portal: str) -> None:
+        insert_if_absent(conn, t.portal_state, {"portal": portal})  # the other columns' defaults
+
+    def put_endpoint(self, row: EndpointRow) -> None:
+        with self._write() as conn:
+            upsert(conn, t.endpoint_state, asdict(row))
+
+    def endpoints(self, portal: str) -> list[EndpointRow]:
+        es = t.endpoint_state
+        rows = self._rows(select(es).where(es.c.portal == portal).order_by(es.c.endpoint))
+        return [EndpointRow(**r._mapping) for r in rows]
+
+    def set_value(self, key: str, value: Any) -> None:
+        """A small named value (heartbeat, drill results): JSON in the kv table."""
+        with self._write() as conn:
+            upsert(conn, t.kv, {"key": key, "value": value})
+
+    def value(self, key: str, default: Any = None) -> Any:
+        rows = self._rows(select(t.kv.c.value).where(t.kv.c.key == key))
+        return rows[0].value if rows else default
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def action(self, portal: str, action: str) -> ActionRow:
+        a = t.action_state
+        rows = self._rows(select(a).where(a.c.portal == portal, a.c.action == action))
+        if not rows:
+            return ActionRow(portal, action, "off", "unknown", None, False, 0, 0.0, None, None)
+        return ActionRow(**rows[0]._mapping)
+
+    def actions(self, portal: str) -> list[ActionRow]:
+        a = t.action_state
+        rows = self._rows(select(a).where(a.c.portal == portal).order_by(a.c.action))
+        return [ActionRow(**r._mapping) for r in rows]
+
+    def put_action(self, row: ActionRow) -> None:
+        with self._write() as conn:
+            upsert(conn, t.action_state, {**asdict(row), "updated": self.clock()})
+
+    def clear_permanent_errors(self, portal: str | None = None) -> int:
+        """Let actions stopped by a permanent error try again (after a fix, a restart, an override)."""
+        a = t.action_state
+        statement = update(a).where(a.c.permanent.is_(True)).values(permanent=False, next_attempt=0.0)
+        if portal is not None:
+            statement = statement.where(a.c.portal == portal)
+        with self._write() as conn:
+            return conn.execute(statement).rowcount
+
+    # -- overrides and maintenance ------------------------------------------------------------
+
+    def set_override(self, portal: str, mode: str, reason: str, expires: float | None) -> None:
+        if mode not in OVERRIDE_MODES:
+            raise StoreError(f"unknown override mode {mode!r} (use {', '.join(OVERRIDE_MODES)})")
+        values = {"portal": portal, "mode": mode, "reason": reason, "created": self.clock(), "expires": expires}
+        with self._write() as conn:
+            upsert(conn, t.overrides, values)
+
+    def clear_override(self, portal: str) -> bool:
+        with self._write() as conn:
+            return conn.execute(delete(t.overrides).where(t.overrides.c.portal == portal)).rowcount > 0
+
+    def override(self, portal: str, now: float | None = None) -> Override | None:
+        """The portal's override in force at ``now`` (an expired one is not in force)."""
+        now = self.clock() if now is None else now
+        o = t.overrides
+        in_force = or_(o.c.expires.is_(None), o.c.expires > now)
+        rows = self._rows(select(o).where(o.c.portal == portal, in_force))
+        return Override(**rows[0]._mapping) if rows else None
+
+    def add_maintenance(self, portal: str, start: float, end: float, mode: str, reason: str) -> int:
+        if end <= start:
+            raise StoreError("the maintenance window ends before it starts")
+        if mode not in MAINTENANCE_MODES:
+            raise StoreError(f"unknown maintenance mode {mode!r} (use {', '.join(MAINTENANCE_MODES)})")
+        values = {"portal": portal, "start": start, "end": end, "mode": mode, "reason": reason}
+        with self._write() as conn:
+            result = conn.execute(t.maintenance.insert().values(**values, created=self.clock()))
+            return int(result.inserted_primary_key[0])
+
+    def remove_maintenance(self, window_id: int) -> bool:
+        with self._write() as conn:
+            return conn.execute(delete(t.maintenance).where(t.maintenance.c.id == window_id)).rowcount > 0
+
+    def maintenance(self, portal: str | None = None, include_past: bool = False) -> list[Maintenance]:
+        m = t.maintenance
+        statement = select(m).order_by(m.c.start, m.c.id)
+        if portal:
+            statement = statement.where(m.c.portal == portal)
+        if not include_past:
+            statement = statement.where(m.c.end > self.clock())
+        return [Maintenance(**r._mapping) for r in self._rows(statement)]
+
+    def active_maintenance(self, portal: str, now: float) -> Maintenance | None:
+        """The window in force at ``now``; of overlapping ones, the latest added."""
+        m = t.maintenance
+        statement = (
+            select(m)
+            .where(m.c.portal == portal, m.c.start <= now, m.c.end > now)
+            .order_by(m.c.created.desc(), m.c.id.desc())
+            .limit(1)
+        )
+        rows = self._rows(statement)
+        return Maintenance(**rows[0]._mapping) if rows else None
+
+    # -- events and claims --------------------------------------------------------------------
+
+    def add_event(self, kind: str, portal: str | None = None, action: str | None = None, **detail: Any) -> None:
+        values = {"ts": self.clock(), "portal": portal, "kind": kind, "action": action, "detail": detail}
+        with self._write() as conn:
+            conn.execute(t.events.insert().values(**values))
+
+    def events(
+        self,
+        portal: str | None = None,
+        since: float | None = None,
+        kinds: tuple[str, ...] = (),
+        limit: int = 10_000,
+    ) -> list[Event]:
+        """The latest ``limit`` matching events, oldest first."""
+        e = t.events
+        statement = select(e).order_by(e.c.id.desc()).limit(limit)
+        if portal:
+            statement = statement.where(e.c.portal == portal)
+        if since is not None:
+            statement = statement.where(e.c.ts >= since)
+        if kinds:
+            statement = statement.where(e.c.kind.in_(kinds))
+        return [Event(**r._mapping) for r in reversed(self._rows(statement))]
+
+    def purge_audit(self, older_than: float) -> int:
+        """Delete events and claims from before ``older_than`` (unix time); returns how many."""
+        with self._write() as conn:
+            events = conn.execute(delete(t.events).where(t.events.c.ts < older_than)).rowcount
+            return events + conn.execute(delete(t.claims).where(t.claims.c.ts < older_than)).rowcount
+
+    def claim(self, key: str) -> bool:
+        """True exactly once per key, across processes and restarts: claim before a visible effect."""
+        with self._write() as conn:
+            return insert_if_absent(conn, t.claims, {"key": key, "ts": self.clock()})
+
+    def claimed(self, key: str) -> bool:
+        return bool(self._rows(select(t.claims.c.key).where(t.claims.c.key == key)))
+
+    # -- booking requests ---------------------------------------------------------------------
+
+    def add_request(self, portal: str, data: dict[str, Any]) -> int:
+        """Store a booking request durably; returns its number."""
+        with self._write() as conn:
+            result = conn.execute(t.booking_requests.insert().values(portal=portal, created=self.clock(), data=data))
+            return int(result.inserted_primary_key[0])
+
+    def request(self, request_id: int) -> BookingRequest | None:
+        rows = self._rows(select(t.booking_requests).where(t.booking_requests.c.id == request_id))
+        return BookingRequest(**rows[0]._mapping) if rows else None
+
+    def requests(
+        self, status: str | None = None, portal: str | None = None, limit: int = 10_000
+    ) -> list[BookingRequest]:
+        """Newest first."""
+        b = t.booking_requests
+        statement = select(b).order_by(b.c.id.desc()).limit(limit)
+        if status:
+            statement = statement.where(b.c.status == status)
+        if portal:
+            statement = statement.where(b.c.portal == portal)
+        return [BookingRequest(**r._mapping) for r in self._rows(statement)]
+
+    def set_request_status(self, request_id: int, status: str) -> bool:
+        if status not in REQUEST_STATUSES:
+            raise StoreError(f"unknown status {status!r} (use {', '.join(REQUEST_STATUSES)})")
+        b = t.booking_requests
+        statement = update(b).where(b.c.id == request_id).values(status=status, updated=self.clock())
+        with self._write() as conn:
+            return conn.execute(statement).rowcount > 0
+
+    def purge_requests(self, older_than: float) -> int:
+        """Delete booking requests created before ``older_than`` (unix time); returns how many."""
+        with self._write() as conn:
+            b = t.booking_requests
+            return conn.execute(delete(b).where(b.c.created < older_than)).rowcount
+
+    def count_requests(self, portal: str | None = None) -> int:
+        b = t.booking_requests
+        statement = select(func.count()).select_from(b)
+        if portal:
+            statement = statement.where(b.c.portal == portal)
+        with self._read() as conn:
+            return int(conn.execute(statement).scalar_one())
