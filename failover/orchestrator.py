@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 from failover.actions.base import Action, ActionError, Incident
 from failover.decision import Decision, Inputs, decide
-from failover.messages import scrub_urls
 from failover.metrics import FailoverMetrics
+from failover.redact import scrub_urls
 from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.staff import Delivery

@@ -20,7 +20,7 @@ class ActionError(Exception):
     The message says what failed, where (config key, URL host, campaign id) and what to do next,
     and never contains a secret. ``observed`` is the measure's state after the failure when the
     action knows it (a spend guard that paused the campaigns itself: False), None when it cannot
-    tell. ``topic`` is the staff message a permanent error sends (``failover.messages``), with
+    tell. ``topic`` is the staff message a permanent error sends (``failover.staff.messages``), with
     ``details`` as its extra fields.
     """
 

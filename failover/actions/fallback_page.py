@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from failover.actions.base import ActionDeps, ActionError, Incident
-from failover.messages import fallback_url
+from failover.links import fallback_url, location_header, own_base_url
 from watchdog.config_types import StrictModel
 
 
@@ -19,22 +19,11 @@ class FallbackPageConfig(StrictModel):
     type: Literal["fallback_page"]
 
 
-def own_base_url(listen: str) -> str:
-    """The loopback URL of our own web server, for self-checks (0.0.0.0 listens, 127.0.0.1 asks)."""
-    host, _, port = listen.rpartition(":")
-    if host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif host in ("[::]", "::"):
-        host = "[::1]"
-    return f"http://{host}:{port}"
-
-
 class FallbackPage:
     def __init__(self, name: str, config: FallbackPageConfig, deps: ActionDeps) -> None:
         self.name = name
         self.deps = deps
         self.url = f"{own_base_url(deps.settings.server.listen)}/book/{deps.portal_id}"
-        from failover.web.app import location_header
 
         self._redirect = location_header(deps.portal.book_url)  # as sent: non-ASCII percent-encoded
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, ActionError, Incident
-from failover.messages import scrub_urls
+from failover.redact import scrub_urls
 from failover.threads import OwnThreads
 from watchdog.config_types import PositiveDuration, StrictModel
 from watchdog.duration import format_duration

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionDeps, ActionError, Incident
-from failover.messages import fallback_url, install_log_redaction, url_origin
+from failover.links import fallback_url
+from failover.redact import install_log_redaction, url_origin
 from failover.secrets_policy import Secret
 from watchdog.config_types import PositiveDuration, StrictModel
 

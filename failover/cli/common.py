@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from failover.config_file import ConfigError, config_path, load
 from failover.settings import Settings
+from failover.settings.loader import ConfigError, config_path, load
 from failover.store import Store, StoreError
 from watchdog.duration import parse_duration
 

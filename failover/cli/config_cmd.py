@@ -7,8 +7,8 @@ import json
 import click
 
 from failover.cli.common import App
-from failover.config_file import config_path
 from failover.settings import Settings
+from failover.settings.loader import config_path
 from watchdog.duration import format_duration
 
 

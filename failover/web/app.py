@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
@@ -30,6 +30,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from failover.links import location_header
 from failover.metrics import FailoverMetrics
 from failover.settings import Settings
 from failover.store import REQUEST_STATUSES, AsyncStore, StoreError, describe_error
@@ -573,12 +574,6 @@ def _load_templates(directory: Path) -> dict[str, Template]:
     )
     names = ("book.html", "done.html", "error.html", "chooser.html", "staff.html")
     return {name: env.get_template(name) for name in names}
-
-
-def location_header(url: str) -> str:
-    # Header values are latin-1: percent-encode anything else, leave every ASCII URL exactly as configured
-    # (the fallback_page action compares Location with book_url).
-    return quote(url, safe="".join(chr(c) for c in range(0x21, 0x7F)))
 
 
 def _media_type(header: str) -> tuple[str, dict[str, str]]:

@@ -363,7 +363,7 @@ def test_every_file_compose_mounts_exists() -> None:
 
 
 def test_the_container_config_is_valid_and_listens_beyond_loopback() -> None:
-    from failover.config_file import load
+    from failover.settings.loader import load
 
     settings = load(DEPLOY / "container/portalguard.yaml", environ={})
     assert settings.server.listen.startswith("0.0.0.0:")
@@ -377,7 +377,7 @@ def test_the_container_config_is_valid_and_listens_beyond_loopback() -> None:
 
 def test_the_container_trusts_x_forwarded_for_from_the_compose_gateway_only() -> None:
     # A reverse proxy on the host reaches the container from the bridge gateway, not 127.0.0.1.
-    from failover.config_file import load
+    from failover.settings.loader import load
 
     settings = load(DEPLOY / "container/portalguard.yaml", environ={})
     (ipam,) = compose()["networks"]["default"]["ipam"]["config"]

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from failover.cli import main
-from failover.config_file import SECRET_PLACEHOLDER, ConfigError, load
+from failover.settings.loader import SECRET_PLACEHOLDER, ConfigError, load
 
 SECRETS = {
     "PORTAL_PASSWORD": "s3cret-Portal-Pw",

@@ -6,16 +6,8 @@ import logging
 
 import pytest
 
-from failover.messages import (
-    DRILL_PREFIX,
-    TOPICS,
-    RedactUrls,
-    format_span,
-    redact,
-    render,
-    scrub_urls,
-    url_origin,
-)
+from failover.redact import RedactUrls, redact, scrub_urls, url_origin
+from failover.staff.messages import DRILL_PREFIX, TOPICS, format_span, render
 
 SINCE = 1_800_000_000.0  # 2027-01-15 08:00 UTC = 17:00 JST
 

@@ -5,21 +5,13 @@ seconds in ``fields`` and are shown in the clinic's time zone (``tz``). A field 
 name is never shown, which is how ``booking_request`` keeps patient data out: its templates name
 only the request number, the portal and the staff link (the request itself is medical personal
 data and stays behind the /staff login).
-
-This module is also the one place that decides how a URL is shown in messages, errors and logs:
-``url_origin`` (scheme, host and port; never user info, path or query, which may carry tokens).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
-import logging
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 DRILL_PREFIX = "[訓練/DRILL] "
@@ -302,85 +294,3 @@ def format_span(seconds: float, lang: str = "ja") -> str:
         return "".join(parts) or "1分未満"
     en = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{mins} min" if mins else ""]
     return " ".join(p for p in en if p) or "under a minute"
-
-
-def fallback_url(public_url: str | None, portal: str) -> str | None:
-    """Where patients book while the portal is down (``server.public_url`` + ``/book/{portal}``);
-    None without a public URL: a loopback address would only mislead staff and receivers."""
-    return f"{public_url.rstrip('/')}/book/{portal}" if public_url else None
-
-
-# -- how URLs are shown -----------------------------------------------------------------------------
-
-_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*)://[^\s'\"<>]+")
-
-
-def url_origin(url: str) -> str:
-    """``scheme://host[:port]`` of a URL: what errors and logs may show. User info, path and query
-    may carry tokens, and so may the "host" of many Apprise URLs (``tgram://BOT_TOKEN/…``,
-    ``slack://TOKEN/…``): a host is shown only if it looks like one (an IP, a dotted name,
-    localhost); otherwise ``scheme://…``."""
-    scheme = url.partition(":")[0] or "?"
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        return f"{scheme}://…"
-    if not _is_hostname(host):
-        return f"{scheme}://…"
-    host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{host}{f':{port}' if port else ''}"
-
-
-def _is_hostname(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return host == "localhost" or bool(_DOTTED.match(host))
-
-
-_DOTTED = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9\-]*[a-z0-9]$")
-
-
-def redact(text: str, url: str) -> str:
-    """``text`` (a library's message about ``url``) with every URL reduced to its origin and any
-    other piece of ``url`` that could be a secret (user, password, path, query) masked."""
-    text = scrub_urls(text)
-    shown = url_origin(url)
-    pieces = {p for p in re.split(r"[/:@?&=#]+", url) if len(p) >= 6}  # tokens are long
-    with contextlib.suppress(ValueError):
-        pieces.add(urlsplit(url).password or "")  # a password may be short
-    for piece in sorted(pieces - {""}, key=len, reverse=True):
-        if piece not in shown:
-            text = text.replace(piece, "…")
-    return text
-
-
-def scrub_urls(text: str) -> str:
-    """Replace every URL in free text (a library's error, a log line) by its origin."""
-    return _URL.sub(lambda m: url_origin(m.group(0)), text)
-
-
-class RedactUrls(logging.Filter):
-    """A logger filter for libraries that log whole URLs (Apprise, httpx, urllib3): drops their DEBUG
-    records (payloads, full URLs) and reduces every URL in the rest to its origin."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.INFO:
-            return False
-        message = scrub_urls(record.getMessage())
-        record.msg, record.args = message, ()
-        return True
-
-
-# Logger filters do not apply to child loggers' records: name each logger that logs URLs.
-_REDACTED_LOGGERS = ("apprise", "httpx", "urllib3.connectionpool")
-
-
-def install_log_redaction() -> None:
-    """Attach ``RedactUrls`` to the libraries that would log our secret URLs (idempotent)."""
-    for name in _REDACTED_LOGGERS:
-        lg = logging.getLogger(name)
-        if not any(isinstance(f, RedactUrls) for f in lg.filters):
-            lg.addFilter(RedactUrls())

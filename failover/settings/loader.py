@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from failover.settings import Settings
+from failover.settings.model import Settings
 
 ENV_VAR = "PORTALGUARD_CONFIG"
 DEFAULT_FILE = "portalguard.yaml"

@@ -1,4 +1,4 @@
-"""Telling staff: renders a message (``failover.messages``) and delivers it through Apprise to the
+"""Telling staff: renders a message (``failover.staff.messages``) and delivers it through Apprise to the
 URLs of the notify actions, exactly once per claim key, and records that it did.
 
 Exactly once, across restarts: with ``claim=K`` the store row ``K`` is claimed *before* the first
@@ -21,8 +21,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from failover.actions.base import ActionError
-from failover.actions.fallback_page import own_base_url
-from failover.messages import fallback_url, install_log_redaction, redact, render, url_origin
+from failover.links import fallback_url, own_base_url
+from failover.redact import install_log_redaction, redact, url_origin
+from failover.staff.messages import render
 from failover.threads import OwnThreads
 
 if TYPE_CHECKING:  # notify.py imports this module: type-only imports keep the graph acyclic

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 import yaml
 
-from failover import config_file
-from failover.config_file import ConfigError, config_path, load
 from failover.settings import Settings
+from failover.settings import loader as config_file
+from failover.settings.loader import ConfigError, config_path, load
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "configs"
