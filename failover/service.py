@@ -15,8 +15,11 @@ import httpx
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from failover.actions import Action, ActionDeps, ActionError, build_action
+from failover import retention
+from failover.actions.base import Action, ActionContext, ActionError, Measure, PortalLinks
+from failover.actions.table import ACTIONS, build_action
 from failover.doctor import run_checks
+from failover.links import fallback_url, own_base_url
 from failover.metrics import FailoverMetrics
 from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
@@ -43,10 +46,43 @@ def build_actions(
 ) -> dict[str, dict[str, Action]]:
     """Every portal's actions, each bound to its portal (shared by `run`, `doctor` and `drill`)."""
     out: dict[str, dict[str, Action]] = {}
-    for pid, portal in settings.portals.items():
-        deps = ActionDeps(settings, pid, portal, store, http, staff, clock)
-        out[pid] = {name: build_action(name, cfg, deps) for name, cfg in settings.portal_actions(pid).items()}
+    for pid in settings.portals:
+        ctx = action_context(settings, pid, store, http, staff, clock)
+        out[pid] = {name: build_action(name, cfg, ctx) for name, cfg in settings.portal_actions(pid).items()}
     return out
+
+
+def action_context(
+    settings: Settings,
+    pid: str,
+    store: AsyncStore,
+    http: httpx.AsyncClient,
+    staff: StaffAlerts,
+    clock: Callable[[], float],
+) -> ActionContext:
+    """What the actions of portal ``pid`` may use, taken from the config once: data, not Settings."""
+    from failover.web.security import preview_token
+
+    links = PortalLinks(
+        book_url=settings.portals[pid].book_url,
+        own_url=f"{own_base_url(settings.server.listen)}/book/{pid}",
+        fallback_url=fallback_url(settings.server.public_url, pid),
+    )
+    measures = tuple(
+        Measure(name, ACTIONS[cfg.type].labels, ACTIONS[cfg.type].tells_staff)
+        for name, cfg in settings.portal_actions(pid).items()
+    )
+    return ActionContext(
+        portal_id=pid,
+        links=links,
+        clinic=settings.clinic,
+        measures=measures,
+        store=store,
+        http=http,
+        staff=staff,
+        preview_query=lambda: f"?preview={preview_token(settings, pid)}",
+        clock=clock,
+    )
 
 
 class Service:
@@ -179,12 +215,8 @@ class Service:
             self.fmetrics.action_ready.labels(action).set(int(ok))
 
     async def _purge(self) -> None:
-        from failover.cli.requests_cmd import purge_expired
-
-        now = self.clock()
-        # The CLI's helper works on the sync store: in a thread, off the loop.
-        await asyncio.to_thread(purge_expired, self.store.sync, self.settings, now)
-        await self.store.purge_audit(now - self.settings.failover.audit_retention)
+        # On the sync store, in a thread: off the loop.
+        await asyncio.to_thread(retention.purge, self.store.sync, self.settings, self.clock())
 
     async def _announce(self, portal: str, request_id: int) -> None:
         # Only the request number: patient details stay behind /staff's login.

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import httpx
 
-    from failover.settings import FailoverPortal, Settings
-    from failover.staff import StaffAlerts
+    from failover.clinic import Clinic
     from failover.store import AsyncStore
 
 
@@ -53,22 +52,41 @@ class Incident:
     drill: bool = False  # a rehearsal: no effect on patients or spend
 
 
-@dataclass(slots=True)
-class ActionDeps:
-    """What an action may use. Injected, so tests give real local servers and a fake clock."""
+@dataclass(frozen=True, slots=True)
+class PortalLinks:
+    """The URLs an action of one portal deals in."""
 
-    settings: Settings
+    book_url: str  # where /book sends patients while the portal is up (the redirect's target)
+    own_url: str  # our own /book/PORTAL on loopback, for self-checks
+    fallback_url: str | None  # the fallback page as patients reach it; None without server.public_url
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One of the portal's measures as people read it in messages ("Google 広告 (ads)")."""
+
+    name: str  # the action's name in the config
+    labels: Mapping[str, str]  # by language
+    tells_staff: bool = False  # the staff notification itself
+
+
+@dataclass(slots=True)
+class ActionContext:
+    """What an action may use, as data: never the whole config. Injected, so tests give real local
+    servers and a fake clock."""
+
     portal_id: str
-    portal: FailoverPortal
+    links: PortalLinks
+    clinic: Clinic
+    measures: tuple[Measure, ...]  # every action of the portal, this one included
     store: AsyncStore  # in the service: the ResilientStore (state kept in memory when it cannot write)
     http: httpx.AsyncClient  # outbound HTTP (webhooks, own /book check); not the probe client
-    staff: StaffAlerts
-    clock: object = field(default=None)  # callable returning unix time; time.time if None
+    staff: Any  # failover.staff.StaffAlerts (a rank above: actions are told of it, never import it)
+    preview_query: Callable[[], str]  # "?preview=TOKEN": the fallback page on a staff-only link (drills)
+    clock: Callable[[], float]
 
     def now(self) -> float:
-        import time
-
-        return self.clock() if callable(self.clock) else time.time()
+        return self.clock()
 
 
 class Action(Protocol):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from failover.actions.base import ActionDeps, ActionError, Incident
-from failover.links import fallback_url, location_header, own_base_url
+from failover.actions.base import ActionContext, ActionError, Incident
+from failover.links import location_header
 from watchdog.config_types import StrictModel
 
 
@@ -20,12 +20,11 @@ class FallbackPageConfig(StrictModel):
 
 
 class FallbackPage:
-    def __init__(self, name: str, config: FallbackPageConfig, deps: ActionDeps) -> None:
+    def __init__(self, name: str, config: FallbackPageConfig, deps: ActionContext) -> None:
         self.name = name
         self.deps = deps
-        self.url = f"{own_base_url(deps.settings.server.listen)}/book/{deps.portal_id}"
-
-        self._redirect = location_header(deps.portal.book_url)  # as sent: non-ASCII percent-encoded
+        self.url = deps.links.own_url
+        self._redirect = location_header(deps.links.book_url)  # as sent: non-ASCII percent-encoded
 
     async def observe(self) -> bool:
         import httpx  # on first use: loading the config (every CLI command does) must not load httpx
@@ -60,14 +59,12 @@ class FallbackPage:
 
     async def drill(self, incident: Incident) -> str:
         """Patients keep the portal; staff see the fallback page on a preview link."""
-        from failover.web.security import preview_token
-
         await self.check()
-        query = f"?preview={preview_token(self.deps.settings, self.deps.portal_id)}"
+        query = self.deps.preview_query()
         # Checked on our own loopback address (works without the proxy), but the link printed is
         # the one staff can open from the clinic: server.public_url when it is set.
         resp = await self.deps.http.get(self.url + query, follow_redirects=False, timeout=5.0)
         if resp.status_code != 200:
             raise ActionError(f"fallback page: the preview {self.url}?preview=… answered HTTP {resp.status_code}")
-        link = fallback_url(self.deps.settings.server.public_url, self.deps.portal_id) or self.url
+        link = self.deps.links.fallback_url or self.url
         return f"preview: {link}{query} (patients still see the portal)"

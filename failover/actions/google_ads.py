@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr
 
-from failover.actions.base import ActionDeps, ActionError, Incident
+from failover.actions.base import ActionContext, ActionError, Incident
 from failover.redact import scrub_urls
 from failover.threads import OwnThreads
 from watchdog.config_types import PositiveDuration, StrictModel
@@ -75,7 +75,7 @@ class Campaign:
 class GoogleAds:
     """Switches the configured campaigns of one Google Ads customer account."""
 
-    def __init__(self, name: str, config: GoogleAdsConfig, deps: ActionDeps) -> None:
+    def __init__(self, name: str, config: GoogleAdsConfig, deps: ActionContext) -> None:
         self.name = name
         self.config = config
         self.deps = deps

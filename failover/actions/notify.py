@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from failover.actions.base import ActionDeps, Incident
+from failover.actions.base import ActionContext, Incident
 from failover.staff import Delivery
 from watchdog.config_types import PositiveDuration, StrictModel
 
@@ -33,7 +33,7 @@ class Notify:
     the current incident (every target took it) and not yet of its end.
     """
 
-    def __init__(self, name: str, config: NotifyConfig, deps: ActionDeps) -> None:
+    def __init__(self, name: str, config: NotifyConfig, deps: ActionContext) -> None:
         self.name = name
         self.config = config
         self.deps = deps
@@ -59,10 +59,9 @@ class Notify:
             **fields,
         )
 
-    def _measures(self) -> list[tuple[str, str]]:
-        """What the portal switches besides telling staff: (action name, type)."""
-        actions = self.deps.settings.portal_actions(self.deps.portal_id)
-        return [(name, cfg.type) for name, cfg in actions.items() if cfg.type != "notify"]
+    def _measures(self) -> list[tuple[str, dict[str, str]]]:
+        """What the portal switches besides telling staff: (action name, its label by language)."""
+        return [(m.name, dict(m.labels)) for m in self.deps.measures if not m.tells_staff]
 
     async def observe(self) -> bool:
         number = (await self.deps.store.portal(self.deps.portal_id)).incident

@@ -17,8 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr
 
-from failover.actions.base import ActionDeps, ActionError, Incident
-from failover.links import fallback_url
+from failover.actions.base import ActionContext, ActionError, Incident
 from failover.redact import install_log_redaction, url_origin
 from failover.secrets_policy import Secret
 from watchdog.config_types import PositiveDuration, StrictModel
@@ -68,7 +67,7 @@ class Webhook:
     The URL may carry a token in its path or query: errors name ``scheme://host:port`` only.
     """
 
-    def __init__(self, name: str, config: WebhookConfig, deps: ActionDeps) -> None:
+    def __init__(self, name: str, config: WebhookConfig, deps: ActionContext) -> None:
         self.name = name
         self.config = config
         self.deps = deps
@@ -139,8 +138,7 @@ class Webhook:
     # -- the request ------------------------------------------------------------------------------
 
     def payload(self, incident: Incident, state: str) -> dict[str, object]:
-        settings = self.deps.settings
-        tz = ZoneInfo(settings.clinic.timezone)
+        tz = ZoneInfo(self.deps.clinic.timezone)
         return {
             "portal": self.deps.portal_id,
             "state": state,
@@ -148,8 +146,8 @@ class Webhook:
             "incident": incident.number,
             "since": _iso(incident.since, tz),
             "ended": _iso(incident.ended, tz) if state == "recovered" else None,
-            "clinic": settings.clinic.name,
-            "fallback_url": fallback_url(settings.server.public_url, self.deps.portal_id),
+            "clinic": self.deps.clinic.name,
+            "fallback_url": self.deps.links.fallback_url,
             "drill": incident.drill,
             "sent_at": _iso(self.deps.now(), tz),
         }

@@ -1,7 +1,7 @@
 """``portalguard requests``: the booking requests patients sent through the fallback page.
 
 They are medical personal data: ``export`` writes files only the owner can read, and retention
-(``booking.retention``, default 90 days) deletes them automatically (``purge_expired``).
+(``booking.retention``, default 90 days) deletes them automatically (``failover.retention``).
 Commands use ``ctx.obj.settings`` and ``ctx.obj.store`` only.
 """
 
@@ -48,18 +48,6 @@ EVERY_ROW = 2**63 - 1  # SQLite's largest LIMIT: no limit
 class _Context(Protocol):
     settings: Settings
     store: Store
-
-
-def purge_expired(store: Store, settings: Settings, now: float) -> int:
-    """Delete booking requests older than ``booking.retention``; the service calls this hourly."""
-    purged = store.purge_requests(now - settings.booking.retention)
-    if purged:
-        log.info(
-            "retention: deleted %d booking request(s) older than %s",
-            purged,
-            format_duration(settings.booking.retention),
-        )
-    return purged
 
 
 @click.group("requests")

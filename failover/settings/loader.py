@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from failover.actions.table import ACTIONS
 from failover.settings.model import Settings
 
 ENV_VAR = "PORTALGUARD_CONFIG"
@@ -236,7 +237,7 @@ def explain(
 
 
 _SUBKEY = re.compile(r"^([a-z_][a-z0-9_-]*(?:\.[a-z0-9_-]+)*): (.+)$", re.DOTALL)
-_ACTION_TYPES = ("fallback_page", "google_ads", "notify", "webhook")
+_ACTION_TYPES = tuple(ACTIONS)
 
 
 def _clean_loc(loc: tuple[int | str, ...]) -> list[str]:

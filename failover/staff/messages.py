@@ -32,12 +32,6 @@ TOPICS = (
 
 _MISSING = "—"
 
-# Labels of the measures a portal switches, by action type.
-_MEASURES = {
-    "ja": {"fallback_page": "代替予約ページ", "google_ads": "Google 広告", "webhook": "Webhook", "notify": "通知"},
-    "en": {"fallback_page": "fallback page", "google_ads": "Google Ads", "webhook": "webhook", "notify": "notice"},
-}
-
 _DRILL_LINE = {
     "ja": "これは訓練です。実際の障害ではありません（患者さん・広告費への影響はありません）。\n\n",
     "en": "This is a drill. Nothing is actually down (no effect on patients or ad spend).\n\n",
@@ -234,7 +228,7 @@ def render(topic: str, language: str = "ja", **fields: Any) -> tuple[str, str]:
 
     Common fields: ``portal``, ``clinic``, ``tz`` (IANA zone, default Asia/Tokyo), ``drill``.
     Times (``since``, ``ended``, ``now``) are unix seconds; ``measures`` is a list of
-    (action name, action type); ``permanent`` is a bool; durations are seconds.
+    (action name, its label by language); ``permanent`` is a bool; durations are seconds.
     """
     if topic not in _TEMPLATES:
         raise ValueError(f"unknown message topic {topic!r} (known: {', '.join(TOPICS)})")
@@ -272,8 +266,8 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def _measures(measures: Iterable[tuple[str, str]], lang: str) -> str:
-    labels = [f"{_MEASURES[lang].get(kind, kind)} ({name})" for name, kind in measures]
+def _measures(measures: Iterable[tuple[str, Mapping[str, str]]], lang: str) -> str:
+    labels = [f"{by_lang.get(lang, name)} ({name})" for name, by_lang in measures]
     if labels:
         return "、".join(labels) if lang == "ja" else ", ".join(labels)
     return "なし" if lang == "ja" else "none"

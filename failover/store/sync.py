@@ -283,11 +283,13 @@ class Store:
             statement = statement.where(e.c.kind.in_(kinds))
         return [Event(**r._mapping) for r in reversed(self._rows(statement))]
 
-    def purge_audit(self, older_than: float) -> int:
-        """Delete events and claims from before ``older_than`` (unix time); returns how many."""
+    def purge_audit(self, older_than: float, claims_older_than: float | None = None) -> int:
+        """Delete events from before ``older_than`` (unix time) and claims from before
+        ``claims_older_than`` (default the same); returns how many rows went."""
+        claims_before = older_than if claims_older_than is None else claims_older_than
         with self._write() as conn:
             events = conn.execute(delete(t.events).where(t.events.c.ts < older_than)).rowcount
-            return events + conn.execute(delete(t.claims).where(t.claims.c.ts < older_than)).rowcount
+            return events + conn.execute(delete(t.claims).where(t.claims.c.ts < claims_before)).rowcount
 
     def claim(self, key: str) -> bool:
         """True exactly once per key, across processes and restarts: claim before a visible effect."""

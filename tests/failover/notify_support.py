@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 
-from failover.actions.base import ActionDeps
+from failover.actions.base import ActionContext
 from failover.fakes.receivers import JsonReceiver, SmtpReceiver
+from failover.service import action_context
 from failover.settings import Settings
 from failover.staff import StaffAlerts
 from failover.store import AsyncStore
@@ -49,16 +50,10 @@ def mail_target(smtp: SmtpReceiver) -> str:
     return smtp.mailto(password=MAIL_PASSWORD)
 
 
-def make_deps(settings: Settings, store: AsyncStore, http: httpx.AsyncClient, clock: Callable[[], float]) -> ActionDeps:
-    return ActionDeps(
-        settings=settings,
-        portal_id=PORTAL,
-        portal=settings.portals[PORTAL],
-        store=store,
-        http=http,
-        staff=StaffAlerts(settings, store, clock),
-        clock=clock,
-    )
+def make_deps(
+    settings: Settings, store: AsyncStore, http: httpx.AsyncClient, clock: Callable[[], float]
+) -> ActionContext:
+    return action_context(settings, PORTAL, store, http, StaffAlerts(settings, store, clock), clock)
 
 
 def assert_no_secret(*texts: object) -> None:

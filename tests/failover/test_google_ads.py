@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from failover.actions import build_action
-from failover.actions.base import ActionDeps, ActionError, Incident
+from failover.actions.base import ActionError, Incident
 from failover.actions.google_ads import GoogleAds, GoogleAdsConfig, ads_error
+from failover.actions.table import build_action
 from failover.fakes import google_ads_server as fake
 from failover.fakes.google_ads_server import FakeGoogleAds
+from failover.service import action_context
 from failover.settings import Settings
 from failover.store import AsyncStore
 
@@ -85,15 +86,8 @@ def make(ads: FakeGoogleAds, store: AsyncStore, clock: Any) -> Any:
                 },
             }
         )
-        deps = ActionDeps(
-            settings=settings,
-            portal_id=PORTAL,
-            portal=settings.portals[PORTAL],
-            store=store,
-            http=None,  # type: ignore[arg-type]  # not used by this action
-            staff=StaffRecorder(store),  # type: ignore[arg-type]
-            clock=clock,
-        )
+        # http is not used by this action; staff records what it would be told
+        deps = action_context(settings, PORTAL, store, None, StaffRecorder(store), clock)  # type: ignore[arg-type]
         action = build_action("ads", settings.actions["ads"], deps)
         assert isinstance(action, GoogleAds)
         return action

@@ -19,7 +19,10 @@ FIELDS = {
     "since": SINCE,
     "now": SINCE + 3 * 3600 + 5 * 60,
     "ended": SINCE + 3 * 3600 + 5 * 60,
-    "measures": [("page", "fallback_page"), ("ads", "google_ads")],
+    "measures": [
+        ("page", {"ja": "代替予約ページ", "en": "fallback page"}),
+        ("ads", {"ja": "Google 広告", "en": "Google Ads"}),
+    ],
     "fallback_url": "https://book.example.jp/book/epark",
     "staff_url": "https://book.example.jp/staff",
     "action": "ads",

@@ -14,12 +14,14 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from failover.actions import Action, ActionDeps, build_action
+from failover.actions.base import Action
+from failover.actions.table import build_action
 from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.fakes.receivers import JsonReceiver
 from failover.metrics import FailoverMetrics
 from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
+from failover.service import action_context
 from failover.settings import Settings
 from failover.staff import StaffAlerts
 from tests.failover.notify_support import PORTAL, WEBHOOK_SECRET, json_target, make_settings, notify_action
@@ -45,7 +47,7 @@ class Rig:
         self.settings, self.store, self.clock = settings, store, clock
         self.down = False
         self.staff = StaffAlerts(settings, store, clock)
-        deps = ActionDeps(settings, PORTAL, settings.portals[PORTAL], store, http, self.staff, clock)
+        deps = action_context(settings, PORTAL, store, http, self.staff, clock)
         self.actions: dict[str, Action] = {
             name: build_action(name, settings.actions[name], deps) for name in settings.portals[PORTAL].actions
         }

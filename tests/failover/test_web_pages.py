@@ -264,8 +264,8 @@ async def test_fallback_page_action_observes_a_non_ascii_book_url(tmp_path: Path
     """The redirect percent-encodes the URL; the action must still recognise it as "off"."""
     import httpx
 
-    from failover.actions.base import ActionDeps
     from failover.actions.fallback_page import FallbackPage, FallbackPageConfig
+    from failover.service import action_context
 
     portals = {
         PORTAL: {
@@ -275,7 +275,7 @@ async def test_fallback_page_action_observes_a_non_ascii_book_url(tmp_path: Path
     }
     web = make_web(tmp_path, clock, portals=portals)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web.app), base_url="http://127.0.0.1:8080") as c:
-        deps = ActionDeps(web.settings, PORTAL, web.settings.portals[PORTAL], web.store, c, None, clock)  # type: ignore[arg-type]
+        deps = action_context(web.settings, PORTAL, web.store, c, None, clock)  # type: ignore[arg-type]
         action = FallbackPage("page", FallbackPageConfig(type="fallback_page"), deps)
         action.url = f"http://127.0.0.1:8080/book/{PORTAL}"
         assert await action.observe() is False

@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 from test_web_support import PORTAL, make_settings
 
-from failover.cli.requests_cmd import purge_expired, requests_group
+from failover.cli.requests_cmd import requests_group
+from failover.retention import purge_expired_requests
 from failover.store import Store
 
 DAY = 86400.0
@@ -123,8 +124,8 @@ def test_purge_rejects_a_bad_age(obj: SimpleNamespace) -> None:
 
 
 def test_purge_expired_follows_booking_retention(obj: SimpleNamespace, clock) -> None:
-    assert purge_expired(obj.store, obj.settings, clock() + 89 * DAY) == 0
-    assert purge_expired(obj.store, obj.settings, clock() + 90 * DAY + 1) == 2
+    assert purge_expired_requests(obj.store, obj.settings, clock() + 89 * DAY) == 0
+    assert purge_expired_requests(obj.store, obj.settings, clock() + 90 * DAY + 1) == 2
     assert obj.store.count_requests() == 0
 
 

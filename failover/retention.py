@@ -1,0 +1,37 @@
+"""What is kept how long: booking requests (``booking.retention``) and the audit log
+(``failover.audit_retention``). The service runs ``purge`` hourly; ``requests purge`` by hand.
+
+Send-once records (claims) go with the audit log, except while an incident is open: a claim made
+during an outage still in failover is what keeps its messages and webhooks from being sent again
+after a restart, however short the audit retention.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from failover.settings import Settings
+from failover.store import Store
+from watchdog.duration import format_duration
+
+log = logging.getLogger("portalguard.retention")
+
+
+def purge_expired_requests(store: Store, settings: Settings, now: float) -> int:
+    """Delete booking requests older than ``booking.retention``; returns how many."""
+    purged = store.purge_requests(now - settings.booking.retention)
+    if purged:
+        log.info(
+            "retention: deleted %d booking request(s) older than %s",
+            purged,
+            format_duration(settings.booking.retention),
+        )
+    return purged
+
+
+def purge(store: Store, settings: Settings, now: float) -> int:
+    """Booking requests and the audit log past their retention; returns how many rows went."""
+    older_than = now - settings.failover.audit_retention
+    open_since = [row.outage_since for pid in settings.portals if (row := store.portal(pid)).failover]
+    claims_older_than = min([older_than, *[s for s in open_since if s is not None]])
+    return purge_expired_requests(store, settings, now) + store.purge_audit(older_than, claims_older_than)

@@ -1,0 +1,46 @@
+"""Retention: what goes when, and the send-once records an open incident still needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from failover.retention import purge
+from failover.settings import Settings
+from failover.store import Store
+
+DAY = 86400.0
+
+
+def settings(tmp_path: Path, audit: str = "30d") -> Settings:
+    return Settings.model_validate(
+        {
+            "store": str(tmp_path / "pg.db"),
+            "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
+            "failover": {"audit_retention": audit},
+            "portals": {
+                "open": {"endpoints": {"public": {"url": "http://127.0.0.1:9/"}}, "book_url": "http://127.0.0.1:9/b"},
+                "closed": {"endpoints": {"public": {"url": "http://127.0.0.1:9/"}}, "book_url": "http://127.0.0.1:9/b"},
+            },
+        }
+    )
+
+
+def test_claims_of_an_open_incident_outlive_the_audit_retention(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    s = settings(tmp_path)
+    store = Store(s.store, lambda: now[0])
+    store.set_failover("closed", True, "portal down")  # an outage over long ago
+    store.claim("notify:closed:1:staff:outage")
+    store.set_failover("closed", False, "portal up")
+    now[0] += 5 * DAY
+    store.set_failover("open", True, "portal down")  # an outage that has lasted 40 days
+    store.claim("notify:open:1:staff:outage")
+    store.add_event("failover", "open", to="on")
+    now[0] += 40 * DAY
+    purge(store, s, now[0])
+    assert store.claimed("notify:open:1:staff:outage"), "a restart would send the outage message again"
+    assert not store.claimed("notify:closed:1:staff:outage")
+    assert store.events(kinds=("failover",)) == [], "the audit log itself follows its retention"
+    store.set_failover("open", False, "portal up")
+    purge(store, s, now[0])
+    assert not store.claimed("notify:open:1:staff:outage")
