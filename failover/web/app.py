@@ -185,6 +185,9 @@ class _Web:
         drill = preview is not None and preview_ok(self.key, pid, preview)
         preview = preview if drill else None
         if not self.csrf.valid(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, "")):
+            if not drill and not (await self.store.portal(pid)).page_on:
+                # The portal is back: no new form, whose fresh token anyone could post while it is up.
+                return self._portal_is_back(request, pid, lang)
             # A page left open over a restart or a cleared cookie: keep what was typed, ask again.
             result = forms.validate(fields, self._today())
             return self._form(request, pid, lang, result.values, {}, 403, banner="csrf_expired", preview=preview)
@@ -318,6 +321,13 @@ class _Web:
         return Response(asset.body, media_type=asset.media_type, headers=headers)
 
     # -- errors ---------------------------------------------------------------------------------
+
+    def _portal_is_back(self, request: Request, pid: str, lang: str) -> Response:
+        """The portal's link and the phone, no form: booking requests are taken only in failover."""
+        portal_url = location_header(self.settings.portals[pid].book_url)
+        return self._page(
+            request, "error.html", lang, status=403, message="portal_back", portal_url=portal_url, back_url=None
+        )
 
     async def rejected(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Rejected)

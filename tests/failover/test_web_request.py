@@ -346,3 +346,20 @@ async def test_one_ipv6_network_is_one_client_for_the_rate_limit(tmp_path: Path,
     await settle()
     assert codes == [200] * 3 + [429] * 17
     assert web.store.sync.count_requests() == 3 and len(web.notified) == 3
+
+
+async def test_an_expired_form_while_the_portal_is_up_gets_no_new_form(tmp_path: Path, clock) -> None:
+    # The 403 page used to carry a fresh token: re-posting it stored a request and paged staff while
+    # the portal was up. Now it offers the portal's link and the phone, and nothing to post.
+    web = make_web(tmp_path, clock)
+    web.store.sync.set_page(PORTAL, True)
+    async with web.client() as c:
+        await open_form(c)
+        web.store.sync.set_page(PORTAL, False)  # the portal is back
+        r = await c.post(f"/book/{PORTAL}/request", data={**valid_form(), "csrf": "A" * 22})
+    await settle()
+    assert r.status_code == 403
+    assert "Web予約が再開しました" in r.text and 'href="tel:03-1234-5678"' in r.text
+    assert f'href="{web.settings.portals[PORTAL].book_url}"' in r.text
+    assert "<form" not in r.text and 'name="csrf"' not in r.text
+    assert web.store.sync.count_requests() == 0 and web.notified == []
