@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, gener
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,6 +60,7 @@ MAX_FORM_FIELDS = 50
 BLANK_FORMS_KEPT = 64
 MAX_REQUEST_ID = 2**63 - 1  # SQLite's INTEGER: a longer number in the URL is no request of ours
 CSRF_SLOT = "__csrf_token_slot__"
+CLIENT_CLOSED = 499
 
 Notify = Callable[[str, int], Awaitable[None]]
 
@@ -384,10 +385,15 @@ class _Web:
         if declared.isdigit() and int(declared) > limit:
             raise Rejected(413, "e413")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise Rejected(413, "e413")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise Rejected(413, "e413")
+        except ClientDisconnect:
+            # The patient's phone lost the connection mid-post: their doing, not a server error.
+            # Counted as 499 (nginx's "client closed request"); nobody is there to read the answer.
+            raise Rejected(CLIENT_CLOSED, "e400") from None
         try:
             pairs = parse_qsl(
                 body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FORM_FIELDS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -363,3 +364,42 @@ async def test_an_expired_form_while_the_portal_is_up_gets_no_new_form(tmp_path:
     assert f'href="{web.settings.portals[PORTAL].book_url}"' in r.text
     assert "<form" not in r.text and 'name="csrf"' not in r.text
     assert web.store.sync.count_requests() == 0 and web.notified == []
+
+
+async def test_a_client_dropping_mid_body_is_no_server_error(
+    tmp_path: Path, clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    web = make_web(tmp_path, clock)
+    web.store.sync.set_page(PORTAL, True)
+    sent: list[dict[str, object]] = []
+    chunks = [
+        {"type": "http.request", "body": b"name=%E5%B1%B1", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, object]:
+        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"/book/{PORTAL}/request",
+        "raw_path": f"/book/{PORTAL}/request".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", b"200")],
+        "client": ("198.51.100.9", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    with caplog.at_level(logging.WARNING, logger="portalguard"):
+        await web.app(scope, receive, send)  # type: ignore[arg-type]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert web.counter("portalguard_http_requests_total", route="/book/{portal}/request", code="500") == 0
+    assert web.counter("portalguard_http_requests_total", route="/book/{portal}/request", code="499") == 1
+    assert web.store.sync.count_requests() == 0
