@@ -147,9 +147,24 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
-def table(rows: list[list[str]], headers: list[str]) -> str:
-    """A plain text table; widths count East Asian wide characters as two columns."""
+def printable(text: str) -> str:
+    """``text`` with every control, format or line-separator character shown as an escape (``\\n``,
+    ``\\u2028``): a row stays one line, and nothing stored can move the terminal's cursor or colours."""
     import unicodedata
+
+    def shown(c: str) -> str:
+        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp"):
+            return repr(c)[1:-1] if c.isascii() else f"\\u{ord(c):04x}"
+        return c
+
+    return "".join(shown(c) for c in text)
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    """A plain text table (cells made printable); widths count East Asian wide characters as two columns."""
+    import unicodedata
+
+    rows = [[printable(c) for c in r] for r in rows]
 
     def width(s: str) -> int:
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)

@@ -142,3 +142,12 @@ def test_export_writes_every_row_beyond_the_store_default_limit(obj: SimpleNames
     ids = [r["id"] for r in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")))]
     assert len(ids) == extra + 2 and ids[-2:] == ["2", "1"]  # newest first, down to the oldest
     assert f"wrote {extra + 2} booking request(s)" in result.output
+
+
+def test_control_characters_stored_by_older_versions_stay_on_one_line(obj: SimpleNamespace) -> None:
+    # 4 requests printed as 7 lines: CR, LF, NEL and U+2028 in a phone field reached the terminal.
+    for phone in ("090\r1234", "090\n1234", "090\x851234", "090\u20281234\x1b[2J"):
+        obj.store.add_request(PORTAL, {"name": "x", "phone": phone, "visit": "new", "preferred": []})
+    out = run(obj, "list").splitlines()
+    assert len(out) == 2 + 6  # header, rule, the two requests of the fixture and these four
+    assert any("090\\r1234" in line for line in out) and any("090\\u20281234\\x1b[2J" in line for line in out)
