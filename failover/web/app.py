@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from failover.links import location_header
 from failover.metrics import FailoverMetrics
-from failover.settings import Settings
+from failover.settings import Settings, StaffAuth
 from failover.store import REQUEST_STATUSES, AsyncStore, StoreError, describe_error
 from failover.web import forms
 from failover.web.i18n import STRINGS, choose_lang, format_time, translator
@@ -42,6 +42,7 @@ from failover.web.security import (
     RateLimiter,
     SecurityHeadersMiddleware,
     app_secret,
+    client_bucket,
     csrf_cookie_header,
     preview_ok,
     staff_authorized,
@@ -55,6 +56,8 @@ HERE = Path(__file__).parent
 UNMATCHED = "unmatched"  # the route label of paths no route knows (never the raw path)
 STAFF_LIST_LIMIT = 500
 STAFF_FAILED_LOGINS_PER_MINUTE = 10
+LOCKED_OUT_DELAY = 60 / STAFF_FAILED_LOGINS_PER_MINUTE  # a locked-out client keeps guessing no faster
+LOCKED_OUT_QUEUE = 3  # its checks waiting at most; more are refused unchecked
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 50
 BLANK_FORMS_KEPT = 64
@@ -130,6 +133,9 @@ class _Web:
             settings.booking.rate_limit_per_minute, clock, ipv6_prefix=settings.booking.ipv6_prefix
         )
         self.staff_failures = RateLimiter(STAFF_FAILED_LOGINS_PER_MINUTE, clock)
+        self._lockout_queues: dict[str, asyncio.Lock] = {}
+        self._lockout_waiting: dict[str, int] = {}
+        self.sleep = asyncio.sleep  # the delay of a locked-out client's wrong guess (tests step a clock)
         self.announcements: set[asyncio.Task[None]] = set()
         self.assets = _load_assets(HERE / "static")
         self.asset_version = hashlib.sha256(b"".join(a.body for a in self.assets.values())).hexdigest()[:10]
@@ -230,7 +236,7 @@ class _Web:
     # -- /staff ---------------------------------------------------------------------------------
 
     async def staff(self, request: Request) -> Response:
-        self._staff_login(request)
+        await self._staff_login(request)
         lang = self._lang(request)
         status = request.query_params.get("status")
         status = status if status in REQUEST_STATUSES else None
@@ -265,7 +271,7 @@ class _Web:
         )
 
     async def staff_status(self, request: Request) -> Response:
-        self._staff_login(request)
+        await self._staff_login(request)
         fields = await self._read_form(request)
         if not self.csrf.valid(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, "")):
             raise Rejected(403, "csrf_expired")
@@ -279,16 +285,42 @@ class _Web:
         back = fields.get("back") if fields.get("back") in REQUEST_STATUSES else None
         return Response(status_code=303, headers={"location": self._url(request, "/staff", lang=lang, status=back)})
 
-    def _staff_login(self, request: Request) -> None:
+    async def _staff_login(self, request: Request) -> None:
+        """The right credentials always get in; only failures are counted, and delayed.
+
+        Past ``STAFF_FAILED_LOGINS_PER_MINUTE`` failures from one client (an IPv6 client: its /64),
+        that client's checks run one at a time, each wrong one answered 429 only after
+        ``LOCKED_OUT_DELAY``: guessing stays at that rate however many connections it opens, while
+        staff behind the same address (the clinic's NAT) still get in with the right password.
+        """
         auth = self.settings.staff
         if not staff_enabled(auth):
             raise Rejected(404, "staff_disabled")  # disabled, never open
-        client = _client(request)
-        if self.staff_failures.exhausted(client):
-            raise Rejected(429, "e429", {"retry-after": "60"})
-        if not staff_authorized(auth, request.headers.get("authorization")):
+        client = client_bucket(_client(request), self.settings.booking.ipv6_prefix)
+        header = request.headers.get("authorization")
+        if not self.staff_failures.exhausted(client):
+            if staff_authorized(auth, header):
+                return
             self.staff_failures.allow(client)
             raise Rejected(401, "staff_unauthorized", {"www-authenticate": staff_challenge(auth)})
+        await self._locked_out_check(client, auth, header)
+
+    async def _locked_out_check(self, client: str, auth: StaffAuth, header: str | None) -> None:
+        queue = self._lockout_queues.setdefault(client, asyncio.Lock())
+        if self._lockout_waiting.get(client, 0) >= LOCKED_OUT_QUEUE:
+            raise Rejected(429, "e429", {"retry-after": "60"})  # a flood: not even checked
+        self._lockout_waiting[client] = self._lockout_waiting.get(client, 0) + 1
+        try:
+            async with queue:
+                if staff_authorized(auth, header):
+                    return
+                await self.sleep(LOCKED_OUT_DELAY)
+        finally:
+            self._lockout_waiting[client] -= 1
+            if not self._lockout_waiting[client]:
+                self._lockout_waiting.pop(client)
+                self._lockout_queues.pop(client, None)
+        raise Rejected(429, "e429", {"retry-after": "60"})
 
     # -- the rest -------------------------------------------------------------------------------
 
