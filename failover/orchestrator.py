@@ -42,6 +42,11 @@ log = logging.getLogger("portalguard.failover")
 HealthSource = Callable[[str], PortalHealth]
 NetworkSource = Callable[[], bool | None]  # our own network down? None: not known yet (canaries unprobed)
 CONVERGED_RECHECK = 60.0  # seconds between observe() calls once an action has converged
+# Right after a switch or a start, look much more often: a mutation sent before a crash (the API
+# slow to answer, applying it anyway) can land late and undo what was just converged; ads left
+# spending after recovery must be caught within seconds, not a minute.
+SETTLING_RECHECK = 5.0
+SETTLING_FOR = 600.0
 ACTION_DEADLINE = 300.0  # one observe/apply/observe round (with API timeouts and retries) at most
 # A transient error is retried for ever, but a measure that stays unswitched (a campaign that keeps
 # spending after recovery, or never started) needs a human: tell staff once when it lasts this long.
@@ -101,6 +106,8 @@ class Orchestrator:
         self._wake = asyncio.Event()  # a verdict changed: tick now rather than at the next second
         self._alerts: dict[str, _Alert] = {}  # staff alerts not yet delivered to every target
         self.last_decision: dict[str, Decision] = {}
+        self._started = clock()
+        self._settling_until: dict[tuple[str, str], float] = {}  # after a switch; all at start
         self._seen: dict[str, _Seen] = {}
         self._switch_ons: dict[str, list[float]] = {}  # this process's, also when the event was not written
         self._store_alert: str | None = None  # the claim of the current store-failing episode's alert
@@ -228,7 +235,7 @@ class Orchestrator:
         if not self._due(row, now):
             return
         incident = _incident(portal, now)
-        trusted = row.observed == row.desired and now - (row.updated or 0) < CONVERGED_RECHECK
+        trusted = row.observed == row.desired and now - (row.updated or 0) < self._recheck_every(row, now)
         round_ = self._maintain(action, row, incident) if trusted else self._round(action, row, incident)
         task = asyncio.create_task(round_, name=f"action {pid}/{name}")
         self._inflight[key] = task
@@ -238,8 +245,12 @@ class Orchestrator:
         if row.permanent or now < row.next_attempt:
             return False
         if row.observed == row.desired:  # converged: look again now and then; upkeep while on
-            return row.desired == "on" or now - (row.updated or 0) >= CONVERGED_RECHECK
+            return row.desired == "on" or now - (row.updated or 0) >= self._recheck_every(row, now)
         return True
+
+    def _recheck_every(self, row: ActionRow, now: float) -> float:
+        settling = self._settling_until.get((row.portal, row.action), self._started + SETTLING_FOR)
+        return SETTLING_RECHECK if now < settling else CONVERGED_RECHECK
 
     async def _maintain(self, action: Action, row: ActionRow, incident: Incident) -> None:
         """A converged, recently observed action that is on: only its upkeep (reminders, caps)."""
@@ -280,6 +291,8 @@ class Orchestrator:
 
     async def _succeeded(self, row: ActionRow, changed: bool, started: float) -> None:
         now = self.clock()
+        if changed:
+            self._settling_until[(row.portal, row.action)] = now + SETTLING_FOR
         on_since = (row.on_since or now) if row.desired == "on" else None
         converged = replace(
             row,

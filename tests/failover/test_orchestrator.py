@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from failover.actions.base import ActionError, Incident
 from failover.metrics import FailoverMetrics
-from failover.orchestrator import ALERT_AFTER_FAILING, CONVERGED_RECHECK, Orchestrator
+from failover.orchestrator import ALERT_AFTER_FAILING, CONVERGED_RECHECK, SETTLING_FOR, SETTLING_RECHECK, Orchestrator
 from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.staff import Delivery
@@ -232,13 +232,35 @@ async def test_hung_action_never_blocks_the_tick_or_others(rig: Rig) -> None:
 
 
 async def test_converged_actions_are_not_observed_every_tick(rig: Rig) -> None:
-    await rig.tick()  # off and observed off
+    await rig.tick(SETTLING_FOR)  # off and observed off, long after the start
     before = rig.ads.calls.count("observe")
     for _ in range(10):
         await rig.tick(1)
     assert rig.ads.calls.count("observe") == before
     await rig.tick(CONVERGED_RECHECK)
     assert rig.ads.calls.count("observe") == before + 1
+
+
+async def test_after_a_start_or_a_switch_a_late_mutation_is_undone_within_seconds(rig: Rig) -> None:
+    # kill -9 while an ENABLE was in flight; the restarted service paused; the late ENABLE landed:
+    # the campaign stayed ENABLED 53.6 s while status said off. Now it is looked at every 5 s.
+    await rig.tick()  # just started: observed off
+    rig.ads.on = True  # the late mutation lands
+    for _ in range(int(SETTLING_RECHECK)):
+        await rig.tick(1)
+    assert not rig.ads.on and rig.ads.calls.count("revert") == 1
+    rig.health = Health.DOWN
+    await rig.tick(SETTLING_FOR)  # a switch, long after the start: settling again
+    rig.health = Health.UP
+    await rig.tick(301)  # min_failover passed: switched off
+    assert not rig.ads.on
+    rig.ads.on = True
+    await rig.tick(SETTLING_RECHECK)
+    assert not rig.ads.on and rig.ads.calls.count("revert") == 3
+    await rig.tick(SETTLING_FOR)  # settled: back to the slow re-check
+    rig.ads.on = True
+    await rig.tick(SETTLING_RECHECK)
+    assert rig.ads.on
 
 
 async def test_outside_change_is_healed(rig: Rig) -> None:
@@ -251,6 +273,7 @@ async def test_outside_change_is_healed(rig: Rig) -> None:
 async def test_while_on_upkeep_runs_every_tick_without_observing(rig: Rig) -> None:
     rig.health = Health.DOWN
     await rig.tick()
+    await rig.tick(SETTLING_FOR)  # past the re-checks that follow a switch
     observes = rig.ads.calls.count("observe")
     for _ in range(5):
         await rig.tick(1)
