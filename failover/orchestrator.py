@@ -17,7 +17,6 @@ import asyncio
 import logging
 import random
 import sqlite3
-import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -31,6 +30,7 @@ from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.staff import Delivery
 from failover.store import ActionRow, Maintenance, Override, PortalRow, StoreError
+from watchdog.clock import steady_time
 from watchdog.monitor import PortalHealth
 from watchdog.verdict import Health
 
@@ -88,7 +88,7 @@ class Orchestrator:
         actions: dict[str, dict[str, Action]],  # portal -> action name -> action
         health: HealthSource,
         network_down: NetworkSource = lambda: False,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = steady_time,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings

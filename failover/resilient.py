@@ -23,7 +23,6 @@ import contextlib
 import errno
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 from failover.metrics import FailoverMetrics
 from failover.store import ActionRow, AsyncStore, PortalRow, StoreError, describe_error
+from watchdog.clock import steady_time
 
 log = logging.getLogger("portalguard.store")
 
@@ -104,7 +104,7 @@ class _Write:
 
 class ResilientStore(AsyncStore):
     def __init__(
-        self, path: str | Path, clock: Callable[[], float] = time.time, metrics: FailoverMetrics | None = None
+        self, path: str | Path, clock: Callable[[], float] = steady_time, metrics: FailoverMetrics | None = None
     ) -> None:
         super().__init__(path, clock)
         self.health = StoreHealth(metrics, clock)

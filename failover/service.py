@@ -8,7 +8,6 @@ import logging
 import random
 import socket
 import sqlite3
-import time
 from collections.abc import Callable
 
 import httpx
@@ -28,6 +27,7 @@ from failover.staff import Delivery, StaffAlerts
 from failover.store import AsyncStore, EndpointRow, StoreError
 from failover.web.server import ServiceError as ServiceError  # raised by run(); run_cmd catches it
 from failover.web.server import build_servers
+from watchdog.clock import steady_time
 from watchdog.http_client import make_probe_client
 from watchdog.metrics import WatchdogMetrics
 from watchdog.monitor import EndpointView, Monitor
@@ -86,7 +86,7 @@ def action_context(
 
 
 class Service:
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = steady_time) -> None:
         self.settings = settings
         self.clock = clock
         self.registry = CollectorRegistry()

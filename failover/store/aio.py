@@ -37,6 +37,7 @@ from failover.store.rows import (
     StoreError,
 )
 from failover.store.sync import Store
+from watchdog.clock import steady_time
 
 log = logging.getLogger("portalguard.store")
 T = TypeVar("T")
@@ -67,7 +68,7 @@ class FailureLog:
 
 
 class AsyncStore:
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time, *, readers: int = READERS) -> None:
+    def __init__(self, path: str | Path, clock: Callable[[], float] = steady_time, *, readers: int = READERS) -> None:
         self.sync = Store(path, clock)  # the queries, and a door for code that must stay synchronous
         self.path, self.clock = self.sync.path, clock
         self.failures = FailureLog()

@@ -10,7 +10,6 @@ never the statement's parameters (patient data).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -37,10 +36,11 @@ from failover.store.rows import (
     StoreError,
 )
 from failover.store.upsert import insert_if_absent, upsert
+from watchdog.clock import steady_time
 
 
 class Store:
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | Path, clock: Callable[[], float] = steady_time) -> None:
         self.path = str(path)
         self.clock = clock
         self._thread = threading.local()  # a thread that keeps its own connection (AsyncStore's threads)

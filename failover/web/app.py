@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import logging
 import sqlite3
-import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from failover.web.security import (
     staff_challenge,
     staff_enabled,
 )
+from watchdog.clock import steady_time
 
 log = logging.getLogger("portalguard.web")
 
@@ -91,7 +91,7 @@ def create_app(
     metrics: FailoverMetrics,
     registry: CollectorRegistry,
     notify: Notify | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] = steady_time,
 ) -> Starlette:
     """The ASGI app. ``notify(portal, request_id)`` announces a new booking request to staff; it runs
     in the background and never delays or fails the patient's confirmation. ``app.state.announcements``
