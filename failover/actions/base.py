@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import httpx
 
     from failover.settings import FailoverPortal, Settings
-    from failover.staff import StaffAlerts
+    from failover.staff import TargetResult
     from failover.store import AsyncStore
 
 
@@ -53,6 +53,28 @@ class Incident:
     drill: bool = False  # a rehearsal: no effect on patients or spend
 
 
+class StaffNotifier(Protocol):
+    """What the notify action asks of staff delivery (``failover.staff.StaffAlerts``)."""
+
+    async def enqueue(
+        self,
+        claim: str,
+        topic: str,
+        portal: str | None,
+        *,
+        via: str | None = None,
+        after: str | None = None,
+        drill: bool = False,
+        **fields: object,
+    ) -> bool: ...
+
+    async def send_now(
+        self, topic: str, portal: str | None, *, via: str | None = None, drill: bool = True, **fields: object
+    ) -> list[TargetResult]: ...
+
+    def validate(self, action: str) -> list[str]: ...
+
+
 @dataclass(slots=True)
 class ActionDeps:
     """What an action may use. Injected, so tests give real local servers and a fake clock."""
@@ -62,7 +84,7 @@ class ActionDeps:
     portal: FailoverPortal
     store: AsyncStore  # in the service: the ResilientStore (state kept in memory when it cannot write)
     http: httpx.AsyncClient  # outbound HTTP (webhooks, own /book check); not the probe client
-    staff: StaffAlerts
+    staff: StaffNotifier
     clock: object = field(default=None)  # callable returning unix time; time.time if None
 
     def now(self) -> float:

@@ -313,9 +313,12 @@ class Store:
             if not insert_if_absent(conn, t.claims, {"key": claim, "ts": self.clock()}):
                 return False
             for row in rows:
-                if row.after is not None and not conn.execute(
-                    select(o.c.claim).where(o.c.claim == row.after, o.c.target == row.target)
-                ).first():
+                if (
+                    row.after is not None
+                    and not conn.execute(
+                        select(o.c.claim).where(o.c.claim == row.after, o.c.target == row.target)
+                    ).first()
+                ):
                     continue
                 conn.execute(o.insert().values(**asdict(row)))
             return True

@@ -3,12 +3,14 @@ action dependencies, and the secrets that must never show up. Fixtures: ``receiv
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from failover.actions.base import ActionDeps
+from failover.actions.notify import staff_directory
 from failover.fakes.receivers import JsonReceiver, SmtpReceiver
 from failover.settings import Settings
 from failover.staff import StaffAlerts
@@ -56,9 +58,20 @@ def make_deps(settings: Settings, store: AsyncStore, http: httpx.AsyncClient, cl
         portal=settings.portals[PORTAL],
         store=store,
         http=http,
-        staff=StaffAlerts(settings, store, clock),
+        staff=make_staff(settings, store, clock),
         clock=clock,
     )
+
+
+def make_staff(settings: Settings, store: AsyncStore, clock: Callable[[], float]) -> StaffAlerts:
+    return StaffAlerts(staff_directory(settings), store, clock, random.Random(7))
+
+
+async def deliver_all(staff: StaffAlerts, passes: int = 10) -> None:
+    """Run the outbox's delivery passes until nothing is due (a row waiting on another goes next)."""
+    for _ in range(passes):
+        if not await staff.deliver_due():
+            return
 
 
 def assert_no_secret(*texts: object) -> None:
