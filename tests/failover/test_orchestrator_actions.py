@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from failover.actions import Action, ActionDeps, build_action
+from failover.actions.notify import staff_directory
 from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.fakes.receivers import JsonReceiver
 from failover.metrics import FailoverMetrics
@@ -22,7 +23,14 @@ from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.staff import StaffAlerts
-from tests.failover.notify_support import PORTAL, WEBHOOK_SECRET, json_target, make_settings, notify_action
+from tests.failover.notify_support import (
+    PORTAL,
+    WEBHOOK_SECRET,
+    deliver_all,
+    json_target,
+    make_settings,
+    notify_action,
+)
 from watchdog.monitor import EndpointView, PortalHealth
 from watchdog.result import FailureKind, ProbeResult
 from watchdog.verdict import Health
@@ -44,7 +52,7 @@ class Rig:
     def __init__(self, settings: Settings, store: ResilientStore, http: httpx.AsyncClient, clock: FakeClock) -> None:
         self.settings, self.store, self.clock = settings, store, clock
         self.down = False
-        self.staff = StaffAlerts(settings, store, clock)
+        self.staff = StaffAlerts(staff_directory(settings), store, clock, random.Random(1))
         deps = ActionDeps(settings, PORTAL, settings.portals[PORTAL], store, http, self.staff, clock)
         self.actions: dict[str, Action] = {
             name: build_action(name, settings.actions[name], deps) for name in settings.portals[PORTAL].actions
@@ -72,6 +80,7 @@ class Rig:
         self.clock.advance(advance)
         await self.orch.tick()
         await self.orch.drain()
+        await deliver_all(self.staff)  # the service's delivery loop, between two ticks
         await self.store.flush()
 
 
