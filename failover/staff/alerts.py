@@ -124,7 +124,7 @@ class StaffAlerts:
 
     async def run(self, stop: asyncio.Event) -> None:
         """The delivery loop, until ``stop``; then waits for the sends in flight (each bounded)."""
-        await self._requeue_interrupted()
+        await self.requeue_interrupted()
         while not stop.is_set():
             try:
                 await self._start_due()
@@ -142,9 +142,6 @@ class StaffAlerts:
 
     async def requeue_interrupted(self) -> int:
         """Rows left ``sending`` by a crash go out once more, marked as possible duplicates."""
-        return await self._requeue_interrupted()
-
-    async def _requeue_interrupted(self) -> int:
         try:
             n = await self.store.requeue_interrupted_sends()
         except _STORE_ERRORS as err:
@@ -178,7 +175,7 @@ class StaffAlerts:
     async def _deliver(self, row: OutboxRow) -> None:
         target = self.directory.target(row.target)
         if target is None:
-            await self._record(row, replace(row, state="failed", last_error="target no longer configured"), None)
+            await self._record(replace(row, state="failed", last_error="target no longer configured"), None)
             return
         sending = replace(row, state="sending", attempts=row.attempts + 1)
         try:
@@ -195,9 +192,9 @@ class StaffAlerts:
         else:
             wait = backoff(sending.attempts, self.rng)
             done = replace(sending, state="pending", next_try=now + wait, last_error=result.detail)
-        await self._record(sending, done, target)
+        await self._record(done, target)
 
-    async def _record(self, before: OutboxRow, done: OutboxRow, target: Target | None) -> None:
+    async def _record(self, done: OutboxRow, target: Target | None) -> None:
         try:
             await self.store.update_outbox_delivery(done)
         except _STORE_ERRORS as err:  # left ``sending``: sent again, marked, after a restart
