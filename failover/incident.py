@@ -56,7 +56,7 @@ def report(store: Store, portal: str, when: Callable[[float | None], str]) -> st
         f"- Outage duration: {format_duration((off.ts if off else store.clock()) - first)}"
         + ("" if off else " (ongoing)"),
         f"- Detection to failover: {format_duration(on.ts - first)}",
-        f"- Notifications sent: {sum(1 for e in events if e.kind == 'notify' and e.detail.get('sent'))}",
+        f"- Notifications sent: {_messages_sent(events)}",
         "",
         "| time | event |",
         "|---|---|",
@@ -77,7 +77,10 @@ def describe(e: Event) -> str:
         result = "ok" if d.get("ok") else f"FAILED ({d.get('error_kind')}): {d.get('error')}"
         return f"action {e.action} {d.get('op')}: {result} (attempt {d.get('attempt')}, {d.get('ms')} ms)"
     if e.kind == "notify":
-        return f"staff notified: {d.get('topic')}" + ("" if d.get("sent", True) else " (not sent)")
+        to = f" ({d['target']})" if d.get("target") else ""
+        return f"staff notified: {d.get('topic')}{to}" + (
+            "" if d.get("sent", True) else f" (not sent: {d.get('state')})"
+        )
     if e.kind == "override":
         return f"override {d.get('mode')}" + (f" — {d['reason']}" if d.get("reason") else "")
     if e.kind == "maintenance":
@@ -86,3 +89,9 @@ def describe(e: Event) -> str:
         return "monitor network DOWN (canaries failing)" if d.get("down") else "monitor network back"
     parts = ", ".join(f"{k}={v}" for k, v in d.items())
     return f"{e.kind}{' ' + e.action if e.action else ''}: {parts}"
+
+
+def _messages_sent(events: list[Event]) -> int:
+    """Staff messages that reached at least one target: the outbox logs one event per target (its
+    claim names the message), a drill one per message."""
+    return len({e.detail.get("claim") or e.id for e in events if e.kind == "notify" and e.detail.get("sent")})

@@ -4,7 +4,8 @@ of its actions toward it until what is observed equals what is desired.
 Actions run as independent tasks (one slow or failing action never blocks another, nor the tick).
 Transient errors retry with exponential backoff and jitter, and alert staff once if they leave a
 measure unswitched for ``ALERT_AFTER_FAILING``; permanent errors stop retrying and alert staff
-once. All state lives in the store, so a restart after ``kill -9`` resumes exactly.
+once. Alerts are queued in the store's outbox (``StaffAlerts``), which delivers and retries them.
+All state lives in the store, so a restart after ``kill -9`` resumes exactly.
 
 The store never stops a tick: state it cannot write is kept in memory (``ResilientStore``), and
 writes nobody waits on (heartbeat, verdicts, audit events) are fire-and-forget. A tick waits only
@@ -28,7 +29,6 @@ from failover.metrics import FailoverMetrics
 from failover.redact import scrub_urls
 from failover.resilient import ResilientStore
 from failover.settings import Settings
-from failover.staff import Delivery
 from failover.store import ActionRow, Maintenance, Override, PortalRow, StoreError
 from watchdog.clock import steady_time
 from watchdog.monitor import PortalHealth
@@ -64,15 +64,6 @@ class _Seen:
     starts_last_hour: int = 0
 
 
-@dataclass(slots=True)
-class _Alert:
-    topic: str
-    portal: str | None
-    fields: dict[str, object]
-    attempts: int = 0
-    next_try: float = float("inf")  # set after a failed delivery
-
-
 def backoff(attempts: int, cap: float, rng: random.Random) -> float:
     """Exponential backoff with full jitter: 2, 4, 8… seconds (capped), times 0.5–1."""
     return min(cap, 2.0 ** min(attempts, 30)) * (0.5 + rng.random() / 2)
@@ -104,7 +95,6 @@ class Orchestrator:
         self.rng = rng or random.Random()
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._wake = asyncio.Event()  # a verdict changed: tick now rather than at the next second
-        self._alerts: dict[str, _Alert] = {}  # staff alerts not yet delivered to every target
         self.last_decision: dict[str, Decision] = {}
         self._started = clock()
         self._settling_until: dict[tuple[str, str], float] = {}  # after a switch; all at start
@@ -135,8 +125,7 @@ class Orchestrator:
         self._wake.clear()
 
     async def drain(self) -> None:
-        """Wait for the action rounds in flight (bounded by their own deadline), and the staff
-        alerts they started meanwhile."""
+        """Wait for the action rounds in flight (bounded by their own deadline)."""
         while self._inflight:
             await asyncio.wait(list(self._inflight.values()))
 
@@ -147,7 +136,6 @@ class Orchestrator:
         self.store.replay_due(now)
         await self._check_network(now)
         await self._check_store(now)
-        self._retry_alerts(now)
         for pid in self.settings.portals:
             row = await self._decide(pid, now)
             self._publish(pid, row)
@@ -362,37 +350,13 @@ class Orchestrator:
             # A failing look at a measure that is already as wanted (an idle re-check) is no alert.
             await self._alert_once(f"action_failing:{where}", "action_failed", row.portal, **fields)
 
-    async def _alert_once(self, claim: str, topic: str, pid: str | None, **fields: object) -> None:
-        """Tell staff once (claimed in the store); a failed delivery is retried with backoff, also
-        after a restart (a claim whose delivery is still failing is taken up again)."""
-        if claim in self._alerts:
-            return
-        if await self.store.claimed(claim) and await self.staff.delivery(claim, pid) is not Delivery.FAILING:
-            return
-        self._alerts[claim] = _Alert(topic, pid, fields)
-        self._send_alert(claim)
-
-    def _send_alert(self, claim: str) -> None:
-        task = asyncio.create_task(self._alert(claim))
-        self._inflight[("alert", claim)] = task
-        task.add_done_callback(lambda _t: self._inflight.pop(("alert", claim), None))
-
-    async def _alert(self, claim: str) -> None:
-        alert = self._alerts[claim]
-        try:
-            await self.staff.send(alert.topic, alert.portal, claim=claim, **alert.fields)
-        except ActionError as err:
-            log.warning("staff alert %s not sent: %s", alert.topic, scrub_urls(err.message))
-        if await self.staff.delivery(claim, alert.portal) is Delivery.SENT:
-            del self._alerts[claim]
-        else:
-            alert.attempts += 1
-            alert.next_try = self.clock() + backoff(alert.attempts, self.settings.failover.backoff_max, self.rng)
-
-    def _retry_alerts(self, now: float) -> None:
-        for claim, alert in self._alerts.items():
-            if now >= alert.next_try and ("alert", claim) not in self._inflight:
-                self._send_alert(claim)
+    async def _alert_once(
+        self, claim: str, topic: str, pid: str | None, *, after: str | None = None, **fields: object
+    ) -> None:
+        """Tell staff once: claimed and queued in the store's outbox in one step; the outbox
+        delivers it to every target, retrying across restarts. ``after``: each target gets it only
+        once it has that message (no "restored" before its "degraded")."""
+        await self.staff.enqueue(claim, topic, pid, after=after, **fields)
 
     # -- network degraded ---------------------------------------------------------------------------
 
@@ -430,7 +394,12 @@ class Orchestrator:
         elif await self.store.claimed(f"network:{episode}:network_degraded"):
             since = await self.store.value("network_down_since", now)
             await self._alert_once(
-                f"network:{episode}:network_restored", "network_restored", None, since=since, ended=now
+                f"network:{episode}:network_restored",
+                "network_restored",
+                None,
+                after=f"network:{episode}:network_degraded",
+                since=since,
+                ended=now,
             )
 
     # -- the store itself -----------------------------------------------------------------------------
@@ -447,7 +416,12 @@ class Orchestrator:
             claim, self._store_alert = self._store_alert, None
             since = float(claim.split(":")[1])
             await self._alert_once(
-                claim.replace("store_failing", "store_restored"), "store_restored", None, since=since, ended=now
+                claim.replace("store_failing", "store_restored"),
+                "store_restored",
+                None,
+                after=claim,
+                since=since,
+                ended=now,
             )
 
 

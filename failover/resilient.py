@@ -6,6 +6,9 @@ disk, a read-only file, a lock held too long) never stops failover.
 - A state write that fails (a failover switch, the page switch, an action's row, a claim, a named
   value) is kept in a journal and answered from memory meanwhile; the journal is written again, in
   order, once the store takes writes (``replay_due``, every ``REPLAY_EVERY`` seconds at most).
+- The staff outbox likewise: a message enqueued, or a delivery's state, that cannot be written is
+  kept in memory and delivered from there (a full disk is exactly when staff must hear), then
+  written with the journal.
 - Fire-and-forget writes (heartbeat, endpoint rows, verdicts, audit events) that fail are dropped
   and counted: the next one supersedes them, or they are audit only.
 - ``health`` says whether the store is failing, since when and why: ``/healthz``, the metrics and
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from failover.metrics import FailoverMetrics
-from failover.store import ActionRow, AsyncStore, PortalRow, StoreError, describe_error
+from failover.store import ActionRow, AsyncStore, OutboxRow, PortalRow, StoreError, describe_error
 from watchdog.clock import steady_time
 
 log = logging.getLogger("portalguard.store")
@@ -113,6 +116,7 @@ class ResilientStore(AsyncStore):
         self._actions: dict[tuple[str, str], ActionRow] = {}
         self._claims: set[str] = set()
         self._values: dict[str, Any] = {}
+        self._outbox: dict[tuple[str, str], OutboxRow] = {}  # (claim, target): newer than the store's
         self._journal: list[_Write] = []
         self._replay: asyncio.Task[None] | None = None
         self._next_replay = 0.0
@@ -180,6 +184,74 @@ class ResilientStore(AsyncStore):
 
     async def claimed(self, key: str) -> bool:
         return key in self._claims or await super().claimed(key)
+
+    # -- the staff outbox: memory while not written ---------------------------------------------
+
+    async def enqueue(self, claim: str, rows: list[OutboxRow]) -> bool:
+        if claim in self._claims:
+            return False
+        if not self._journal:
+            try:
+                won = await super().enqueue(claim, rows)
+            except WRITE_ERRORS as err:
+                self._failed("enqueue", err)
+            else:
+                self._succeeded()
+                return won
+        with contextlib.suppress(*WRITE_ERRORS):
+            if await super().claimed(claim):
+                return False
+        kept = [r for r in rows if r.after is None or await self._has_row(r.after, r.target)]
+        self._claims.add(claim)
+        for row in kept:
+            self._outbox[(row.claim, row.target)] = row
+        self._keep(_Write("enqueue", (claim, kept)))
+        return True
+
+    async def update_outbox_delivery(self, row: OutboxRow) -> None:
+        key = (row.claim, row.target)
+        self._outbox[key] = row  # also while the write is under way: the delivery loop reads it
+        if await self._write_or_keep(_Write("update_outbox_delivery", (row,), ("outbox", *key))):
+            self._outbox.pop(key, None)
+
+    async def due_outbox(self, now: float, limit: int = 50) -> list[OutboxRow]:
+        try:
+            stored = await super().due_outbox(now, limit)
+        except WRITE_ERRORS as err:  # delivering what memory holds goes on
+            log.warning("store: outbox not read: %s", describe_error(err))
+            stored = []
+        due = [r for r in stored if (r.claim, r.target) not in self._outbox]
+        for row in list(self._outbox.values()):
+            if row.state == "pending" and row.next_try <= now and await self._first_sent(row):
+                due.append(row)
+        return due[:limit]
+
+    async def outbox(self, claim: str | None = None) -> list[OutboxRow]:
+        rows = {(r.claim, r.target): r for r in await super().outbox(claim)}
+        rows.update({k: r for k, r in self._outbox.items() if claim is None or r.claim == claim})
+        return sorted(rows.values(), key=lambda r: (r.created, r.claim, r.target))
+
+    async def requeue_interrupted_sends(self) -> int:
+        try:
+            return await super().requeue_interrupted_sends()
+        except WRITE_ERRORS as err:  # at start: written with the journal, delivered from then on
+            self._failed("requeue_interrupted_sends", err)
+            self._keep(_Write("requeue_interrupted_sends", (), ("requeue",)))
+            return 0
+
+    async def _has_row(self, claim: str, target: str) -> bool:
+        try:
+            return any(r.target == target for r in await self.outbox(claim))
+        except WRITE_ERRORS:  # cannot tell: better a "recovered" too many than one missing
+            return True
+
+    async def _first_sent(self, row: OutboxRow) -> bool:
+        if row.after is None:
+            return True
+        try:
+            return any(r.target == row.target and r.state == "sent" for r in await self.outbox(row.after))
+        except WRITE_ERRORS:
+            return False
 
     async def add_request(self, portal: str, data: dict[str, Any]) -> int:
         # Never kept in memory: the patient is told it failed and to phone (a lost request is worse).
@@ -278,6 +350,7 @@ class ResilientStore(AsyncStore):
         self._actions.clear()
         self._claims.clear()
         self._values.clear()
+        self._outbox.clear()
         log.warning("store: %d write(s) kept in memory are written now", written)
         self.health.ok()
 

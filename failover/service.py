@@ -15,7 +15,8 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from failover import retention
-from failover.actions.base import Action, ActionContext, ActionError, Measure, PortalLinks
+from failover.actions.base import Action, ActionContext, Measure, PortalLinks
+from failover.actions.notify import NotifyConfig
 from failover.actions.table import ACTIONS, build_action
 from failover.doctor import run_checks
 from failover.links import fallback_url, own_base_url
@@ -23,7 +24,7 @@ from failover.metrics import FailoverMetrics
 from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
 from failover.settings import Settings
-from failover.staff import Delivery, StaffAlerts
+from failover.staff import StaffAlerts, StaffDirectory, Target
 from failover.store import AsyncStore, EndpointRow, StoreError
 from failover.web.server import ServiceError as ServiceError  # raised by run(); run_cmd catches it
 from failover.web.server import build_servers
@@ -37,8 +38,9 @@ from watchdog.verdict import Health
 
 log = logging.getLogger("portalguard")
 RETENTION_EVERY = 3600.0
-ANNOUNCE_SWEEP_EVERY = 60.0  # booking requests whose staff announcement a crash cut off
+ANNOUNCE_SWEEP_EVERY = 60.0  # booking requests stored, but not queued for staff before a crash
 ANNOUNCE_SWEEP_AGE = 86400.0
+OUTBOX_STOP_WAIT = 25.0  # at shutdown, for the staff messages in flight (Apprise's own deadline, and then some)
 
 
 def build_actions(
@@ -50,6 +52,29 @@ def build_actions(
         ctx = action_context(settings, pid, store, http, staff, clock)
         out[pid] = {name: build_action(name, cfg, ctx) for name, cfg in settings.portal_actions(pid).items()}
     return out
+
+
+def staff_directory(settings: Settings) -> StaffDirectory:
+    """Who staff are, as the staff package needs it: every notify action's targets, each portal's
+    notify actions, and what messages link to."""
+    actions = {
+        name: tuple(
+            Target(name, i, url.get_secret_value(), cfg.language, cfg.timeout) for i, url in enumerate(cfg.urls)
+        )
+        for name, cfg in settings.actions.items()
+        if isinstance(cfg, NotifyConfig)
+    }
+    portals = {pid: tuple(n for n in portal.actions if n in actions) for pid, portal in settings.portals.items()}
+    server = settings.server
+    base = (server.public_url or own_base_url(server.listen)).rstrip("/")
+    return StaffDirectory(
+        actions=actions,
+        portals=portals,
+        clinic=settings.clinic.name,
+        timezone=settings.clinic.timezone,
+        staff_url=server.staff_url or f"{base}/staff",
+        public_url=server.public_url,
+    )
 
 
 def action_context(
@@ -98,7 +123,7 @@ class Service:
         settled = {pid: Health.DOWN for pid in settings.portals if self.store.sync.portal(pid).failover}
         self.monitor = Monitor(settings, self.wmetrics, clock, settled)
         self.monitor.endpoint_listeners.append(self._persist_endpoint)
-        self.staff = StaffAlerts(settings, self.store, clock)
+        self.staff = StaffAlerts(staff_directory(settings), self.store, clock)
         self.http = httpx.AsyncClient(timeout=10.0)
         self.actions = build_actions(settings, self.store, self.http, self.staff, clock)
         self.orchestrator = Orchestrator(
@@ -143,6 +168,8 @@ class Service:
         # Bound and listening before anything starts: a taken port fails here, with its name, and
         # connections made from now on wait in the backlog until uvicorn accepts them.
         servers = self._servers()
+        outbox_stop = asyncio.Event()  # its own: the messages in flight finish after the servers close
+        outbox = asyncio.create_task(self.staff.run(outbox_stop), name="staff outbox")
         tasks = [asyncio.create_task(server.serve(sockets=[sock]), name="http") for server, sock in servers]
         background = [
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
@@ -167,11 +194,23 @@ class Service:
             for server, _ in servers:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._stop_outbox(outbox, outbox_stop)
             await self.http.aclose()
             await self.probe_client.aclose()
             self._close_pools()
             self.store.submit_write("add_event", "service", None, state="stopped")
             await self.store.close()
+
+    @staticmethod
+    async def _stop_outbox(outbox: asyncio.Task[None], stop: asyncio.Event) -> None:
+        """Let the sends in flight finish (a row cut here is re-sent, marked, at the next start)."""
+        stop.set()
+        try:
+            await asyncio.wait_for(outbox, OUTBOX_STOP_WAIT)
+        except TimeoutError:
+            log.warning("staff messages still in flight at shutdown: sent again, marked, at the next start")
+        except Exception:
+            log.exception("the staff outbox's delivery loop failed")
 
     async def _clear_permanent_errors(self) -> None:
         try:
@@ -219,24 +258,21 @@ class Service:
         await asyncio.to_thread(retention.purge, self.store.sync, self.settings, self.clock())
 
     async def _announce(self, portal: str, request_id: int) -> None:
-        # Only the request number: patient details stay behind /staff's login.
+        """Queue the staff message for a stored booking request (the outbox delivers it). Only the
+        request number: patient details stay behind /staff's login."""
         request = await self.store.request(request_id)
         drill = bool(request and request.data.get("drill"))  # sent from a drill's preview page
-        await self.staff.send(
-            "booking_request", portal, claim=_booking_claim(request_id), drill=drill, request_id=request_id
+        await self.staff.enqueue(
+            _booking_claim(request_id), "booking_request", portal, drill=drill, request_id=request_id
         )
 
     async def _announce_missed(self) -> None:
-        """Announce new requests whose announcement never reached every target: the process died
-        before sending, or a target failed (only the failed targets are tried again)."""
+        """Queue the new requests a crash stored but never queued for staff (between storing the
+        request and queueing its message). Delivering what is queued is the outbox's job."""
         recent = self.clock() - ANNOUNCE_SWEEP_AGE
         for req in await self.store.requests(status="new", limit=200):
-            if req.created < recent or await self.staff.delivery(_booking_claim(req.id), req.portal) is Delivery.SENT:
-                continue
-            try:
+            if req.created >= recent and not await self.store.claimed(_booking_claim(req.id)):
                 await self._announce(req.portal, req.id)
-            except ActionError as err:  # the next sweep tries again; the other requests go on
-                log.warning("booking request #%d: staff not told yet: %s", req.id, err.message)
 
 
 def _booking_claim(request_id: int) -> str:

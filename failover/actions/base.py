@@ -52,6 +52,29 @@ class Incident:
     drill: bool = False  # a rehearsal: no effect on patients or spend
 
 
+class StaffNotifier(Protocol):
+    """What the notify action asks of staff delivery (``failover.staff.StaffAlerts``, a rank above:
+    actions are handed it, never import it)."""
+
+    async def enqueue(
+        self,
+        claim: str,
+        topic: str,
+        portal: str | None,
+        *,
+        via: str | None = None,
+        after: str | None = None,
+        drill: bool = False,
+        **fields: object,
+    ) -> bool: ...
+
+    async def send_now(
+        self, topic: str, portal: str | None, *, via: str | None = None, drill: bool = True, **fields: object
+    ) -> list[Any]: ...  # failover.staff.TargetResult, one per target
+
+    def validate(self, action: str) -> list[str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PortalLinks:
     """The URLs an action of one portal deals in."""
@@ -81,7 +104,7 @@ class ActionContext:
     measures: tuple[Measure, ...]  # every action of the portal, this one included
     store: AsyncStore  # in the service: the ResilientStore (state kept in memory when it cannot write)
     http: httpx.AsyncClient  # outbound HTTP (webhooks, own /book check); not the probe client
-    staff: Any  # failover.staff.StaffAlerts (a rank above: actions are told of it, never import it)
+    staff: StaffNotifier
     preview_query: Callable[[], str]  # "?preview=TOKEN": the fallback page on a staff-only link (drills)
     clock: Callable[[], float]
 

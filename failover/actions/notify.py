@@ -1,7 +1,8 @@
 """Action ``notify``: tells staff through Apprise (Slack, e-mail, LINE, SMS gateways...).
 
-Rendering, delivery, exactly-once claims and retries live in ``failover.staff.StaffAlerts``; this
-action only decides *which* message an incident needs and when.
+Rendering, the outbox and its delivery live in ``failover.staff.StaffAlerts``; this action only
+decides *which* message an incident needs and when (``failover.service.staff_directory`` tells the
+staff package who staff are: it never reads the settings).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from failover.actions.base import ActionContext, Incident
-from failover.staff import Delivery
+from failover.actions.base import ActionContext, ActionError, Incident
+from failover.staff import failure_message
 from watchdog.config_types import PositiveDuration, StrictModel
 
 
@@ -26,11 +27,12 @@ class NotifyConfig(StrictModel):
 
 class Notify:
     """Tells staff when the portal's failover goes on (``outage``), while it stays on
-    (``reminder`` every ``remind_every``) and when it goes off (``recovered``), through StaffAlerts.
+    (``reminder`` every ``remind_every``) and when it goes off (``recovered``).
 
-    Each message is claimed per incident (``notify:{portal}:{incident}:{action}:{topic}``), so
-    calling apply twice, or again after a restart, never repeats it. "On" means: staff were told of
-    the current incident (every target took it) and not yet of its end.
+    Each message is claimed per incident (``notify:{portal}:{incident}:{action}:{topic}``) and
+    queued in the store's outbox in the same transaction, so calling apply twice, or again after a
+    restart, never queues it twice, and the outbox delivers it to every target, across restarts.
+    "On" means: the current incident's outage message is queued and its recovered one is not.
     """
 
     def __init__(self, name: str, config: NotifyConfig, deps: ActionContext) -> None:
@@ -41,23 +43,22 @@ class Notify:
     def _key(self, number: int, topic: str) -> str:
         return f"notify:{self.deps.portal_id}:{number}:{self.name}:{topic}"
 
-    async def _delivery(self, number: int, topic: str) -> Delivery:
-        return await self.deps.staff.delivery(self._key(number, topic), self.deps.portal_id, via=self.name)
+    async def _claimed(self, number: int, topic: str) -> bool:
+        return await self.deps.store.claimed(self._key(number, topic))
 
-    async def _send(self, topic: str, incident: Incident, claim_as: str | None, **fields: object) -> bool:
-        """Send ``topic`` to this action's targets, claimed per incident as ``claim_as`` (drills never)."""
-        claim = None if claim_as is None or incident.drill else self._key(incident.number, claim_as)
-        return await self.deps.staff.send(
+    async def _enqueue(self, topic: str, incident: Incident, claim_as: str, **fields: object) -> bool:
+        return await self.deps.staff.enqueue(
+            self._key(incident.number, claim_as),
             topic,
             self.deps.portal_id,
-            claim=claim,
-            drill=incident.drill,
             via=self.name,
-            reason=incident.reason,
-            since=incident.since,
-            measures=self._measures(),
+            after=None if topic == "outage" else self._key(incident.number, "outage"),
+            **self._fields(incident),
             **fields,
         )
+
+    def _fields(self, incident: Incident) -> dict[str, object]:
+        return {"reason": incident.reason, "since": incident.since, "measures": self._measures()}
 
     def _measures(self) -> list[tuple[str, dict[str, str]]]:
         """What the portal switches besides telling staff: (action name, its label by language)."""
@@ -67,37 +68,38 @@ class Notify:
         number = (await self.deps.store.portal(self.deps.portal_id)).incident
         if number == 0:
             return False
-        recovered = await self._delivery(number, "recovered")
-        if recovered is not Delivery.NONE:
-            return recovered is Delivery.FAILING  # still on until staff got the all-clear
-        # Claimed is on, even if a target still fails: ``maintain`` retries that target, and on
-        # recovery ``revert`` runs, so whoever heard of the outage also hears of its end.
-        return await self._delivery(number, "outage") is not Delivery.NONE
+        # Queued is on: delivering it to every target, however long that takes, is the outbox's job.
+        return await self._claimed(number, "outage") and not await self._claimed(number, "recovered")
 
     async def apply(self, incident: Incident) -> None:
-        await self._send("outage", incident, "outage")
+        await self._enqueue("outage", incident, "outage")
 
     async def revert(self, incident: Incident) -> None:
         # No all-clear for an outage staff never heard of (e.g. it began and ended while we were down).
-        if await self.deps.store.claimed(self._key(incident.number, "outage")):
-            await self._send("recovered", incident, "recovered", ended=incident.ended or self.deps.now())
+        if await self._claimed(incident.number, "outage"):
+            await self._enqueue("recovered", incident, "recovered", ended=incident.ended or self.deps.now())
 
     async def maintain(self, incident: Incident) -> None:
-        if await self._delivery(incident.number, "outage") is Delivery.FAILING:
-            await self._send("outage", incident, "outage")  # retries only the targets that failed
         every = self.config.remind_every
-        if not every or not await self.deps.store.claimed(self._key(incident.number, "outage")):
+        if not every or not await self._claimed(incident.number, "outage"):
             return
         # The ordinal comes from the clock, not a counter: a restart neither repeats nor skips one.
         ordinal = int((self.deps.now() - incident.since) // every)
         claim_as = f"reminder:{ordinal}"
-        if ordinal >= 1 and await self._delivery(incident.number, claim_as) is not Delivery.SENT:
-            await self._send("reminder", incident, claim_as)
+        if ordinal >= 1 and not await self._claimed(incident.number, claim_as):
+            await self._enqueue("reminder", incident, claim_as)
 
     async def check(self) -> str:
         origins = self.deps.staff.validate(self.name)
         return f"{len(origins)} Apprise target(s) parse: {', '.join(origins)} (nothing sent)"
 
     async def drill(self, incident: Incident) -> str:
-        await self._send("outage", replace(incident, drill=True), None)
-        return f"drill message sent to {len(self.config.urls)} target(s) of {self.name}"
+        """Sent at once, never queued or claimed: a drill reports what each target did now."""
+        drill = replace(incident, drill=True)
+        results = await self.deps.staff.send_now(
+            "outage", self.deps.portal_id, via=self.name, drill=True, **self._fields(drill)
+        )
+        failed = failure_message("outage", results)
+        if failed is not None:
+            raise ActionError(failed, permanent=all(r.permanent for r in results if not r.ok))
+        return f"drill message sent to {len(results)} target(s) of {self.name}"

@@ -48,14 +48,17 @@ def _dict(r: CheckResult) -> dict[str, object]:
 
 
 async def _checks(app: App) -> list[CheckResult]:
-    from failover.service import build_actions  # heavy (web, probes): only when needed
+    from failover.service import (
+        build_actions,  # heavy (web, probes): only when needed
+        staff_directory,
+    )
     from failover.staff import StaffAlerts
     from failover.store import AsyncStore
 
     store = AsyncStore(app.settings.store)  # the actions are the service's: they use the async API
     try:
         async with httpx.AsyncClient(timeout=10.0) as http:
-            staff = StaffAlerts(app.settings, store, time.time)
+            staff = StaffAlerts(staff_directory(app.settings), store, time.time)
             return await run_checks(build_actions(app.settings, store, http, staff, time.time))
     finally:
         await store.close()

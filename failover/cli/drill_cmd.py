@@ -44,13 +44,13 @@ def drill(app: App, portal: str, as_json: bool) -> None:
 
 
 async def _drill(app: App, pid: str) -> list[dict[str, object]]:
-    from failover.service import build_actions
+    from failover.service import build_actions, staff_directory
     from failover.staff import StaffAlerts
 
     store = AsyncStore(app.settings.store)  # the actions are the service's: they use the async API
     try:
         async with httpx.AsyncClient(timeout=10.0) as http:
-            staff = StaffAlerts(app.settings, store, time.time)
+            staff = StaffAlerts(staff_directory(app.settings), store, time.time)
             actions = build_actions(app.settings, store, http, staff, time.time)[pid]
             incident = Incident(pid, 0, "drill (rehearsal)", time.time(), drill=True)
             return list(await asyncio.gather(*(_one(name, a.drill(incident)) for name, a in actions.items())))

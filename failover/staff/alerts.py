@@ -1,167 +1,263 @@
-"""Telling staff: renders a message (``failover.staff.messages``) and delivers it through Apprise to the
-URLs of the notify actions, exactly once per claim key, and records that it did.
+"""Telling staff: renders a message (``failover.staff.messages``) and delivers it through Apprise to
+the targets of the notify actions, at least once per claim and target, through the store's outbox.
 
-Exactly once, across restarts: with ``claim=K`` the store row ``K`` is claimed *before* the first
-attempt, so a crash mid-send never re-sends. A target whose delivery is known to have failed is
-remembered (claim ``K|target!n``), and sending again with the same ``K`` retries that target only,
-each retry claimed first (``K|target@n+1``). So the caller retries by simply calling ``send``
-again after an ActionError, and no target ever gets the same message twice.
+- ``enqueue``: the message is claimed and rendered per target (in the target's language, at claim
+  time) in one store transaction. Nothing is sent yet; a claim seen before queues nothing.
+- ``run``: the delivery loop. Each due row is marked ``sending`` (committed) before Apprise is
+  called, then ``sent``, or ``pending`` again with exponential backoff and jitter, or ``failed`` for
+  good when its URL does not parse. The state is in the store, so a restart goes on where it was.
+- A row still ``sending`` at start is a send a crash may have cut after staff got it: it goes out
+  once more, marked as a possible duplicate. Staff may get a message twice, never not at all.
+- A row with ``after`` waits until that target has the ``after`` message ("recovered" after the
+  "outage" of the same incident), so no one hears of an end before its beginning.
+- ``send_now``: drills only, claimed by nobody, with a result per target.
 
-Apprise URLs carry tokens: they are never logged, stored in events or put in errors; only
-``scheme://host:port`` is shown (``messages.url_origin``), and Apprise's own logger is redacted.
+Apprise URLs carry tokens: they are never logged, stored (rows name the target, not its URL), put
+in events or errors; only ``scheme://host:port`` is shown, and Apprise's own logger is redacted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
+import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from failover.actions.base import ActionError
-from failover.links import fallback_url, own_base_url
+from failover.links import fallback_url
 from failover.redact import install_log_redaction, redact, url_origin
+from failover.staff.directory import StaffDirectory, Target
 from failover.staff.messages import render
+from failover.store import OutboxRow, StoreError
 from failover.threads import OwnThreads
 
-if TYPE_CHECKING:  # notify.py imports this module: type-only imports keep the graph acyclic
+if TYPE_CHECKING:
     import apprise
 
-    from failover.actions.notify import NotifyConfig
-    from failover.settings import Settings
     from failover.store import AsyncStore
+
+log = logging.getLogger("portalguard.staff")
 
 _GRACE = 5.0  # beyond Apprise's own deadline, before we stop waiting for its thread
 _DETAIL_MAX = 160  # characters of Apprise's reason shown per failed target
 _WORKERS = 4  # Apprise's own threads (failover/threads.py says why)
-
-
-class Delivery(StrEnum):
-    """Where a claimed message stands."""
-
-    NONE = "none"  # never claimed: not attempted
-    SENT = "sent"  # every target accepted it (or was mid-send at a crash: never re-sent)
-    FAILING = "failing"  # some target's last attempt failed: send again with the claim to retry
+BACKOFF_CAP = 300.0  # a target down for long is tried every 2.5–5 minutes
+DELIVERY_EVERY = 1.0  # the loop looks for due rows at least this often
+_BATCH = 50  # rows taken per pass
+DUPLICATE_MARKER = {"ja": "※重複して届いている可能性があります", "en": "(possibly a duplicate)"}
+_STORE_ERRORS = (StoreError, sqlite3.Error, OSError)
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    action: str  # the notify action's name
-    index: int  # position in its ``urls``
-    url: str  # secret
-    config: NotifyConfig
+class TargetResult:
+    """One target's answer to a direct send (drills)."""
 
-    @property
-    def id(self) -> str:
-        return f"{self.action}#{self.index}"
-
-    @property
-    def where(self) -> str:
-        return f"actions.{self.action}.urls[{self.index}] ({url_origin(self.url)})"
-
-
-@dataclass(frozen=True, slots=True)
-class _Attempt:
     target: Target
-    number: int  # 1 = the first attempt (covered by the message claim itself)
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    attempt: _Attempt
     ok: bool
     detail: str = ""  # why it failed; redacted
     permanent: bool = False  # retrying cannot help (the URL itself is wrong)
 
 
+def backoff(attempts: int, rng: random.Random, cap: float = BACKOFF_CAP) -> float:
+    """Exponential backoff with full jitter: 2, 4, 8… seconds (capped), times 0.5–1."""
+    return min(cap, 2.0 ** min(attempts, 30)) * (0.5 + rng.random() / 2)
+
+
 class StaffAlerts:
-    def __init__(self, settings: Settings, store: AsyncStore, clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        directory: StaffDirectory,
+        store: AsyncStore,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.directory = directory
         self.store = store
         self.clock = clock
+        self.rng = rng or random.Random()
         self._threads = OwnThreads(_WORKERS, "apprise")
+        # Sends wait here, not in the pool's queue: Apprise's deadline starts when a thread has it.
+        self._slots = asyncio.Semaphore(_WORKERS)
+        self._wake = asyncio.Event()
+        self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
         install_log_redaction()
 
     def close(self) -> None:
         """Let Apprise's threads go at shutdown; a delivery still running ends at its own deadline."""
         self._threads.close()
 
-    # -- public -----------------------------------------------------------------------------------
+    # -- queueing -----------------------------------------------------------------------------------
 
-    async def send(
+    async def enqueue(
         self,
+        claim: str,
         topic: str,
         portal: str | None,
         *,
-        claim: str | None = None,
-        drill: bool = False,
         via: str | None = None,
+        after: str | None = None,
+        drill: bool = False,
         **fields: Any,
     ) -> bool:
-        """Send ``topic`` to the notify actions of ``portal`` (all notify actions if None; only the
-        action ``via`` if given). Returns whether any target got it now.
-
-        With ``claim``: sends only if newly claimed, or retries the targets whose last attempt failed.
-        Raises ActionError (transient) if a target failed; the others are not sent again on retry.
-        """
-        targets = self.targets(portal, via)
+        """Claim ``claim`` and queue ``topic`` for the targets (see ``StaffDirectory.targets``),
+        rendered now. False if it was claimed before, or there is no target (nothing is claimed
+        then). With ``after``: each target gets it only after it got the message ``after``."""
+        targets = self.directory.targets(portal, via)
         if not targets:
-            return False  # no notify action configured: nothing to claim either
-        attempts = await self._due(claim, targets)
-        if not attempts:
             return False
-        rendered = self._render(topic, portal, {t.config.language for t in targets}, drill, fields)
-        outcomes = await asyncio.gather(*(self._deliver(a, rendered[a.target.config.language]) for a in attempts))
-        failed = [o for o in outcomes if not o.ok]
-        for o in failed:
-            if claim is not None:
-                await self.store.claim(f"{claim}|{o.attempt.target.id}!{o.attempt.number}")
-        sent = len(outcomes) - len(failed)
-        self.store.submit_write(  # the audit row: the claims above are what keeps it exactly once
+        now = self.clock()
+        rendered = self._render(topic, portal, {t.language for t in targets}, now, drill, fields)
+        rows = [
+            OutboxRow(claim, t.id, topic, portal, t.language, *rendered[t.language], created=now, after=after)
+            for t in targets
+        ]
+        queued = await self.store.enqueue(claim, rows)
+        if queued:
+            self._wake.set()
+        return queued
+
+    # -- delivery -----------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The delivery loop, until ``stop``; then waits for the sends in flight (each bounded)."""
+        await self.requeue_interrupted()
+        while not stop.is_set():
+            try:
+                await self._start_due()
+            except _STORE_ERRORS as err:  # the next pass reads again
+                log.error("staff outbox not read: %s", err)
+            await self._sleep(stop)
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+
+    async def deliver_due(self) -> int:
+        """One pass: send every due row (not already in flight) and wait for those sends. Returns
+        how many were sent or tried."""
+        started = await self._start_due()
+        await asyncio.gather(*started, return_exceptions=True)
+        return len(started)
+
+    async def requeue_interrupted(self) -> int:
+        """Rows left ``sending`` by a crash go out once more, marked as possible duplicates."""
+        try:
+            n = await self.store.requeue_interrupted_sends()
+        except _STORE_ERRORS as err:
+            log.error("staff outbox: interrupted sends not requeued (%s); they are once the store writes", err)
+            return 0
+        if n:
+            log.warning("staff outbox: %d send(s) a stop may have cut go out again, marked as possible duplicates", n)
+        return n
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=DELIVERY_EVERY, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self._wake.clear()
+
+    async def _start_due(self) -> list[asyncio.Task[None]]:
+        started = []
+        for row in await self.store.due_outbox(self.clock(), _BATCH):
+            key = (row.claim, row.target)
+            if key in self._inflight:
+                continue
+            task = asyncio.create_task(self._deliver(row), name=f"staff {row.topic}")
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t, key=key: self._inflight.pop(key, None))  # type: ignore[misc]
+            started.append(task)
+        return started
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        target = self.directory.target(row.target)
+        if target is None:
+            await self._record(replace(row, state="failed", last_error="target no longer configured"), None)
+            return
+        sending = replace(row, state="sending", attempts=row.attempts + 1)
+        try:
+            await self.store.update_outbox_delivery(sending)  # committed before Apprise has it
+        except _STORE_ERRORS as err:  # not marked: not sent either, the next pass tries again
+            log.error("staff outbox: %s to %s not sent: store: %s", row.topic, target.where, err)
+            return
+        result = await self._send(target, row.title, _with_marker(row))
+        now = self.clock()
+        if result.ok:
+            done = replace(sending, state="sent", sent_at=now, last_error=None)
+        elif result.permanent:
+            done = replace(sending, state="failed", last_error=result.detail)
+        else:
+            wait = backoff(sending.attempts, self.rng)
+            done = replace(sending, state="pending", next_try=now + wait, last_error=result.detail)
+        await self._record(done, target)
+
+    async def _record(self, done: OutboxRow, target: Target | None) -> None:
+        try:
+            await self.store.update_outbox_delivery(done)
+        except _STORE_ERRORS as err:  # left ``sending``: sent again, marked, after a restart
+            log.error("staff outbox: delivery of %s not recorded: %s", done.topic, err)
+        if done.state == "sent":
+            self._wake.set()  # a row waiting for this one (``after``) is due now
+        else:
+            where = target.where if target is not None else f"target {done.target}"
+            log.warning(
+                "staff %s to %s not delivered (attempt %d, %s): %s",
+                done.topic,
+                where,
+                done.attempts,
+                "given up: fix the notify action's URL" if done.state == "failed" else "will retry",
+                done.last_error,
+            )
+        self.store.submit_write(  # audit: topic and outcome only, never the message's text
+            "add_event",
+            "notify",
+            done.portal,
+            done.target.rpartition("#")[0],
+            topic=done.topic,
+            sent=done.state == "sent",
+            target=done.target,
+            attempt=done.attempts,
+            state=done.state,
+            duplicate=done.possible_duplicate,
+            claim=done.claim,
+            error=done.last_error,
+        )
+
+    # -- drills -------------------------------------------------------------------------------------
+
+    async def send_now(
+        self, topic: str, portal: str | None, *, via: str | None = None, drill: bool = True, **fields: Any
+    ) -> list[TargetResult]:
+        """Send at once, unclaimed and unqueued (drills: each run is its own rehearsal); the result
+        of every target. Nothing is retried."""
+        targets = self.directory.targets(portal, via)
+        rendered = self._render(topic, portal, {t.language for t in targets}, self.clock(), drill, fields)
+        results = list(await asyncio.gather(*(self._send(t, *rendered[t.language]) for t in targets)))
+        self.store.submit_write(
             "add_event",
             "notify",
             portal,
             via,
             topic=topic,
-            sent=sent > 0,
-            targets=len(outcomes),
-            failed=len(failed),
+            sent=any(r.ok for r in results),
+            targets=len(results),
+            failed=sum(not r.ok for r in results),
             drill=drill,
-            claim=claim,
-            retry=max(a.number for a in attempts) > 1,
         )
-        if failed:
-            permanent = all(o.permanent for o in failed)
-            raise ActionError(_failure_message(topic, failed, len(outcomes)), permanent=permanent)
-        return sent > 0
-
-    async def delivery(self, claim: str, portal: str | None, *, via: str | None = None) -> Delivery:
-        """Where the message claimed as ``claim`` stands for these targets (no I/O but the store)."""
-        if not await self.store.claimed(claim):
-            return Delivery.NONE
-        for t in self.targets(portal, via):
-            if await self._next_retry(claim, t) is not None:
-                return Delivery.FAILING
-        return Delivery.SENT
+        return results
 
     def targets(self, portal: str | None, via: str | None = None) -> list[Target]:
-        """The Apprise targets of the portal's notify actions (all notify actions if None)."""
-        if via is not None:
-            names = [via]
-        elif portal is not None:
-            names = list(self.settings.portals[portal].actions)
-        else:
-            names = list(self.settings.actions)
-        return [t for name in names for t in self._action_targets(name)]
+        return self.directory.targets(portal, via)
 
     def validate(self, action: str) -> list[str]:
         """Preflight of one notify action: every URL parses as an Apprise URL. Sends nothing.
 
         Returns the targets' origins; raises a permanent ActionError naming the bad entry.
         """
-        targets = self._action_targets(action)
+        targets = self.directory.targets(None, action)
         for t in targets:
             if not _apprise_for(t.url):
                 raise ActionError(
@@ -171,71 +267,59 @@ class StaffAlerts:
                 )
         return [url_origin(t.url) for t in targets]
 
-    # -- claims -----------------------------------------------------------------------------------
-
-    async def _due(self, claim: str | None, targets: list[Target]) -> list[_Attempt]:
-        if claim is None or await self.store.claim(claim):
-            return [_Attempt(t, 1) for t in targets]
-        due = []
-        for t in targets:
-            n = await self._next_retry(claim, t)
-            # Claiming the retry first keeps it at most once, even with two senders racing.
-            if n is not None and await self.store.claim(f"{claim}|{t.id}@{n}"):
-                due.append(_Attempt(t, n))
-        return due
-
-    async def _next_retry(self, claim: str, target: Target) -> int | None:
-        """The number of the retry a target awaits, or None if its last attempt did not fail."""
-        n = 1
-        while await self.store.claimed(f"{claim}|{target.id}!{n}"):  # attempt n failed
-            if not await self.store.claimed(f"{claim}|{target.id}@{n + 1}"):
-                return n + 1
-            n += 1
-        return None
-
-    # -- rendering and delivery -------------------------------------------------------------------
-
-    def _action_targets(self, name: str) -> list[Target]:
-        config = self.settings.actions.get(name)
-        if config is None or config.type != "notify":
-            return []
-        return [Target(name, i, url.get_secret_value(), config) for i, url in enumerate(config.urls)]
+    # -- rendering and sending ----------------------------------------------------------------------
 
     def _render(
-        self, topic: str, portal: str | None, languages: set[str], drill: bool, fields: dict[str, Any]
+        self, topic: str, portal: str | None, languages: set[str], now: float, drill: bool, fields: dict[str, Any]
     ) -> dict[str, tuple[str, str]]:
+        d = self.directory
         values = {
             "portal": portal,
-            "clinic": self.settings.clinic.name,
-            "tz": self.settings.clinic.timezone,
-            "now": self.clock(),
-            "staff_url": self.settings.server.staff_url or f"{self._base_url()}/staff",
-            "fallback_url": fallback_url(self.settings.server.public_url, portal) if portal else None,
+            "clinic": d.clinic,
+            "tz": d.timezone,
+            "now": now,
+            "staff_url": d.staff_url,
+            "fallback_url": fallback_url(d.public_url, portal) if portal else None,
             **fields,
             "drill": drill,
         }
         return {lang: render(topic, lang, **values) for lang in languages}
 
-    def _base_url(self) -> str:
-        return (self.settings.server.public_url or own_base_url(self.settings.server.listen)).rstrip("/")
-
-    async def _deliver(self, attempt: _Attempt, message: tuple[str, str]) -> _Outcome:
-        title, body = message
-        timeout = attempt.target.config.timeout
-        ap = _apprise_for(attempt.target.url)
+    async def _send(self, target: Target, title: str, body: str) -> TargetResult:
+        ap = _apprise_for(target.url)
         if ap is None:
-            return _Outcome(attempt, False, "not a valid Apprise URL; fix it in the config", permanent=True)
-        try:
-            # Apprise is synchronous; its own deadline stops waiting, ours guards the thread hand-off.
-            async with asyncio.timeout(timeout + _GRACE):
-                result = await self._threads.run(ap.notify, body, title, body_format="text", timeout=timeout)
-        except TimeoutError:
-            return _Outcome(attempt, False, f"no answer within {timeout:g}s")
-        except Exception as err:  # a plugin bug: its text may quote the URL, so show the type only
-            return _Outcome(attempt, False, f"Apprise failed ({type(err).__name__})")
+            return TargetResult(target, False, "not a valid Apprise URL; fix it in the config", permanent=True)
+        async with self._slots:
+            try:
+                # Apprise is synchronous; its own deadline stops waiting, ours guards the thread hand-off.
+                async with asyncio.timeout(target.timeout + _GRACE):
+                    result = await self._threads.run(ap.notify, body, title, body_format="text", timeout=target.timeout)
+            except TimeoutError:
+                return TargetResult(target, False, f"no answer within {target.timeout:g}s")
+            except Exception as err:  # a plugin bug: its text may quote the URL, so show the type only
+                return TargetResult(target, False, f"Apprise failed ({type(err).__name__})")
         if result:
-            return _Outcome(attempt, True)
-        return _Outcome(attempt, False, redact(_reason(result, timeout), attempt.target.url)[:_DETAIL_MAX])
+            return TargetResult(target, True)
+        return TargetResult(target, False, redact(_reason(result, target.timeout), target.url)[:_DETAIL_MAX])
+
+
+def _with_marker(row: OutboxRow) -> str:
+    if not row.possible_duplicate:
+        return row.body
+    return f"{row.body}\n\n{DUPLICATE_MARKER.get(row.language, DUPLICATE_MARKER['en'])}"
+
+
+def failure_message(topic: str, results: list[TargetResult]) -> str | None:
+    """What a direct send's failed targets tell the operator, or None if every target took it."""
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return None
+    actions = ", ".join(sorted({r.target.action for r in failed}))
+    where = "; ".join(f"{r.target.where}: {r.detail}" for r in failed)
+    return (
+        f"notify {actions}: {len(failed)} of {len(results)} targets did not take the {topic} message — {where}. "
+        "Check that the service is reachable and that the URL and its token are valid."
+    )
 
 
 def _apprise_for(url: str) -> apprise.Apprise | None:
@@ -254,12 +338,3 @@ def _reason(result: Any, timeout: float) -> str:
         return f"no answer within {timeout:g}s"
     lines = [entry.message for service in result for entry in service.logs()]
     return lines[-1] if lines else "the service refused it"
-
-
-def _failure_message(topic: str, failed: list[_Outcome], total: int) -> str:
-    actions = ", ".join(sorted({o.attempt.target.action for o in failed}))
-    where = "; ".join(f"{o.attempt.target.where}: {o.detail}" for o in failed)
-    return (
-        f"notify {actions}: {len(failed)} of {total} targets did not take the {topic} message — {where}. "
-        "Check that the service is reachable and that the URL and its token are valid."
-    )

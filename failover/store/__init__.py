@@ -13,6 +13,7 @@ from failover.store.aio import AsyncStore, describe_error
 from failover.store.lock import ServiceLock, StoreInUseError
 from failover.store.rows import (
     MAINTENANCE_MODES,
+    OUTBOX_STATES,
     OVERRIDE_MODES,
     REQUEST_STATUSES,
     ActionRow,
@@ -20,6 +21,7 @@ from failover.store.rows import (
     EndpointRow,
     Event,
     Maintenance,
+    OutboxRow,
     Override,
     PortalRow,
     StoreError,
@@ -29,6 +31,7 @@ from failover.store.sync import Store
 
 __all__ = [
     "MAINTENANCE_MODES",
+    "OUTBOX_STATES",
     "OVERRIDE_MODES",
     "REQUEST_STATUSES",
     "SCHEMA_VERSION",
@@ -38,6 +41,7 @@ __all__ = [
     "EndpointRow",
     "Event",
     "Maintenance",
+    "OutboxRow",
     "Override",
     "PortalRow",
     "ServiceLock",

@@ -32,6 +32,7 @@ from failover.store.rows import (
     EndpointRow,
     Event,
     Maintenance,
+    OutboxRow,
     Override,
     PortalRow,
     StoreError,
@@ -232,6 +233,21 @@ class AsyncStore:
 
     async def claimed(self, key: str) -> bool:
         return await self._read(self.sync.claimed, key)
+
+    async def enqueue(self, claim: str, rows: list[OutboxRow]) -> bool:
+        return await self._write(self.sync.enqueue, claim, rows)
+
+    async def due_outbox(self, now: float, limit: int = 50) -> list[OutboxRow]:
+        return await self._read(self.sync.due_outbox, now, limit)
+
+    async def outbox(self, claim: str | None = None) -> list[OutboxRow]:
+        return await self._read(self.sync.outbox, claim)
+
+    async def update_outbox_delivery(self, row: OutboxRow) -> None:
+        await self._write(self.sync.update_outbox_delivery, row)
+
+    async def requeue_interrupted_sends(self) -> int:
+        return await self._write(self.sync.requeue_interrupted_sends)
 
     async def add_request(self, portal: str, data: dict[str, Any]) -> int:
         return await self._write(self.sync.add_request, portal, data)

@@ -8,6 +8,7 @@ from typing import Any
 REQUEST_STATUSES = ("new", "contacted", "booked", "cancelled")
 OVERRIDE_MODES = ("on", "off")
 MAINTENANCE_MODES = ("suppress", "failover")
+OUTBOX_STATES = ("pending", "sending", "sent", "failed")  # failed: permanently (the URL does not parse)
 
 
 class StoreError(Exception):
@@ -93,3 +94,26 @@ class BookingRequest:
     status: str
     updated: float | None
     data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One staff message for one target, rendered when it was claimed (never patient data: a
+    booking message carries only the request number). The target's URL is not here: it is a secret,
+    looked up by ``target`` in the configuration at each attempt."""
+
+    claim: str  # the message's claim key (``claims`` holds it too)
+    target: str  # "notify-action-name#index"
+    topic: str
+    portal: str | None
+    language: str  # the rendering's, so a marker added later speaks it too
+    title: str
+    body: str
+    created: float
+    state: str = "pending"  # OUTBOX_STATES
+    attempts: int = 0
+    next_try: float = 0.0
+    last_error: str | None = None  # redacted
+    after: str | None = None  # a claim that must have been sent to the same target first
+    possible_duplicate: bool = False  # a send a crash may have cut is being repeated
+    sent_at: float | None = None

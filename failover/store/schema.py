@@ -28,12 +28,15 @@ from sqlalchemy import (
     text,
 )
 
-from failover.store.rows import MAINTENANCE_MODES, OVERRIDE_MODES, REQUEST_STATUSES
+from failover.store.rows import MAINTENANCE_MODES, OUTBOX_STATES, OVERRIDE_MODES, REQUEST_STATUSES
 
 # The number of the newest revision under migrations/versions (revision ids are "0003", "0004", …).
-# On SQLite it is also written to ``PRAGMA user_version``, which is all a pre-Alembic portalguard
-# reads: it then refuses a store whose schema it does not know instead of misreading it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+# What is written to SQLite's ``PRAGMA user_version``, all a pre-Alembic portalguard reads (it refuses a
+# store whose schema it does not know instead of misreading it): the newest legacy version that
+# still reads this schema right. Revision 0004 only adds a table the old code never looks at, so going back one release
+# keeps working (it would not deliver the staff outbox, only its own way).
+LEGACY_READABLE_VERSION = 3
 
 
 class JSONText(TypeDecorator[Any]):
@@ -169,4 +172,27 @@ kv = Table(
     metadata,
     Column("key", Text, primary_key=True),
     Column("value", JSONText(), nullable=False),
+)
+
+# Staff messages waiting for, or done with, delivery: one row per message and target (revision 0004).
+staff_outbox = Table(
+    "staff_outbox",
+    metadata,
+    Column("claim", Text, primary_key=True),
+    Column("target", Text, primary_key=True),
+    Column("topic", Text, nullable=False),
+    Column("portal", Text),
+    Column("language", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("state", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_try", Float, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("after", Text),
+    Column("possible_duplicate", Boolean, nullable=False, server_default=false()),
+    Column("sent_at", Float),
+    _one_of("state", OUTBOX_STATES),
+    Index("staff_outbox_due", "state", "next_try"),
 )

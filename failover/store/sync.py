@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, delete, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from failover.store import schema as t
@@ -31,6 +31,7 @@ from failover.store.rows import (
     EndpointRow,
     Event,
     Maintenance,
+    OutboxRow,
     Override,
     PortalRow,
     StoreError,
@@ -289,7 +290,11 @@ class Store:
         claims_before = older_than if claims_older_than is None else claims_older_than
         with self._write() as conn:
             events = conn.execute(delete(t.events).where(t.events.c.ts < older_than)).rowcount
-            return events + conn.execute(delete(t.claims).where(t.claims.c.ts < claims_before)).rowcount
+            o = t.staff_outbox
+            # Only finished deliveries: a message still being retried is kept however old it is.
+            done = and_(o.c.created < older_than, o.c.state.in_(("sent", "failed")))
+            outbox = conn.execute(delete(o).where(done)).rowcount
+            return events + outbox + conn.execute(delete(t.claims).where(t.claims.c.ts < claims_before)).rowcount
 
     def claim(self, key: str) -> bool:
         """True exactly once per key, across processes and restarts: claim before a visible effect."""
@@ -298,6 +303,73 @@ class Store:
 
     def claimed(self, key: str) -> bool:
         return bool(self._rows(select(t.claims.c.key).where(t.claims.c.key == key)))
+
+    # -- staff outbox -------------------------------------------------------------------------
+
+    def enqueue(self, claim: str, rows: list[OutboxRow]) -> bool:
+        """Claim ``claim`` and queue its rows in one transaction; False (nothing queued) if it was
+        claimed before. A row with ``after`` is queued only for a target that has the ``after``
+        message (no "recovered" to a target that never had the outage)."""
+        o = t.staff_outbox
+        with self._write() as conn:
+            if not insert_if_absent(conn, t.claims, {"key": claim, "ts": self.clock()}):
+                return False
+            for row in rows:
+                if (
+                    row.after is not None
+                    and not conn.execute(
+                        select(o.c.claim).where(o.c.claim == row.after, o.c.target == row.target)
+                    ).first()
+                ):
+                    continue
+                conn.execute(o.insert().values(**asdict(row)))
+            return True
+
+    def due_outbox(self, now: float, limit: int = 50) -> list[OutboxRow]:
+        """Pending rows whose time has come and whose ``after`` message that target already has,
+        oldest first."""
+        o = t.staff_outbox
+        first = o.alias("first")
+        first_sent = exists().where(first.c.claim == o.c.after, first.c.target == o.c.target, first.c.state == "sent")
+        statement = (
+            select(o)
+            .where(o.c.state == "pending", o.c.next_try <= now, or_(o.c.after.is_(None), first_sent))
+            .order_by(o.c.created, o.c.claim, o.c.target)
+            .limit(limit)
+        )
+        return [OutboxRow(**r._mapping) for r in self._rows(statement)]
+
+    def outbox(self, claim: str | None = None) -> list[OutboxRow]:
+        """The outbox's rows (of one message), oldest first (``status``, tests)."""
+        o = t.staff_outbox
+        statement = select(o).order_by(o.c.created, o.c.claim, o.c.target)
+        if claim is not None:
+            statement = statement.where(o.c.claim == claim)
+        return [OutboxRow(**r._mapping) for r in self._rows(statement)]
+
+    def update_outbox_delivery(self, row: OutboxRow) -> None:
+        """Record where a row's delivery stands (its state, attempts, next try, error, flags)."""
+        o = t.staff_outbox
+        values = {
+            "state": row.state,
+            "attempts": row.attempts,
+            "next_try": row.next_try,
+            "last_error": row.last_error,
+            "possible_duplicate": row.possible_duplicate,
+            "sent_at": row.sent_at,
+        }
+        with self._write() as conn:
+            conn.execute(update(o).where(o.c.claim == row.claim, o.c.target == row.target).values(**values))
+
+    def requeue_interrupted_sends(self) -> int:
+        """At start: rows left ``sending`` (a crash may have cut the send, or not) go out once more,
+        flagged as possible duplicates. Returns how many."""
+        o = t.staff_outbox
+        statement = (
+            update(o).where(o.c.state == "sending").values(state="pending", next_try=0.0, possible_duplicate=True)
+        )
+        with self._write() as conn:
+            return conn.execute(statement).rowcount
 
     # -- booking requests ---------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ action dependencies, and the secrets that must never show up. Fixtures: ``receiv
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 
 from failover.actions.base import ActionContext
 from failover.fakes.receivers import JsonReceiver, SmtpReceiver
-from failover.service import action_context
+from failover.service import action_context, staff_directory
 from failover.settings import Settings
 from failover.staff import StaffAlerts
 from failover.store import AsyncStore
@@ -53,7 +54,18 @@ def mail_target(smtp: SmtpReceiver) -> str:
 def make_deps(
     settings: Settings, store: AsyncStore, http: httpx.AsyncClient, clock: Callable[[], float]
 ) -> ActionContext:
-    return action_context(settings, PORTAL, store, http, StaffAlerts(settings, store, clock), clock)
+    return action_context(settings, PORTAL, store, http, make_staff(settings, store, clock), clock)
+
+
+def make_staff(settings: Settings, store: AsyncStore, clock: Callable[[], float]) -> StaffAlerts:
+    return StaffAlerts(staff_directory(settings), store, clock, random.Random(7))
+
+
+async def deliver_all(staff: StaffAlerts, passes: int = 10) -> None:
+    """Run the outbox's delivery passes until nothing is due (a row waiting on another goes next)."""
+    for _ in range(passes):
+        if not await staff.deliver_due():
+            return
 
 
 def assert_no_secret(*texts: object) -> None:

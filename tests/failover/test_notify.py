@@ -1,5 +1,6 @@
 """The notify action: outage once per incident, reminders on a fake clock, recovered only after an
-outage, retries of failed targets, preflight and drill — real Apprise against local receivers."""
+outage, retries of failed targets (by the outbox), preflight and drill — real Apprise against local
+receivers."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.failover.notify_support import (
     PORTAL,
     URL_TOKEN,
     assert_no_secret,
+    deliver_all,
     json_target,
     mail_target,
     make_deps,
@@ -54,6 +56,10 @@ class Rig:
             "staff", self.settings.actions["staff"], make_deps(self.settings, self.store, self.http, self.clock)
         )  # type: ignore[arg-type]
 
+    async def deliver(self) -> None:
+        """What the service's delivery loop does meanwhile."""
+        await deliver_all(self.action.deps.staff)  # type: ignore[arg-type]
+
     def fail_over(self) -> Incident:
         row = self.store.sync.set_failover(PORTAL, True, "public: http_status (HTTP 503)")
         return Incident(PORTAL, row.incident, row.reason, row.since or self.clock())
@@ -89,9 +95,11 @@ async def test_outage_is_sent_once_per_incident_even_across_a_restart(
     await rig.action.apply(incident)
     assert await rig.action.observe() is True
 
+    await rig.deliver()
     rig.restart()
     assert await rig.action.observe() is True
     await rig.action.apply(incident)
+    await rig.deliver()
 
     assert len(hook.requests) == 1 and len(smtp.messages) == 1
     body = hook.requests[0].json()
@@ -111,8 +119,10 @@ async def test_recovered_once_and_only_after_the_outage(rig: Rig, hook: JsonRece
     await rig.action.revert(ended)
     rig.restart()
     await rig.action.revert(ended)
-
     assert await rig.action.observe() is False
+    await rig.deliver()  # both queued before either went out: the outage goes first
+
+    assert titles(hook)[0].startswith("【予約サイト障害】")
     assert titles(hook)[1] == "【復旧】epark：予約サイトが復旧しました"
     assert "障害時間：1時間5分" in hook.requests[1].json()["message"]
     assert len(hook.requests) == 2
@@ -122,6 +132,7 @@ async def test_no_recovered_for_an_outage_staff_never_heard_of(rig: Rig, hook: J
     incident = rig.fail_over()  # e.g. it began and ended while the service was down
     clock.advance(60)
     await rig.action.revert(rig.recover(incident))
+    await rig.deliver()
     assert hook.requests == []
     assert await rig.action.observe() is False
 
@@ -136,6 +147,7 @@ async def test_each_incident_has_its_own_messages(rig: Rig, hook: JsonReceiver, 
     assert await rig.action.observe() is False
     await rig.action.apply(second)
     assert await rig.action.observe() is True
+    await rig.deliver()
     assert len(hook.requests) == 3
 
 
@@ -147,27 +159,32 @@ async def test_reminders_follow_the_clock_without_repeats_or_skips(
 
     clock.advance(2 * HOUR - 1)
     await rig.action.maintain(incident)
+    await rig.deliver()
     assert len(hook.requests) == 1  # not yet
 
     clock.advance(1)
     await rig.action.maintain(incident)
     await rig.action.maintain(incident)
+    await rig.deliver()
     assert len(hook.requests) == 2
     assert titles(hook)[1] == "【継続中】epark：予約サイトの障害が2時間続いています"
 
     clock.advance(HOUR)  # 3 h: the same ordinal
     rig.restart()
     await rig.action.maintain(incident)
+    await rig.deliver()
     assert len(hook.requests) == 2
 
     clock.advance(2 * HOUR)  # 5 h: ordinal 2 is due, sent once even after a restart
     await rig.action.maintain(incident)
     rig.restart()
     await rig.action.maintain(incident)
+    await rig.deliver()
     assert len(hook.requests) == 3 and "5時間" in titles(hook)[2]
 
     clock.advance(6 * HOUR)  # 11 h after a long outage of our own: only the current one
     await rig.action.maintain(incident)
+    await rig.deliver()
     assert len(hook.requests) == 4 and "11時間" in titles(hook)[3]
 
 
@@ -181,42 +198,52 @@ async def test_no_reminders_when_disabled_or_before_the_outage_message(
     await quiet.action.apply(incident)
     clock.advance(3 * HOUR)
     await quiet.action.maintain(incident)
+    await quiet.deliver()
     assert len(hook.requests) == 1
 
 
-async def test_a_failed_target_is_retried_by_maintain_and_still_gets_the_all_clear(
-    rig: Rig, hook: JsonReceiver, smtp: SmtpReceiver
+async def test_a_failed_target_is_retried_by_the_outbox_and_still_gets_the_all_clear(
+    rig: Rig, hook: JsonReceiver, smtp: SmtpReceiver, clock: FakeClock
 ) -> None:
     incident = rig.fail_over()
     hook.answer_next(500)
-
-    with pytest.raises(ActionError) as failed:
-        await rig.action.apply(incident)
-    assert not failed.value.permanent
-    assert_no_secret(failed.value.message)
+    await rig.action.apply(incident)  # queued: a failing target is the outbox's to retry, not an error
+    await rig.deliver()
+    assert len(hook.requests) == 1 and len(smtp.messages) == 1
     # On: the mail got the outage, so on recovery ``revert`` must run and tell it.
     assert await rig.action.observe() is True
+    (failed,) = [r for r in rig.store.sync.outbox() if r.state == "pending"]
+    assert failed.target == "staff#0" and "500" in (failed.last_error or "")
+    assert_no_secret(failed.last_error)
 
     rig.restart()
-    await rig.action.maintain(incident)  # upkeep retries only the target that failed
+    clock.advance(600)  # past the backoff
+    await rig.deliver()  # only the target that failed
     assert len(hook.requests) == 2 and len(smtp.messages) == 1  # the mail was not sent twice
 
     await rig.action.revert(rig.recover(incident))
+    await rig.deliver()
     assert len(hook.requests) == 3 and len(smtp.messages) == 2
     assert await rig.action.observe() is False
 
 
-async def test_a_failed_recovered_message_keeps_the_action_on(rig: Rig, hook: JsonReceiver) -> None:
+async def test_a_failed_recovered_message_is_retried_until_delivered(
+    rig: Rig, hook: JsonReceiver, clock: FakeClock
+) -> None:
     incident = rig.fail_over()
     await rig.action.apply(incident)
+    await rig.deliver()
     ended = rig.recover(incident)
     hook.answer_next(503)
-    with pytest.raises(ActionError):
-        await rig.action.revert(ended)
-    assert await rig.action.observe() is True  # so the orchestrator calls revert again
     await rig.action.revert(ended)
-    assert await rig.action.observe() is False
-    assert len(hook.requests) == 3
+    assert await rig.action.observe() is False  # queued is off: delivering it is the outbox's job
+    await rig.deliver()
+    rig.restart()
+    await rig.action.revert(ended)  # nothing queued twice
+    clock.advance(600)
+    await rig.deliver()
+    assert len(hook.requests) == 3 and titles(hook)[2] == titles(hook)[1]
+    assert {r.state for r in rig.store.sync.outbox()} == {"sent"}
 
 
 async def test_check_parses_and_sends_nothing(rig: Rig, hook: JsonReceiver, smtp: SmtpReceiver) -> None:
@@ -245,6 +272,7 @@ async def test_drill_sends_a_marked_message_and_claims_nothing(rig: Rig, hook: J
     assert await rig.action.observe() is False
     await rig.action.drill(Incident(PORTAL, 0, "drill", clock()))
     assert len(hook.requests) == 2  # a drill may be repeated
+    assert rig.store.sync.outbox() == []  # sent at once, never queued
 
 
 async def test_english(
@@ -252,4 +280,5 @@ async def test_english(
 ) -> None:
     english = Rig({"staff": notify_action(json_target(hook), language="en")}, open_store, http, clock)
     await english.action.apply(english.fail_over())
+    await english.deliver()
     assert titles(hook) == ["[Booking portal down] epark: switched to fallback booking"]

@@ -21,10 +21,17 @@ from failover.fakes.receivers import JsonReceiver
 from failover.metrics import FailoverMetrics
 from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
-from failover.service import action_context
+from failover.service import action_context, staff_directory
 from failover.settings import Settings
 from failover.staff import StaffAlerts
-from tests.failover.notify_support import PORTAL, WEBHOOK_SECRET, json_target, make_settings, notify_action
+from tests.failover.notify_support import (
+    PORTAL,
+    WEBHOOK_SECRET,
+    deliver_all,
+    json_target,
+    make_settings,
+    notify_action,
+)
 from watchdog.monitor import EndpointView, PortalHealth
 from watchdog.result import FailureKind, ProbeResult
 from watchdog.verdict import Health
@@ -46,7 +53,7 @@ class Rig:
     def __init__(self, settings: Settings, store: ResilientStore, http: httpx.AsyncClient, clock: FakeClock) -> None:
         self.settings, self.store, self.clock = settings, store, clock
         self.down = False
-        self.staff = StaffAlerts(settings, store, clock)
+        self.staff = StaffAlerts(staff_directory(settings), store, clock, random.Random(1))
         deps = action_context(settings, PORTAL, store, http, self.staff, clock)
         self.actions: dict[str, Action] = {
             name: build_action(name, settings.actions[name], deps) for name in settings.portals[PORTAL].actions
@@ -74,6 +81,7 @@ class Rig:
         self.clock.advance(advance)
         await self.orch.tick()
         await self.orch.drain()
+        await deliver_all(self.staff)  # the service's delivery loop, between two ticks
         await self.store.flush()
 
 

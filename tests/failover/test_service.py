@@ -19,6 +19,7 @@ from failover.fakes.receivers import JsonReceiver
 from failover.service import Service
 from failover.settings import Settings
 from failover.web.server import ConnectionGuard, http_server
+from tests.failover.notify_support import deliver_all
 
 pytestmark = pytest.mark.anyio
 DAY = 86400.0
@@ -62,6 +63,7 @@ async def test_unannounced_booking_requests_are_announced_once(tmp_path: Path) -
         second = svc.store.sync.add_request("sakura", {"name": "佐藤 太郎", "phone": "090-8765-4321"})  # then: kill -9
         await svc._announce_missed()
         await svc._announce_missed()
+        await deliver_all(svc.staff)
         bodies = [str(r.json()) for r in await staff.wait_for(2)]
         assert len(staff.requests) == 2
         assert f"No.{first}" in bodies[0] and f"No.{second}" in bodies[1]
@@ -79,16 +81,18 @@ async def test_periodic_preflight_sets_the_ready_gauge(tmp_path: Path) -> None:
         await svc.probe_client.aclose()
 
 
-async def test_a_failed_announcement_is_retried_by_the_sweep(tmp_path: Path) -> None:
+async def test_a_failed_announcement_is_retried_by_the_outbox(tmp_path: Path, clock: Any) -> None:
     async with JsonReceiver() as staff:
-        svc = Service(settings(tmp_path, staff))
+        svc = Service(settings(tmp_path, staff), clock)
         number = svc.store.sync.add_request("sakura", {"name": "山田 花子"})
         staff.answer_next(503)
-        with pytest.raises(ActionError):
-            await svc._announce("sakura", number)
-        await svc._announce_missed()
-        await svc._announce_missed()
+        await svc._announce("sakura", number)
+        await deliver_all(svc.staff)
+        await svc._announce_missed()  # queued already: the sweep queues nothing more
+        clock.advance(60)
+        await deliver_all(svc.staff)
         assert [r.json()["title"] for r in staff.requests].count(staff.requests[0].json()["title"]) == 2
+        assert len(staff.requests) == 2
         await svc.http.aclose()
         await svc.probe_client.aclose()
 
@@ -97,6 +101,7 @@ async def test_a_drill_request_is_announced_as_a_drill(tmp_path: Path) -> None:
     async with JsonReceiver() as staff:
         svc = Service(settings(tmp_path, staff))
         await svc._announce("sakura", svc.store.sync.add_request("sakura", {"name": "x", "drill": True}))
+        await deliver_all(svc.staff)
         assert "訓練" in (await staff.wait_for(1))[0].json()["title"]
         await svc.http.aclose()
         await svc.probe_client.aclose()

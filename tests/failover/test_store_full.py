@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -152,3 +153,24 @@ async def test_book_switches_to_the_fallback_page_from_memory_on_a_full_disk(
     assert health.status_code == 503 and "database or disk is full" in health.text
     assert store.pending == 1
     await store.close()
+
+
+async def test_a_staff_message_queued_on_a_full_disk_is_delivered_from_memory_and_written_later(
+    rig: Rig, disk: DiskFull
+) -> None:
+    from failover.store import OutboxRow
+
+    now = rig.clock()
+    rows = [OutboxRow("store:1:store_failing", "staff#0", "store_failing", None, "ja", "t", "b", now)]
+    disk.full = True
+    assert await rig.store.enqueue("store:1:store_failing", rows) is True
+    assert await rig.store.enqueue("store:1:store_failing", rows) is False  # once, in memory too
+    (due,) = await rig.store.due_outbox(now)  # delivered while nothing can be written
+    await rig.store.update_outbox_delivery(replace(due, state="sent", attempts=1, sent_at=now))
+    assert await rig.store.due_outbox(now) == []
+    assert rig.store.sync.outbox() == [], "nothing could be written"
+    disk.full = False
+    await rig.tick(REPLAY_EVERY)
+    await rig.store.flush()
+    (written,) = rig.store.sync.outbox()
+    assert (written.state, written.attempts) == ("sent", 1) and rig.store.sync.claimed("store:1:store_failing")

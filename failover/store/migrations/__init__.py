@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from failover.store.engine import WRITE
 from failover.store.migrations.legacy import LEGACY_VERSION, upgrade_to_v3
 from failover.store.rows import StoreError
-from failover.store.schema import SCHEMA_VERSION
+from failover.store.schema import LEGACY_READABLE_VERSION, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -92,7 +92,7 @@ def _upgrade(conn: Connection, state: SchemaState) -> None:
     command.upgrade(config, "head")
     if conn.dialect.name == "sqlite":
         # What a pre-Alembic portalguard checks: it refuses a store newer than its version 3.
-        conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.exec_driver_sql(f"PRAGMA user_version={LEGACY_READABLE_VERSION}")
 
 
 def alembic_config(conn: Connection | None = None) -> Config:
