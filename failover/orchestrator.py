@@ -411,7 +411,10 @@ class Orchestrator:
         if health.alert_due(now) and self._store_alert is None:
             since = health.failing_since or now
             self._store_alert = f"store:{since:.0f}:store_failing"
-            await self._alert_once(self._store_alert, "store_failing", None, since=since, error=health.last_error)
+            # Damage needs a restore, not free space: the message says which (claimed as the same episode).
+            topic = "store_damaged" if health.damaged is not None else "store_failing"
+            error = health.damaged or health.last_error
+            await self._alert_once(self._store_alert, topic, None, since=since, error=error)
         elif not health.failing and self._store_alert is not None:
             claim, self._store_alert = self._store_alert, None
             since = float(claim.split(":")[1])

@@ -43,6 +43,8 @@ MAX_JOURNAL = 10_000  # writes kept; coalescing keeps it far below this (one row
 # A lock held by another process (a backup) clears by itself within seconds; a full disk does not.
 ALERT_AFTER = 30.0
 _PLAIN_FATAL = ("full", "readonly", "read-only", "disk i/o")
+_MAYBE_DAMAGED = ("malformed", "not a database", "corrupt")
+CHECK_DAMAGE_EVERY = 60.0  # PRAGMA quick_check reads the whole file: not at every failed write
 
 
 class StoreHealth:
@@ -56,6 +58,7 @@ class StoreHealth:
         self.fatal = False  # the error will not clear by itself (disk full, read-only)
         self.errors = 0
         self.pending = 0
+        self.damaged: str | None = None  # what PRAGMA quick_check found: restore from a backup
 
     @property
     def failing(self) -> bool:
@@ -79,7 +82,7 @@ class StoreHealth:
         """A write reached the store and nothing is left to write again."""
         if self.failing_since is not None:
             log.warning("store writable again after %.0f s", self.clock() - self.failing_since)
-        self.failing_since, self.fatal = None, False
+        self.failing_since, self.fatal, self.damaged = None, False, None
         if self.metrics is not None:
             self.metrics.store_writable.set(1)
 
@@ -88,7 +91,16 @@ class StoreHealth:
 
     def alert_due(self, now: float) -> bool:
         """Tell staff: the failure will not clear by itself, or has lasted ``ALERT_AFTER``."""
-        return self.failing_since is not None and (self.fatal or now - self.failing_since >= ALERT_AFTER)
+        return self.failing_since is not None and (
+            self.fatal or self.damaged is not None or now - self.failing_since >= ALERT_AFTER
+        )
+
+    def found_damage(self, damage: str) -> None:
+        if self.damaged is None:
+            log.error("store damaged (%s): restore it from the latest backup (README: Running in production)", damage)
+        self.damaged = damage
+        if self.failing_since is None:
+            self.failing_since = self.clock()
 
 
 def _fatal(err: BaseException) -> bool:
@@ -118,6 +130,8 @@ class ResilientStore(AsyncStore):
         self._values: dict[str, Any] = {}
         self._outbox: dict[tuple[str, str], OutboxRow] = {}  # (claim, target): newer than the store's
         self._journal: list[_Write] = []
+        self._damage_checked = -CHECK_DAMAGE_EVERY
+        self._damage_checks: set[asyncio.Task[None]] = set()
         self._replay: asyncio.Task[None] | None = None
         self._next_replay = 0.0
 
@@ -270,6 +284,7 @@ class ResilientStore(AsyncStore):
             await super().set_value("writable_check", self.clock())
         except WRITE_ERRORS as err:
             self.health.failed(err)  # a test write only: nothing to keep
+            self._maybe_check_damage(err)
             return False
         self._succeeded()
         self.replay_due(self.clock())
@@ -317,6 +332,26 @@ class ResilientStore(AsyncStore):
     def _failed(self, method: str, err: BaseException) -> None:
         log.warning("store: %s kept in memory, not written yet: %s", method, describe_error(err))
         self.health.failed(err)
+        self._maybe_check_damage(err)
+
+    def _maybe_check_damage(self, err: BaseException) -> None:
+        """A failure that may be damage: ask SQLite (``PRAGMA quick_check``), at most once a minute."""
+        now = self.clock()
+        words = describe_error(err).lower()
+        if not any(w in words for w in _MAYBE_DAMAGED) or now - self._damage_checked < CHECK_DAMAGE_EVERY:
+            return
+        self._damage_checked = now
+        task = asyncio.get_running_loop().create_task(self._check_damage())
+        self._damage_checks.add(task)
+        task.add_done_callback(self._damage_checks.discard)
+
+    async def _check_damage(self) -> None:
+        try:
+            damage = await self.damage()
+        except StoreError:  # closing: the next start checks again
+            return
+        if damage is not None:
+            self.health.found_damage(damage)
 
     def _succeeded(self) -> None:
         if not self._journal:
@@ -366,6 +401,7 @@ class ResilientStore(AsyncStore):
             await self._write_journal()
         if self._journal:
             log.error("store: %d state write(s) lost at shutdown (the store could not write)", len(self._journal))
+        await asyncio.gather(*self._damage_checks, return_exceptions=True)
         await super().close()
 
 

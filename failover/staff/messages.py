@@ -27,6 +27,7 @@ TOPICS = (
     "booking_request",
     "ads_max_active",
     "store_failing",
+    "store_damaged",
     "store_restored",
 )
 
@@ -196,6 +197,24 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "What to do: free disk space on the server (check with df -h; remove old logs or backups), or fix "
             "the store file's permissions. portalguard writes again by itself as soon as it can; /healthz "
             "shows the state.",
+        ),
+    },
+    "store_damaged": {
+        "ja": (
+            "【要対応】portalguard の記録（ストア）が壊れています",
+            "{clinic}\n{since}から、portalguard の記録ファイル（ストア）が壊れていて読み書きできません。\n"
+            "検査結果：{error}\n"
+            "切り替えと通知はメモリ上の状態で続けています（今再起動すると、書き込めなかった分は失われます）。\n\n"
+            "対処：portalguard を停止し、ストアのファイルを最新のバックアップで置き換えてから起動してください"
+            "（README「Running in production」のバックアップの項）。状態は /healthz で確認できます。",
+        ),
+        "en": (
+            "[Action needed] portalguard's store is damaged",
+            "{clinic}\nSince {since}, portalguard's store file is damaged and cannot be read or written.\n"
+            "Check result: {error}\n"
+            "Switching and notices go on from memory (a restart now loses what could not be written).\n\n"
+            "What to do: stop portalguard, replace the store file with the latest backup, start it again "
+            "(README, Running in production: backups). /healthz shows the state.",
         ),
     },
     "store_restored": {

@@ -156,6 +156,9 @@ class AsyncStore:
     async def writable(self) -> bool:
         return await self._write(self.sync.writable)
 
+    async def damage(self) -> str | None:
+        return await self._read(self.sync.damage)
+
     async def portal(self, portal: str) -> PortalRow:
         return await self._read(self.sync.portal, portal)
 

@@ -118,6 +118,18 @@ class Store:
         except StoreError:
             return False
 
+    def damage(self) -> str | None:
+        """What SQLite's ``PRAGMA quick_check`` finds wrong with the file, or None if nothing.
+
+        Asked after a failure that may be damage ("malformed", "not a database"): a disk or a copy
+        gone wrong under a running service. Never raises: an unreadable file is itself the answer."""
+        try:
+            with self._read() as conn:
+                found = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check(3)")]
+        except StoreError as err:
+            return str(err)[:300]
+        return None if found == ["ok"] else "; ".join(found)[:300]
+
     # -- portals ------------------------------------------------------------------------------
 
     def portal(self, portal: str) -> PortalRow:

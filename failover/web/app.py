@@ -333,6 +333,13 @@ class _Web:
             error = getattr(getattr(self.store, "health", None), "last_error", "") or "the write check failed"
         if writable:
             return PlainTextResponse("ok\n")
+        damaged = getattr(getattr(self.store, "health", None), "damaged", None)
+        if damaged is not None:
+            return PlainTextResponse(
+                f"store damaged ({damaged}): failover goes on from memory; stop portalguard, restore the store "
+                "file from the latest backup, start it again\n",
+                status_code=503,
+            )
         # Failover itself goes on from memory (ResilientStore); say so, and what to do.
         return PlainTextResponse(
             f"store not writable ({error}): failover goes on from memory; free disk space on the store's "
