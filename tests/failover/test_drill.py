@@ -129,3 +129,17 @@ async def test_the_preview_link_is_one_staff_can_open(
     assert detail.startswith(f"preview: {link.format(port=site.port)}"), detail
     # Checked on our own loopback address either way (a proxy in front need not be up).
     assert any(req.path == f"/book/{PORTAL}" and req.query.startswith("preview=") for req in site.requests)
+
+
+async def test_a_drill_during_a_real_failover_is_refused_unless_forced(
+    tmp_path: Path, site: JsonReceiver, hook: JsonReceiver
+) -> None:
+    # It sent a [訓練] message mid-outage and said "patients still see the portal": false.
+    config = write_config(tmp_path, site, hook)
+    Store(tmp_path / "pg.db").set_failover(PORTAL, True, "portal down")
+    refused = await cli(config, "drill", PORTAL)
+    assert refused.exit_code == 1 and "in failover right now" in refused.output and "--force" in refused.output
+    assert hook.requests == [] and site.requests == []
+    forced = await cli(config, "drill", PORTAL, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert hook.requests, "the forced drill rehearsed the webhook"
