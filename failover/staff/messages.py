@@ -9,6 +9,7 @@ data and stays behind the /staff login).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -279,10 +280,38 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
     if f.get("max_active") is not None:
         out["max_active"] = format_span(float(f["max_active"]), lang)
     out["measures"] = _measures(f.get("measures") or (), lang)
+    if isinstance(f.get("reason"), str):
+        out["reason"] = cause_in_words(f["reason"], lang)
     if not f.get("fallback_url"):
         out["fallback_url"] = "（未設定：server.public_url）" if lang == "ja" else "(not set: server.public_url)"
     out["what_next"] = _WHAT_NEXT[(lang, bool(f.get("permanent")))].format(action=out.get("action", "?"))
     return out
+
+
+_CAUSES = {  # the decision's causes (``failover.decision``) as staff read them
+    "override on: ": {"ja": "手動で切り替えました（理由：{}）", "en": "switched on by hand (reason: {})"},
+    "override off: ": {"ja": "手動で止めました（理由：{}）", "en": "switched off by hand (reason: {})"},
+}
+_MAINTENANCE = re.compile(r"^maintenance window #(\d+) \((suppress|failover)\)$")
+_MAINTENANCE_WORDS = {
+    "ja": "メンテナンス枠 No.{}（{}）",
+    "en": "maintenance window No. {} ({})",
+}
+_MAINTENANCE_MODES = {"ja": {"failover": "代替受付に切り替え", "suppress": "切り替えない"}, "en": {}}
+
+
+def cause_in_words(reason: str, lang: str) -> str:
+    """Why failover switched, in the staff's language: a manual decision or a maintenance window in
+    words ("手動で切り替えました（理由：…）"), not the decision's internal text; probe findings as they are."""
+    for prefix, words in _CAUSES.items():
+        if reason.startswith(prefix):
+            return words[lang].format(reason.removeprefix(prefix))
+    if reason == "drill (rehearsal)":
+        return "訓練（リハーサル）" if lang == "ja" else "drill (rehearsal)"
+    if m := _MAINTENANCE.match(reason):
+        mode = _MAINTENANCE_MODES[lang].get(m.group(2), m.group(2))
+        return _MAINTENANCE_WORDS[lang].format(m.group(1), mode)
+    return reason
 
 
 def _measures(measures: Iterable[tuple[str, Mapping[str, str]]], lang: str) -> str:

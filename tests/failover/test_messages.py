@@ -167,3 +167,19 @@ def test_redact_filter_drops_debug_and_scrubs_the_rest(caplog: pytest.LogCapture
         logger.warning("failed %s", "https://h.example.jp/SECRET?x=1")
     assert [r.getMessage() for r in caplog.records] == ["failed https://h.example.jp"]
     assert scrub_urls("a https://h.example.jp/x b") == "a https://h.example.jp b"
+
+
+@pytest.mark.parametrize(
+    ("reason", "lang", "shown"),
+    [
+        ("override on: 電話が鳴りっぱなし", "ja", "手動で切り替えました（理由：電話が鳴りっぱなし）"),
+        ("override on: phones ringing", "en", "switched on by hand (reason: phones ringing)"),
+        ("drill (rehearsal)", "ja", "訓練（リハーサル）"),
+        ("maintenance window #3 (failover)", "ja", "メンテナンス枠 No.3（代替受付に切り替え）"),
+        ("public: http_status (HTTP 503)", "ja", "public: http_status (HTTP 503)"),
+    ],
+)
+def test_the_cause_is_said_in_words(reason: str, lang: str, shown: str) -> None:
+    # A manual failover read 「原因：override on: …」 although the portal was up.
+    _title, body = render("outage", lang, **{**FIELDS, "reason": reason})
+    assert shown in body and "override on:" not in body
