@@ -24,6 +24,7 @@ from failover.store import (
 from failover.store.engine import sqlite_engine
 from failover.store.migrations.legacy import MIGRATIONS as _MIGRATIONS
 from failover.store.migrations.legacy import split_sql as _split_sql
+from tests.failover.store_support import open_at_once
 
 T0 = 1_800_000_000.0
 TABLES = {
@@ -564,22 +565,7 @@ def test_concurrent_writers_in_two_processes_and_threads_do_not_error(db_path: P
 
 def test_two_stores_opening_a_fresh_file_at_once_migrate_once(tmp_path: Path) -> None:
     path = tmp_path / "fresh.db"
-    opened: list[Store] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(3)
-
-    def open_store() -> None:
-        try:
-            barrier.wait()
-            opened.append(Store(path))
-        except BaseException as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=open_store) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    opened, errors = open_at_once(path)
     try:
         assert errors == [] and len(opened) == 3
         assert all(s.schema_version() == SCHEMA_VERSION for s in opened)

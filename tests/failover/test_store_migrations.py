@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from failover.store import SCHEMA_VERSION, ActionRow, EndpointRow, Store, StoreE
 from failover.store.migrations import BASELINE_REVISION, HEAD_REVISION, alembic_config, legacy
 from failover.store.schema import LEGACY_READABLE_VERSION, metadata
 from tests.failover import legacy_store_v3 as old
+from tests.failover.store_support import open_at_once
 
 T0 = 1_800_000_000.0
 LEGACY_TABLES = (
@@ -324,22 +324,7 @@ def test_opening_a_current_store_does_not_wait_for_the_write_lock(tmp_path: Path
 def test_old_stores_opened_by_two_processes_at_once_migrate_once(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     _version_2_store(path)
-    opened: list[Store] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(3)
-
-    def open_store() -> None:
-        try:
-            barrier.wait()
-            opened.append(Store(path))
-        except BaseException as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=open_store) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    opened, errors = open_at_once(path)
     try:
         assert errors == [] and len(opened) == 3
         assert opened[0].portal("epark").incident == 4
