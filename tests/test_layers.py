@@ -28,6 +28,10 @@ RANKS: dict[str, int] = {
     "failover.links": 0,
     "failover.logs": 0,
     "failover.secrets_policy": 0,
+    "failover.crypto": 0,  # patient fields sealed at rest (AES-GCM)
+    "failover.mirror.model": 0,  # the mirror's plain data, spoken by the store and everything above
+    "failover.mirror.dates": 0,
+    "failover.mirror.reconcile": 0,
     # 1: the watchdog library
     "watchdog": 1,
     # 2: the store
@@ -46,6 +50,10 @@ RANKS: dict[str, int] = {
     "failover.actions.google_ads": 5,
     "failover.actions.notify": 5,
     "failover.actions.webhook": 5,
+    # 5: the mirror's sources (config model + fetch, like an action kind) and its config section
+    "failover.mirror.session": 5,
+    "failover.mirror.sources": 5,
+    "failover.mirror.config": 5,
     # 6: the whole config
     "failover.settings": 6,
     # 7: deciding, acting, serving
