@@ -684,6 +684,66 @@ def portal_variable() -> db.QueryVariable:
     )
 
 
+def mirror_age() -> stat.Panel:
+    expr = f"time() - max by (portal) (portalguard_mirror_last_success_timestamp_seconds{{{P}}})"
+    return (
+        stat_panel(
+            "Appointment copy: last synced",
+            "How long ago the appointment mirror last copied every upcoming day from the portal's admin "
+            "screen. Red after three sync intervals of the default 10 min (the MirrorStale alert uses each "
+            "portal's own interval): run `portalguard appointments sync --portal P` to see why.",
+            [q(expr, "{{portal}}", instant=True)],
+        )
+        .unit("s")
+        .decimals(0)
+        .thresholds(thresholds((None, "green"), (1800, "red")))
+        .no_value("no mirror configured (or never synced)")
+        .height(5)
+        .span(6)
+    )
+
+
+def mirror_appointments() -> timeseries.Panel:
+    expr = f"max by (portal) (portalguard_mirror_appointments{{{P}}})"
+    return (
+        ts_panel(
+            "Appointments in the copy",
+            "Booked (not cancelled) appointments the mirror holds from today on: what staff see on "
+            "/staff/appointments when the portal is down. A sudden drop to 0 with syncs succeeding means "
+            "the portal lists nothing: check the admin screen.",
+            [q(expr, "{{portal}}")],
+        )
+        .decimals(0)
+        .min(0)
+        .height(5)
+        .span(9)
+    )
+
+
+def mirror_sync() -> timeseries.Panel:
+    errors = f"sum by (portal, kind) (increase(portalguard_mirror_sync_errors_total{{{P}}}[$__interval])) > 0"
+    duration = (
+        f"sum by (portal) (rate(portalguard_mirror_sync_duration_seconds_sum{{{P}}}[$__rate_interval])) / "
+        f"sum by (portal) (rate(portalguard_mirror_sync_duration_seconds_count{{{P}}}[$__rate_interval]))"
+    )
+    p95 = (
+        "histogram_quantile(0.95, sum by (portal, le) "
+        f"(rate(portalguard_mirror_sync_duration_seconds_bucket{{{P}}}[$__rate_interval])))"
+    )
+    return (
+        ts_panel(
+            "Mirror syncs: errors and duration",
+            "Failed syncs by kind (login, http_status, timeout, maintenance, parse, empty, store) and the "
+            "mean and p95 wall time of one sync of the whole window.",
+            [q(errors, "{{portal}} {{kind}}"), q(duration, "{{portal}} mean s"), q(p95, "{{portal}} p95 s")],
+        )
+        .decimals(1)
+        .min(0)
+        .height(5)
+        .span(9)
+    )
+
+
 # ------------------------------------------------------------------------------------------- dashboard
 
 
@@ -695,6 +755,7 @@ def panels() -> list[tuple[str, list[cogbuilder.Builder[Any]]]]:
         ("Probes", [probe_success(), probe_latency(), failure_reasons(), failure_reasons_total(), http_status()]),
         ("Failover", [failover_timeline(), actions_timeline(), action_errors(), action_ready(), switches()]),
         ("Patients and the monitor", [booking_requests(), http_requests(), canary_history(), schedule_lateness()]),
+        ("Appointment mirror", [mirror_age(), mirror_appointments(), mirror_sync()]),
     ]
 
 

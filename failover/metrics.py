@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 ERROR_KINDS = ("transient", "permanent")
 
@@ -70,3 +72,60 @@ class FailoverMetrics:
             self.observed.labels(portal, action).set(-1)
             for kind in ERROR_KINDS:
                 self.errors.labels(portal, action, kind)
+
+
+class MirrorMetrics:
+    """The appointment mirror's health per portal: counts and times, never anything personal."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.last_success = Gauge(
+            "portalguard_mirror_last_success_timestamp_seconds",
+            "Unix time of the last sync that listed every day of the window",
+            ["portal"],
+            registry=registry,
+        )
+        self.appointments = Gauge(
+            "portalguard_mirror_appointments",
+            "Booked (not cancelled) appointments the mirror holds from today on",
+            ["portal"],
+            registry=registry,
+        )
+        self.sync_errors = Counter(
+            "portalguard_mirror_sync_errors_total",
+            "Syncs that failed, by why (each kind once per sync)",
+            ["portal", "kind"],
+            registry=registry,
+        )
+        # The rule MirrorStale compares the last success with each portal's own interval.
+        self.interval = Gauge(
+            "portalguard_mirror_sync_interval_seconds",
+            "The portal's mirror.every: how often its mirror syncs while the portal is up",
+            ["portal"],
+            registry=registry,
+        )
+        self.sync_duration = Histogram(
+            "portalguard_mirror_sync_duration_seconds",
+            "Wall time of one sync of the whole window",
+            ["portal"],
+            buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+            registry=registry,
+        )
+
+    def declare_portal(self, portal: str, every: float, kinds: tuple[str, ...], last_success: float | None) -> None:
+        self.interval.labels(portal).set(every)
+        self.appointments.labels(portal)
+        self.sync_duration.labels(portal)
+        for kind in kinds:
+            self.sync_errors.labels(portal, kind)
+        if last_success is not None:  # a restart must not look like "never synced" to MirrorStale
+            self.last_success.labels(portal).set(last_success)
+
+    def synced(self, portal: str, report: Any, booked: int | None) -> None:
+        """After each sync (``failover.mirror.sync.SyncReport``)."""
+        self.sync_duration.labels(portal).observe(report.duration)
+        if report.ok:
+            self.last_success.labels(portal).set(report.started)
+        for kind in sorted({f.failure.kind for f in report.failures}):
+            self.sync_errors.labels(portal, kind).inc()
+        if booked is not None:
+            self.appointments.labels(portal).set(booked)

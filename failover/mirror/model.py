@@ -19,6 +19,7 @@ FAILURE_KINDS = (
     "maintenance",  # an ``expect.not_contains`` text on the page
     "parse",  # rows that cannot be read: a changed layout, a missing field, a date or time not understood
     "empty",  # zero rows and no ``empty_contains`` text: a portal in trouble often serves an empty list
+    "store",  # the listing was read but could not be written (a full disk): the mirror keeps what it had
 )
 
 

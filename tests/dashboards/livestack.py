@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
-from failover.metrics import FailoverMetrics
+from failover.metrics import FailoverMetrics, MirrorMetrics
 from watchdog.metrics import WatchdogMetrics
 from watchdog.result import FailureKind, ProbeResult
 from watchdog.targets import Recovery, Threshold
@@ -497,6 +497,7 @@ def exported_metric_names() -> set[str]:
     registry = CollectorRegistry()
     WatchdogMetrics(registry)
     FailoverMetrics(registry)
+    MirrorMetrics(registry)
     names: set[str] = set()
     for family in registry.collect():
         suffixes = _SUFFIXES.get(family.type, ("",))
@@ -508,7 +509,7 @@ def metric_labels() -> dict[str, tuple[str, ...]]:
     """Label names of every exported series name (from the metric objects, which know them up front)."""
     registry = CollectorRegistry()
     labels: dict[str, tuple[str, ...]] = {}
-    for owner in (WatchdogMetrics(registry), FailoverMetrics(registry)):
+    for owner in (WatchdogMetrics(registry), FailoverMetrics(registry), MirrorMetrics(registry)):
         for metric in vars(owner).values():
             names = tuple(getattr(metric, "_labelnames", ()))
             for family in metric.describe():

@@ -32,6 +32,7 @@ ALERTS = {
     "MonitorNetworkDegraded",
     "PortalguardStale",
     "TLSCertExpiringSoon",
+    "MirrorStale",
 }
 
 
