@@ -25,6 +25,11 @@ class LazyCommand(NamedTuple):
 
 
 COMMANDS: dict[str, LazyCommand] = {
+    "appointments": LazyCommand(
+        "failover.cli.appointments_cmd",
+        "appointments_group",
+        "The appointment mirror: the portal's upcoming appointments, copied while it is up.",
+    ),
     "config": LazyCommand(
         "failover.cli.config_cmd", "config_group", "Validate the config file, or print its JSON Schema."
     ),

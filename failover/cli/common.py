@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
-from typing import Any, NoReturn, TypeVar, cast
+from typing import IO, Any, NoReturn, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import click
@@ -175,3 +177,27 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
         return "  ".join(c + " " * (w - width(c)) for c, w in zip(cells, cols, strict=True)).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in cols]), *(line(r) for r in rows)])
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """A cell a patient (or a portal) wrote must not become a spreadsheet formula (CSV injection)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+@contextmanager
+def owner_only_file(path: str) -> Iterator[IO[str]]:
+    """``path`` opened for writing UTF-8 with BOM (Excel reads Japanese then), mode 0600 even if it
+    existed; ``-`` is stdout. Patient data goes only to files its owner alone can read."""
+    if path == "-":
+        yield sys.stdout
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+    except OSError as err:
+        raise click.ClickException(f"cannot write {path}: {err.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as f:
+        yield f

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import IO, Any, Protocol
 
 import click
 
-from failover.cli.common import duration_arg, print_json, read_only, table
+from failover.cli.common import csv_text, duration_arg, owner_only_file, print_json, read_only, table
 from failover.settings import Settings
 from failover.store import REQUEST_STATUSES, BookingRequest, Store
 from failover.web.forms import MAX_CHOICES
@@ -41,7 +37,6 @@ CSV_COLUMNS = (
     "lang",
     "drill",
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 EVERY_ROW = 2**63 - 1  # SQLite's largest LIMIT: no limit
 
 
@@ -86,7 +81,7 @@ def export(obj: _Context, path: str, status: str | None, portal: str | None) -> 
     """Write booking requests as CSV (UTF-8 with BOM, so Excel shows Japanese correctly)."""
     # Every matching row: the store's default limit would cut a large export off without a word.
     rows = obj.store.requests(status, _portal(obj.settings, portal), limit=EVERY_ROW)
-    with _output(path) as out:
+    with owner_only_file(path) as out:
         write_csv(out, rows, obj.settings.clinic.timezone)
     if path != "-":
         click.echo(f"wrote {len(rows)} booking request(s) to {path} (readable by you only)", err=True)
@@ -122,35 +117,16 @@ def write_csv(out: IO[str], rows: list[BookingRequest], timezone: str) -> None:
             r.portal,
             r.status,
             format_time(r.updated, timezone) if r.updated else "",
-            _cell(d.get("name", "")),
-            _cell(d.get("phone", "")),
-            _cell(d.get("email", "")),
+            csv_text(d.get("name", "")),
+            csv_text(d.get("phone", "")),
+            csv_text(d.get("email", "")),
             d.get("visit", ""),
             *choices,
-            _cell(d.get("reason", "")),
+            csv_text(d.get("reason", "")),
             d.get("lang", ""),
             "yes" if d.get("drill") else "",
         ]
         writer.writerow(cells)
-
-
-def _cell(text: str) -> str:
-    # What a patient typed must not become a spreadsheet formula (CSV injection): quote it as text.
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-@contextmanager
-def _output(path: str) -> Iterator[IO[str]]:
-    if path == "-":
-        yield sys.stdout
-        return
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
-    except OSError as err:
-        raise click.ClickException(f"cannot write {path}: {err.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as f:
-        yield f
 
 
 def _portal(settings: Settings, portal: str | None) -> str | None:

@@ -33,8 +33,8 @@ from failover.links import location_header
 from failover.metrics import FailoverMetrics
 from failover.settings import Settings, StaffAuth
 from failover.store import REQUEST_STATUSES, AsyncStore, StoreError, describe_error
-from failover.web import forms
-from failover.web.i18n import STRINGS, choose_lang, format_time, translator
+from failover.web import appointments, forms
+from failover.web.i18n import STRINGS, choose_lang, format_day, format_time, translator
 from failover.web.security import (
     CSRF_FIELD,
     Csrf,
@@ -151,6 +151,7 @@ class _Web:
             Route("/book/{portal}/request", self.book_request, methods=["POST"]),
             Route("/staff", self.staff, methods=["GET"]),
             Route("/staff/requests/{request_id:int}/status", self.staff_status, methods=["POST"]),
+            Route("/staff/appointments", self.staff_appointments, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics_page, methods=["GET"]),
             Route("/static/{name}", self.static, methods=["GET"]),
@@ -256,6 +257,9 @@ class _Web:
                 "staff.html",
                 lang,
                 other_url=self._url(request, "/staff", status=status),
+                appointments_url=self._url(request, "/staff/appointments", lang=request.query_params.get("lang"))
+                if any(p.mirror is not None for p in self.settings.portals.values())
+                else None,
                 csrf=csrf,
                 requests=rows,
                 portals=portals,
@@ -268,6 +272,40 @@ class _Web:
                 visits=forms.VISITS,
                 times=forms.TIMES,
             ),
+        )
+
+    async def staff_appointments(self, request: Request) -> Response:
+        """One day of the appointment mirror (default today), with that day's booking requests."""
+        await self._staff_login(request)
+        lang = self._lang(request)
+        day = appointments.parse_day(request.query_params.get("date"), self._today())
+        if day is None:
+            raise Rejected(400, "e400")
+        mirrored = [pid for pid, p in self.settings.portals.items() if p.mirror is not None]
+        rows = await self.store.appointments(None, day, day)
+        states = [await self.store.mirror_state(pid, self._today()) for pid in mirrored]
+        intervals = {pid: self.settings.portals[pid].mirror.every for pid in mirrored}  # type: ignore[union-attr]
+        requests = await self.store.requests(None, None, STAFF_LIST_LIMIT)
+        view = appointments.day_view(day, rows, states, intervals, requests, self.tz, self.clock())
+        explicit_lang = request.query_params.get("lang")
+
+        def day_url(d: date) -> str:
+            return self._url(request, "/staff/appointments", date=d.isoformat(), lang=explicit_lang)
+
+        return self._page(
+            request,
+            "appointments.html",
+            lang,
+            other_url=self._url(request, "/staff/appointments", date=day.isoformat()),
+            view=view,
+            day_url=day_url,
+            day_label=lambda d: format_day(d, lang),
+            form_action=self._url(request, "/staff/appointments"),
+            lang_param=explicit_lang if explicit_lang in STRINGS else None,
+            staff_url=self._url(request, "/staff", lang=explicit_lang),
+            many_portals=len(self.settings.portals) > 1,
+            printed=format_time(self.clock(), self.settings.clinic.timezone),
+            times=forms.TIMES,
         )
 
     async def staff_status(self, request: Request) -> Response:
@@ -627,7 +665,7 @@ def _load_templates(directory: Path) -> dict[str, Template]:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    names = ("book.html", "done.html", "error.html", "chooser.html", "staff.html")
+    names = ("book.html", "done.html", "error.html", "chooser.html", "staff.html", "appointments.html")
     return {name: env.get_template(name) for name in names}
 
 

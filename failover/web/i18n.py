@@ -6,7 +6,7 @@ Every key exists in both languages (a test checks it); templates call ``t("key",
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 LANGS = ("ja", "en")
@@ -95,6 +95,28 @@ STRINGS: dict[str, dict[str, str]] = {
         "e500": "申し訳ありません。ただいま受け付けることができませんでした。お電話でご予約ください。",
         "e503": "申し訳ありません。ご予約のご希望を保存できませんでした。お電話でご予約ください。",
         "staff_title": "予約のご希望一覧",
+        "appt_title": "予約一覧（控え）",
+        "appt_days": "日付",
+        "appt_pick": "日付を選ぶ",
+        "appt_show": "表示",
+        "appt_to_requests": "予約のご希望一覧へ",
+        "appt_synced": "最終同期",
+        "appt_never": "まだ同期していません",
+        "appt_stale": "古い可能性があります（最近の変更が反映されていないかもしれません）",
+        "appt_error": "直近のエラー",
+        "appt_no_mirror": "予約の控え（mirror）が設定されていません。",
+        "appt_list": "予約 {booked}件（キャンセル {cancelled}件）",
+        "appt_none": "この日の予約は控えにありません。",
+        "appt_time": "時間",
+        "appt_menu": "メニュー",
+        "appt_check": "来院",
+        "appt_booked": "予約",
+        "appt_cancelled": "キャンセル",
+        "appt_vanished": "キャンセル（{at} に予約サイトの一覧から消えました）",
+        "appt_requests": "この日に届いた予約のご希望（{n}件）",
+        "appt_requests_none": "この日に届いたご希望はありません。",
+        "appt_printed": "印刷：{at}",
+        "appt_link": "予約一覧（控え）",
         "staff_disabled": "スタッフ画面は無効です（設定に staff.token または staff.username/password がありません）。",
         "staff_unauthorized": "スタッフ用のログインが必要です。",
         "staff_state": "予約サイトの状態",
@@ -204,6 +226,28 @@ STRINGS: dict[str, dict[str, str]] = {
         "e500": "Sorry, something went wrong on our side. Please call us to book.",
         "e503": "Sorry, we could not save your request. Please call us to book.",
         "staff_title": "Appointment requests",
+        "appt_title": "Appointments (mirror copy)",
+        "appt_days": "Days",
+        "appt_pick": "Pick a day",
+        "appt_show": "Show",
+        "appt_to_requests": "Booking requests",
+        "appt_synced": "last synced",
+        "appt_never": "not synced yet",
+        "appt_stale": "may be out of date (recent changes may be missing)",
+        "appt_error": "last error",
+        "appt_no_mirror": "No appointment mirror is configured.",
+        "appt_list": "{booked} booked ({cancelled} cancelled)",
+        "appt_none": "The mirror holds no appointments for this day.",
+        "appt_time": "Time",
+        "appt_menu": "Menu",
+        "appt_check": "Arrived",
+        "appt_booked": "booked",
+        "appt_cancelled": "cancelled",
+        "appt_vanished": "cancelled (gone from the portal's list at {at})",
+        "appt_requests": "Booking requests received this day ({n})",
+        "appt_requests_none": "No requests received this day.",
+        "appt_printed": "Printed {at}",
+        "appt_link": "Appointments (mirror copy)",
         "staff_disabled": ("The staff page is disabled (no staff.token or staff.username/password in the config)."),
         "staff_unauthorized": "Staff login required.",
         "staff_state": "Booking portals",
@@ -274,3 +318,13 @@ def format_time(ts: float | None, timezone: str) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+_WEEKDAYS_JA = "月火水木金土日"
+
+
+def format_day(day: date, lang: str) -> str:
+    """``12月2日(水)`` in Japanese, ``Wed 2 Dec 2026`` in English: how the front desk names a day."""
+    if lang == "ja":
+        return f"{day.year}年{day.month}月{day.day}日({_WEEKDAYS_JA[day.weekday()]})"
+    return day.strftime("%a %-d %b %Y")

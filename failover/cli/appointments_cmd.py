@@ -1,0 +1,202 @@
+"""``portalguard appointments``: the appointment mirror — who is coming, even when the portal is down.
+
+The appointments are medical personal data: shown to whoever may read the store (and its data key),
+exported to files only the owner can read, never logged. ``sync`` runs one sync now, beside a running
+service (SQLite serialises the writes; a sync is idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+from typing import Any
+
+import click
+
+from failover.cli.common import App, csv_text, fail, owner_only_file, print_json, read_only, table
+from failover.mirror.model import Mirrored
+
+CSV_COLUMNS = ("portal", "id", "date", "start", "end", "name", "phone", "menu", "status", "source", "synced_at")
+EXIT_SYNC_FAILED = 1
+
+
+class _DayGroup(click.Group):
+    """``appointments [DAY]`` shows a day; ``appointments sync|export`` are subcommands. A first word
+    that is no subcommand (a day, an option, nothing) goes to ``show``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("appointments", cls=_DayGroup)
+def appointments_group() -> None:
+    """The appointment mirror: the portal's upcoming appointments, copied while it is up.
+
+    \b
+    portalguard appointments [today|tomorrow|YYYY-MM-DD] [--portal P] [--json]
+    portalguard appointments sync [--portal P]
+    portalguard appointments export --csv FILE [--from D --to D]
+    """
+
+
+@appointments_group.command("show")
+@click.argument("day", required=False, default="today", metavar="[today|tomorrow|YYYY-MM-DD]")
+@click.option("--portal", help="Only this portal's appointments.")
+@click.option("--json", "as_json", is_flag=True, help="A list of objects with ISO-8601 times (with offset).")
+@click.pass_obj
+@read_only
+def show(obj: App, day: str, portal: str | None, as_json: bool) -> None:
+    """The day's appointments by time (clinic time zone), cancelled ones included with their status."""
+    wanted = _day(obj, day, "DAY")
+    pid = _portal(obj, portal)
+    rows = obj.store.appointments(pid, wanted, wanted)
+    if as_json:
+        print_json([as_json_row(a, obj) for a in rows])
+        return
+    states = [obj.store.mirror_state(p, _today(obj)) for p in _mirrored(obj, pid)]
+    for state in states:
+        last = obj.when(state.last_success) if state.last_success else "never"
+        error = f" (last error: {state.last_error_kind})" if state.last_error_kind else ""
+        click.echo(f"{state.portal}: last synced {last}{error}")
+    if not rows:
+        click.echo(f"no appointments in the mirror for {wanted.isoformat()}")
+        return
+    headers = ["time", "name", "phone", "menu", "status", *(["portal"] if pid is None else [])]
+    click.echo(table([_table_row(a, obj, pid is None) for a in rows], headers))
+
+
+@appointments_group.command("sync")
+@click.option("--portal", help="Only this portal (default: every portal with a mirror).")
+@click.pass_obj
+def sync(obj: App, portal: str | None) -> None:
+    """Sync now and print, per day, what was added, updated and cancelled; exit 1 if any day failed.
+
+    Safe beside a running `portalguard run`: both write the same store, and a sync is idempotent.
+    """
+    from failover.service import mirror_once
+
+    pids = _mirrored(obj, _portal(obj, portal))
+    if not pids:
+        fail("no portal has a mirror: section (see the README, Know who is coming)", 2)
+    reports = asyncio.run(mirror_once(obj.settings, pids))
+    failed = False
+    for report in reports:
+        added, updated, cancelled = report.totals()
+        click.echo(f"{report.portal}: {len(report.changes)} day(s) synced in {report.duration:.1f}s", err=False)
+        for row in _per_day(report):
+            click.echo("  " + row)
+        failed = failed or not report.ok
+        click.echo(f"  total: +{added} added, ~{updated} updated, -{cancelled} cancelled")
+    if failed:
+        raise SystemExit(EXIT_SYNC_FAILED)
+
+
+@appointments_group.command("export")
+@click.option("--csv", "path", required=True, metavar="FILE", help="Where to write (- for stdout).")
+@click.option("--from", "first", metavar="YYYY-MM-DD", help="First day (default today).")
+@click.option("--to", "last", metavar="YYYY-MM-DD", help="Last day (default: the end of the mirror's window).")
+@click.option("--portal")
+@click.pass_obj
+@read_only
+def export(obj: App, path: str, first: str | None, last: str | None, portal: str | None) -> None:
+    """Write the mirror's appointments as CSV (UTF-8 with BOM for Excel; the file is readable by you only)."""
+    pid = _portal(obj, portal)
+    start = _day(obj, first, "--from") if first else _today(obj)
+    end = _day(obj, last, "--to") if last else _today(obj) + dt.timedelta(days=_longest_window(obj) - 1)
+    if end < start:
+        raise click.BadParameter(f"{end} is before --from {start}", param_hint="--to")
+    rows = obj.store.appointments(pid, start, end)
+    with owner_only_file(path) as out:
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for a in rows:
+            d = as_json_row(a, obj)
+            writer.writerow([csv_text(str(d[c] if d[c] is not None else "")) for c in CSV_COLUMNS])
+    if path != "-":
+        click.echo(f"wrote {len(rows)} appointment(s) {start}..{end} to {path} (readable by you only)", err=True)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def status_of(a: Mirrored) -> str:
+    return "booked" if not a.cancelled else "vanished" if a.vanished_at is not None else "cancelled"
+
+
+def as_json_row(a: Mirrored, obj: App) -> dict[str, Any]:
+    return {
+        "portal": a.portal,
+        "id": a.id,
+        "date": a.day.isoformat(),
+        "start": _iso(a.start, obj),
+        "end": _iso(a.end, obj),
+        "name": a.name,
+        "phone": a.phone,
+        "menu": a.menu,
+        "status": status_of(a),
+        "portal_status": a.status,
+        "vanished_at": _iso(a.vanished_at, obj),
+        "source": a.source,
+        "synced_at": _iso(a.synced_at, obj),
+    }
+
+
+def _iso(ts: float | None, obj: App) -> str | None:
+    return dt.datetime.fromtimestamp(ts, obj.tz).isoformat(timespec="minutes") if ts is not None else None
+
+
+def _table_row(a: Mirrored, obj: App, with_portal: bool) -> list[str]:
+    start = dt.datetime.fromtimestamp(a.start, obj.tz).strftime("%H:%M")
+    end = dt.datetime.fromtimestamp(a.end, obj.tz).strftime("%H:%M") if a.end is not None else ""
+    status = status_of(a)
+    if status == "vanished":
+        status = f"cancelled (gone from the list {obj.when(a.vanished_at)})"
+    elif a.status:
+        status = f"{status} ({a.status})"
+    return [f"{start}-{end}" if end else start, a.name, a.phone, a.menu, status, *([a.portal] if with_portal else [])]
+
+
+def _per_day(report: Any) -> list[str]:
+    from failover.mirror.sync import summary
+
+    lines = []
+    for row in summary(report):
+        if row["error"]:
+            lines.append(f"{row['day']}: FAILED {row['error']} (kept as it was)")
+        else:
+            lines.append(f"{row['day']}: +{row['added']} ~{row['updated']} -{row['cancelled']}")
+    return lines
+
+
+def _today(obj: App) -> dt.date:
+    return dt.datetime.fromtimestamp(obj.store.clock(), obj.tz).date()
+
+
+def _day(obj: App, text: str, hint: str) -> dt.date:
+    today = _today(obj)
+    if text == "today":
+        return today
+    if text == "tomorrow":
+        return today + dt.timedelta(days=1)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a day (use today, tomorrow or 2026-12-02)", param_hint=hint
+        ) from None
+
+
+def _portal(obj: App, portal: str | None) -> str | None:
+    return obj.portal_ids(portal)[0] if portal is not None else None
+
+
+def _mirrored(obj: App, portal: str | None) -> list[str]:
+    return [p for p in obj.portal_ids(portal) if obj.settings.portals[p].mirror is not None]
+
+
+def _longest_window(obj: App) -> int:
+    windows = [p.mirror.days_ahead for p in obj.settings.portals.values() if p.mirror is not None]
+    return max(windows, default=14)
