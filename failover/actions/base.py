@@ -107,6 +107,7 @@ class ActionContext:
     staff: StaffNotifier
     preview_query: Callable[[], str]  # "?preview=TOKEN": the fallback page on a staff-only link (drills)
     clock: Callable[[], float]
+    mirrored: bool = False  # the portal has an appointment mirror: the outage message gives its counts
 
     def now(self) -> float:
         return self.clock()

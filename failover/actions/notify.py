@@ -7,14 +7,19 @@ staff package who staff are: it never reads the settings).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr
 
 from failover.actions.base import ActionContext, ActionError, Incident
 from failover.staff import failure_message
 from watchdog.config_types import PositiveDuration, StrictModel
+
+log = logging.getLogger("portalguard.notify")
 
 
 class NotifyConfig(StrictModel):
@@ -72,7 +77,26 @@ class Notify:
         return await self._claimed(number, "outage") and not await self._claimed(number, "recovered")
 
     async def apply(self, incident: Incident) -> None:
-        await self._enqueue("outage", incident, "outage")
+        await self._enqueue("outage", incident, "outage", **await self._mirror_counts())
+
+    async def _mirror_counts(self) -> dict[str, object]:
+        """Today's and tomorrow's booked appointments in the mirror, and when it last synced: counts
+        only (names stay behind /staff). Nothing if the portal has no mirror or the store cannot say."""
+        if not self.deps.mirrored:
+            return {}
+        store, pid = self.deps.store, self.deps.portal_id
+        today = datetime.fromtimestamp(self.deps.now(), ZoneInfo(self.deps.clinic.timezone)).date()
+        try:
+            state = await store.mirror_state(pid, today)
+            tomorrow = await store.count_appointments(pid, today + timedelta(days=1))
+            return {
+                "mirror_today": await store.count_appointments(pid, today),
+                "mirror_tomorrow": tomorrow,
+                "mirror_synced": state.last_success,
+            }
+        except Exception as err:  # the outage message matters more than its counts
+            log.warning("outage message of %s without mirror counts (store: %s)", pid, type(err).__name__)
+            return {}
 
     async def revert(self, incident: Incident) -> None:
         # No all-clear for an outage staff never heard of (e.g. it began and ended while we were down).

@@ -69,6 +69,23 @@ def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
         },
         "actions": {name: _action(actions.get(name), row.failover) for name in app.settings.portals[pid].actions},
         "last_drill": last_drill(store, pid),
+        "mirror": _mirror(app, pid, now),
+    }
+
+
+def _mirror(app: App, pid: str, now: float) -> dict[str, Any] | None:
+    """The appointment mirror at a glance: counts and times (never names: status is for everyone)."""
+    if app.settings.portals[pid].mirror is None:
+        return None
+    import datetime as dt
+
+    state = app.store.mirror_state(pid, dt.datetime.fromtimestamp(now, app.tz).date())
+    return {
+        "last_success": state.last_success,
+        "last_attempt": state.last_attempt,
+        "booked": state.booked,
+        "last_error_kind": state.last_error_kind,
+        "last_error": state.last_error,
     }
 
 
@@ -127,7 +144,18 @@ def status(app: App, as_json: bool) -> None:
             mark = "✓" if a["desired"] == a["observed"] else "…"
             err = f" — error: {a['last_error']}" if a["last_error"] else ""
             click.echo(f"  {mark} action {name}: desired {a['desired']}, observed {a['observed']}{err}")
+        if p["mirror"] is not None:
+            click.echo(f"  mirror: {_mirror_line(app, p['mirror'])}")
         click.echo(f"  last drill: {_drill_line(app, p['last_drill'])}")
+
+
+def _mirror_line(app: App, m: dict[str, Any]) -> str:
+    synced = app.when(m["last_success"]) if m["last_success"] else "never"
+    line = f"{m['booked']} booked appointment(s) from today on, last synced {synced}"
+    # An error older than the last success is history: only a sync failing now is worth a line.
+    if m["last_error_kind"] and (m["last_success"] or 0) < (m["last_attempt"] or 0):
+        line += f" — last sync FAILED: {m['last_error_kind']} ({m['last_error']})"
+    return line
 
 
 def _drill_line(app: App, drill: dict[str, Any] | None) -> str:

@@ -46,7 +46,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "【予約サイト障害】{portal}：代替受付に切り替えました",
             "{clinic}\n予約サイト「{portal}」が使えません。\n"
             "原因：{reason}\n発生：{since}\n"
-            "切り替えた対策：{measures}\n代替予約ページ：{fallback_url}\n\n"
+            "切り替えた対策：{measures}\n代替予約ページ：{fallback_url}\n{mirror_line}\n"
             "お電話と代替予約ページからの予約依頼に対応してください。"
             "予約サイトが復旧すると自動で元に戻し、お知らせします。",
         ),
@@ -54,7 +54,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "[Booking portal down] {portal}: switched to fallback booking",
             '{clinic}\nThe booking portal "{portal}" is not usable.\n'
             "Cause: {reason}\nSince: {since}\n"
-            "Measures switched on: {measures}\nFallback booking page: {fallback_url}\n\n"
+            "Measures switched on: {measures}\nFallback booking page: {fallback_url}\n{mirror_line}\n"
             "Please take bookings by phone and handle requests from the fallback page. "
             "When the portal recovers, everything is switched back and you will be told.",
         ),
@@ -285,7 +285,22 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
     if not f.get("fallback_url"):
         out["fallback_url"] = "（未設定：server.public_url）" if lang == "ja" else "(not set: server.public_url)"
     out["what_next"] = _WHAT_NEXT[(lang, bool(f.get("permanent")))].format(action=out.get("action", "?"))
+    out["mirror_line"] = _mirror_line(f, tz, lang)
     return out
+
+
+def _mirror_line(f: Mapping[str, Any], tz: ZoneInfo, lang: str) -> str:
+    """How many appointments the mirror holds for today and tomorrow, and how fresh it is: counts and
+    a link, never a name (the list itself is behind the staff login). Empty without a mirror."""
+    if f.get("mirror_today") is None:
+        return ""
+    synced = f.get("mirror_synced")
+    when = format_time(synced, tz) if synced else ("未同期" if lang == "ja" else "never")
+    url = f"{f.get('staff_url') or ''}/appointments"
+    today, tomorrow = int(f["mirror_today"]), int(f.get("mirror_tomorrow") or 0)
+    if lang == "ja":
+        return f"予約の控え：本日{today}件・明日{tomorrow}件（最終同期 {when}）\n予約一覧：{url}\n"
+    return f"Appointment copy: {today} today, {tomorrow} tomorrow (last synced {when})\nAppointments: {url}\n"
 
 
 _CAUSES = {  # the decision's causes (``failover.decision``) as staff read them
