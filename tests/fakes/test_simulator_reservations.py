@@ -17,6 +17,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from failover.fakes.portal_simulator import CSV_PATH, ICS_PATH, LOGIN_PATH, RESERVATIONS_PATH, PortalSimulator
 from failover.fakes.reservations import CSV_HEADER, SOURCE_MODES, ReservationBook, japanese_date
+from failover.mirror.config import MirrorSettings
 
 pytestmark = pytest.mark.anyio
 TZ = ZoneInfo("Asia/Tokyo")
@@ -201,3 +202,13 @@ async def test_the_control_port_changes_the_book(sim: PortalSimulator):
         assert bad.status_code == 400
         assert (await control.post("/_sim/reset")).json()["reservations"]["modes"]["csv"] == "healthy"
     assert len(sim.book) == 9  # a reset keeps the book
+
+
+@pytest.mark.parametrize("kind", ["admin_html", "admin_csv", "ics"])
+def test_mirror_config_is_a_valid_mirror_section(kind: str) -> None:
+    sim = PortalSimulator(ics_credentials=("calendar", "cal-secret-pw"))
+    section = sim.mirror_config(kind, days_ahead=3)
+    mirror = MirrorSettings.model_validate(section)
+    assert mirror.source.type == kind and mirror.days_ahead == 3
+    with pytest.raises(ValueError, match="unknown source type"):
+        sim.mirror_config("pdf")
