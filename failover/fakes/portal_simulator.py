@@ -5,28 +5,45 @@ two endpoints on their own ports, so each can fail alone:
 
 - ``public``: the booking page patients see (clinic name, booking form), on any path;
 - ``admin``: a staff login (form with a hidden CSRF token, session cookie) leading to a
-  dashboard with "ログアウト".
+  dashboard with "ログアウト"; behind the login, the reservation book (``sim.book``,
+  ``failover.fakes.reservations``) as the appointment mirror reads it: the list of one day
+  (``/admin/reservations?date=YYYY-MM-DD[&page=N]``, paginated with 次へ), the CSV export
+  (``/admin/reservations.csv?from=…&to=…``, CP932) and an iCalendar feed (``/admin/calendar.ics``,
+  HTTP Basic when the simulator is given ``ics_credentials``; no login session).
 
 Each endpoint's behaviour is switched at run time (``set_mode`` or ``POST /_sim/mode`` on the
-control port, which never fails) between ``MODES``.
+control port, which never fails) between ``MODES``; each reservation source (``html``, ``csv``,
+``ics``) on its own between ``SOURCE_MODES`` (``set_reservations_mode``, ``POST /_sim/reservations/mode``).
+``mirror_config(type)`` is a ready ``mirror:`` section for each source type.
 
 In process::
 
     async with PortalSimulator() as sim:
         sim.url("public"); sim.url("admin")
         sim.set_mode("error500", endpoints=("public",))
+        sim.book.seed(days=14, per_day=80, seed=1); sim.book.add("2026-12-02T10:00", "山田 太郎")
+        sim.set_reservations_mode("layout_changed", sources=("html",))
+        sim.mirror_config("admin_html")
 
 As a process: ``python -m failover.fakes.portal_simulator --port 8081`` prints one JSON line with
 its URLs once it listens, then serves until SIGTERM/SIGINT::
 
     curl -X POST http://127.0.0.1:CONTROL/_sim/mode -d '{"mode": "hang", "endpoints": ["public"]}'
+    curl -X POST http://127.0.0.1:CONTROL/_sim/appointments -d '{"start": "2026-12-02T10:00", "name": "山田 太郎"}'
+    curl -X POST http://127.0.0.1:CONTROL/_sim/appointments/R0000001 -d '{"name": "山田 花子"}'
+    curl -X POST http://127.0.0.1:CONTROL/_sim/appointments/R0000001/cancel
+    curl -X DELETE http://127.0.0.1:CONTROL/_sim/appointments/R0000001
+    curl -X POST http://127.0.0.1:CONTROL/_sim/appointments/seed -d '{"days": 14, "per_day": 80, "seed": 1}'
+    curl -X POST http://127.0.0.1:CONTROL/_sim/reservations/mode -d '{"mode": "error500", "sources": ["csv"]}'
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import datetime as dt
 import html
 import json
 import secrets
@@ -41,6 +58,8 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qsl
 
+from failover.fakes import reservations
+from failover.fakes.reservations import SOURCE_MODES, SOURCES, ReservationBook
 from failover.fakes.selfsigned import self_signed
 
 MODES = (
@@ -59,6 +78,10 @@ PUBLIC_PATH = "/clinic/sakura"
 CANARY_PATH = "/generate_204"  # 204 on the control port (always) and the public port (per mode)
 LOGIN_PATH = "/admin/login"
 DASHBOARD_PATH = "/admin/dashboard"
+RESERVATIONS_PATH = "/admin/reservations"
+CSV_PATH = "/admin/reservations.csv"
+ICS_PATH = "/admin/calendar.ics"
+_SOURCE_PATHS = {RESERVATIONS_PATH: "html", CSV_PATH: "csv", ICS_PATH: "ics"}
 REDIRECT_TARGET = "http://error.invalid/"
 SESSION_COOKIE = "sim_session"
 AUTH_COOKIE = "sim_auth"
@@ -83,6 +106,7 @@ class _Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    query: dict[str, str] = field(default_factory=dict)
 
     @property
     def cookies(self) -> dict[str, str]:
@@ -117,6 +141,7 @@ class _Response:
 
 _StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 _REASONS = {200: "OK", 204: "No Content", 302: "Found", 303: "See Other", 400: "Bad Request", 404: "Not Found"}
+_REASONS |= {401: "Unauthorized"}
 _REASONS |= {405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error"}
 
 
@@ -136,8 +161,18 @@ class PortalSimulator:
         username: str = "staff",
         password: str = "sakura-pass",
         delay: float = 2.0,
+        page_size: int = 20,
+        ics_credentials: tuple[str, str] | None = None,
+        ics_utc: bool = False,
+        csv_encoding: str = "cp932",
     ) -> None:
         self.host = host
+        self.book = ReservationBook()
+        self.page_size = page_size
+        self.ics_utc = ics_utc  # the feed's times in UTC (...Z) instead of TZID=Asia/Tokyo
+        self.csv_encoding = csv_encoding  # cp932 as Japanese admin screens export; utf-8, utf-8-sig
+        self._ics_credentials = ics_credentials
+        self._source_modes = dict.fromkeys(SOURCES, "healthy")
         self.clinic_name = clinic_name
         self.username = username
         self._password = password
@@ -251,8 +286,9 @@ class PortalSimulator:
         await self._idle.wait()
 
     def reset(self) -> None:
-        """Everything healthy again, counters at zero."""
+        """Everything healthy again, counters at zero (the reservation book is kept)."""
         self.set_mode("healthy")
+        self.set_reservations_mode("healthy")
         for endpoint in self._endpoints.values():
             endpoint.requests = 0
         self.last_login_error = None
@@ -289,7 +325,68 @@ class PortalSimulator:
             "modes": {name: ep.mode for name, ep in self._endpoints.items()},
             "delays": {name: ep.delay for name, ep in self._endpoints.items()},
             "requests": {name: ep.requests for name, ep in self._endpoints.items()},
+            "reservations": {"modes": dict(self._source_modes), "appointments": len(self.book)},
         }
+
+    # -- the reservation book as the mirror reads it -------------------------------------------
+
+    def set_reservations_mode(self, mode: str, sources: Iterable[str] = SOURCES) -> None:
+        """Switch reservation sources (``html``, ``csv``, ``ics``) to one of ``SOURCE_MODES``."""
+        if mode not in SOURCE_MODES:
+            raise ValueError(f"unknown reservations mode {mode!r} (modes: {', '.join(SOURCE_MODES)})")
+        names = [sources] if isinstance(sources, str) else list(sources)
+        if not names or any(name not in SOURCES for name in names):
+            raise ValueError(f"sources must be among {', '.join(SOURCES)}")
+        for name in names:
+            self._source_modes[name] = mode
+
+    def reservations_mode(self, source: str = "html") -> str:
+        return self._source_modes[source]
+
+    @property
+    def ics_credentials(self) -> tuple[str, str] | None:
+        return self._ics_credentials
+
+    def mirror_config(self, source: str = "admin_html", **overrides: object) -> dict[str, object]:
+        """A portal's ``mirror:`` section (as parsed YAML) reading this simulator with ``source``
+        (``admin_html``, ``admin_csv`` or ``ics``); ``overrides`` replace keys of the section.
+        The html and csv sources read through ``endpoints_config()["admin"]``'s login."""
+        base = self.base_url("admin")
+        specs: dict[str, dict[str, object]] = {
+            "admin_html": {
+                "type": "admin_html",
+                "url": f"{base}{RESERVATIONS_PATH}?date={{date}}",
+                "next": "a.next",
+                "row": "table.list tbody tr",
+                "fields": {
+                    "id": "@data-reservation-id",
+                    "date": "td.date",
+                    "time": "td.time",
+                    "name": "td.name",
+                    "phone": "td.tel",
+                    "menu": "td.menu",
+                    "status": "td.status",
+                },
+                "cancelled_contains": [reservations.CANCELLED],
+                "empty_contains": [reservations.EMPTY_TEXT],
+            },
+            "admin_csv": {
+                "type": "admin_csv",
+                "url": f"{base}{CSV_PATH}?from={{from}}&to={{to}}",
+                "cancelled_contains": [reservations.CANCELLED],
+            },
+            "ics": {
+                "type": "ics",
+                "url": f"{base}{ICS_PATH}",
+                "fields": {"name": "SUMMARY", "phone": "X-PHONE", "menu": "DESCRIPTION"},
+            },
+        }
+        if source not in specs:
+            raise ValueError(f"unknown source type {source!r} (use {', '.join(specs)})")
+        spec = specs[source]
+        if source == "ics" and self._ics_credentials is not None:
+            spec |= {"username": self._ics_credentials[0], "password": self._ics_credentials[1]}
+        return {"every": "10m", "days_ahead": 14, "retention": "7d", "source": spec, **overrides}
 
     # -- listeners ---------------------------------------------------------------------------
 
@@ -369,7 +466,10 @@ class PortalSimulator:
         if mode == "slow":
             await asyncio.sleep(endpoint.delay)
         canned = _canned(mode, self.clinic_name)
-        response = canned or (self._public(request) if name == "public" else self._admin(request, mode))
+        if canned is None and name == "admin" and request.path in _SOURCE_PATHS:
+            response = await self._reservations(_SOURCE_PATHS[request.path], request, endpoint.delay)
+        else:
+            response = canned or (self._public(request) if name == "public" else self._admin(request, mode))
         if mode == "trickle":
             await _trickle(writer, response, endpoint.delay / 100)
             return None
@@ -422,6 +522,60 @@ class PortalSimulator:
         cookie = f"{AUTH_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax"
         return _Response(303, headers=[("Location", DASHBOARD_PATH), ("Set-Cookie", cookie)])
 
+    # -- the reservation sources --------------------------------------------------------------
+
+    async def _reservations(self, source: str, request: _Request, delay: float) -> _Response:
+        mode = self._source_modes[source]
+        if mode == "slow":
+            await asyncio.sleep(delay)
+        if source == "ics":
+            if mode == "login_rejected" or not self._ics_authorised(request):
+                return _Response(401, b"unauthorized", "text/plain", [("WWW-Authenticate", 'Basic realm="calendar"')])
+        elif mode == "login_rejected" or request.cookies.get(AUTH_COOKIE) not in self._logged_in:
+            return _Response(303, headers=[("Location", LOGIN_PATH)])
+        canned = _canned(mode, self.clinic_name) if mode in ("error500", "maintenance", "redirect") else None
+        if canned is not None:
+            return canned
+        try:
+            if source == "html":
+                return self._reservation_list(request, mode)
+            if source == "csv":
+                first, last = (
+                    reservations.parse_day(request.query.get("from")),
+                    reservations.parse_day(request.query.get("to")),
+                )
+                body = reservations.csv_export(self.book.between(first, last), mode, self.csv_encoding)
+                return _Response(
+                    200, body, "text/csv", [("Content-Disposition", 'attachment; filename="reservations.csv"')]
+                )
+        except ValueError:
+            return _Response(400, _page("Bad Request", "<p>日付の指定が正しくありません。</p>"))
+        body = reservations.ics_feed(self.book.all(), mode, utc=self.ics_utc)
+        return _Response(200, body, "text/calendar; charset=utf-8")
+
+    def _reservation_list(self, request: _Request, mode: str) -> _Response:
+        day = reservations.parse_day(request.query.get("date"))
+        page = int(request.query.get("page", "1"))
+        if page < 1:
+            raise ValueError("page")
+        body = reservations.html_list(
+            self.book.on(day),
+            day,
+            page,
+            self.page_size,
+            mode,
+            RESERVATIONS_PATH,
+            self.clinic_name,
+            other_host=REDIRECT_TARGET.rstrip("/"),
+        )
+        return _Response(200, _page("予約一覧", body))
+
+    def _ics_authorised(self, request: _Request) -> bool:
+        if self._ics_credentials is None:
+            return True
+        expected = base64.b64encode(":".join(self._ics_credentials).encode()).decode("ascii")
+        return secrets.compare_digest(request.headers.get("authorization", ""), f"Basic {expected}")
+
     # -- control -----------------------------------------------------------------------------
 
     def _control_request(self, request: _Request) -> _Response:
@@ -436,11 +590,43 @@ class PortalSimulator:
                 self.set_mode(spec.get("mode", ""), endpoints, delay=spec.get("delay"))
             elif request.method == "POST" and request.path == "/_sim/reset":
                 self.reset()
+            elif request.path == "/_sim/reservations/mode" and request.method == "POST":
+                spec = json.loads(request.body or b"{}")
+                self.set_reservations_mode(spec.get("mode", ""), spec.get("sources", SOURCES))
+            elif request.path.startswith("/_sim/appointments"):
+                return self._appointments_request(request)
             else:
                 return _json(404, {"error": "use GET /_sim/state, POST /_sim/mode or POST /_sim/reset"})
         except (ValueError, TypeError, AttributeError) as exc:
             return _json(400, {"error": str(exc)})
+        except KeyError as exc:
+            return _json(404, {"error": str(exc.args[0]) if exc.args else "not found"})
         return _json(200, self.state())
+
+    def _appointments_request(self, request: _Request) -> _Response:
+        """``GET|POST /_sim/appointments``, ``POST /_sim/appointments/seed``,
+        ``POST /_sim/appointments/ID`` (change), ``POST …/ID/cancel``, ``DELETE …/ID``."""
+        parts = request.path.removeprefix("/_sim/appointments").strip("/").split("/")
+        spec = json.loads(request.body or b"{}") if request.method == "POST" else {}
+        if not isinstance(spec, dict):
+            raise ValueError("the body must be a JSON object")
+        if parts == [""] and request.method == "GET":
+            return _json(200, [a.to_json() for a in self.book.all()])
+        if parts == [""] and request.method == "POST":
+            start, name = spec.pop("start"), spec.pop("name")
+            return _json(200, self.book.add(start, name, **spec).to_json())
+        if parts == ["seed"] and request.method == "POST":
+            if "start" in spec:
+                spec["start"] = dt.date.fromisoformat(spec["start"])
+            made = self.book.seed(**spec)
+            return _json(200, {"added": len(made), "appointments": len(self.book)})
+        if len(parts) == 1 and request.method == "POST":
+            return _json(200, self.book.change(parts[0], **spec).to_json())
+        if len(parts) == 2 and parts[1] == "cancel" and request.method == "POST":
+            return _json(200, self.book.cancel(parts[0]).to_json())
+        if len(parts) == 1 and request.method == "DELETE":
+            return _json(200, self.book.remove(parts[0]).to_json())
+        return _json(404, {"error": "see the simulator's docstring for /_sim/appointments"})
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -480,7 +666,8 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
     if not 0 <= length <= _MAX_BODY:
         raise ValueError("body too large")
     body = await reader.readexactly(length) if length else b""
-    return _Request(method.upper(), target.split("?", 1)[0], headers, body)
+    path, _, query = target.partition("?")
+    return _Request(method.upper(), path, headers, body, dict(parse_qsl(query, keep_blank_values=True)))
 
 
 def _canned(mode: str, clinic_name: str) -> _Response | None:
@@ -607,7 +794,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--username", default="staff")
     parser.add_argument("--password", default="sakura-pass")
     parser.add_argument("--delay", type=float, default=2.0, help="seconds the slow mode waits")
+    parser.add_argument("--page-size", type=int, default=20, help="reservations per page of a day's list")
+    parser.add_argument("--ics-username", help="protect the iCalendar feed with HTTP Basic (with --ics-password)")
+    parser.add_argument("--ics-password")
     args = parser.parse_args(argv)
+    if (args.ics_username is None) != (args.ics_password is None):
+        parser.error("--ics-username and --ics-password go together")
     simulator = PortalSimulator(
         args.host,
         port=args.port,
@@ -618,6 +810,8 @@ def main(argv: list[str] | None = None) -> None:
         username=args.username,
         password=args.password,
         delay=args.delay,
+        page_size=args.page_size,
+        ics_credentials=(args.ics_username, args.ics_password) if args.ics_username is not None else None,
     )
     asyncio.run(_serve_forever(simulator))
 

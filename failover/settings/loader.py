@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from failover.actions.table import ACTIONS
+from failover.mirror.config import SOURCE_TYPES
 from failover.settings.model import Settings
 
 ENV_VAR = "PORTALGUARD_CONFIG"
@@ -245,6 +246,9 @@ def _clean_loc(loc: tuple[int | str, ...]) -> list[str]:
     out = [str(p) for p in loc if p != "[key]"]
     if len(out) > 2 and out[0] == "actions" and out[2] in _ACTION_TYPES:
         del out[2]
+    # portals.P.mirror.source.<type>.key: the source's union tag likewise.
+    if len(out) > 4 and out[0] == "portals" and out[2:4] == ["mirror", "source"] and out[4] in SOURCE_TYPES:
+        del out[4]
     return out
 
 
@@ -257,10 +261,11 @@ def _message(e: dict[str, Any], loc: list[str], secret: bool) -> str:
         return "is required"
     if kind == "extra_forbidden":
         return _unknown_key(key, _allowed_keys(e["loc"][:-1]))
+    types, what = (SOURCE_TYPES, "source") if key == "source" else (_ACTION_TYPES, "action")
     if kind == "union_tag_invalid":
-        return f'unknown action type "{value.get("type")}" (use {", ".join(_ACTION_TYPES)})'
+        return f'unknown {what} type "{value.get("type")}" (use {", ".join(types)})'
     if kind == "union_tag_not_found":
-        return f"needs `type:` ({', '.join(_ACTION_TYPES)})"
+        return f"needs `type:` ({', '.join(types)})"
     if kind == "string_pattern_mismatch":
         if e["loc"][-1] == "[key]":
             return _bad_name(loc, key)

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field, model_validator
 from failover.actions.google_ads import GoogleAdsConfig
 from failover.actions.table import ACTIONS
 from failover.clinic import Clinic
+from failover.mirror.config import MirrorSettings
 from failover.secrets_policy import Secret
 from watchdog.config_types import Duration, HttpUrl, PortalId, PositiveDuration, StrictModel, at_least
 from watchdog.targets import Portal, WatchdogConfig
@@ -134,6 +135,14 @@ class FailoverPortal(Portal):
     book_url: HttpUrl = Field(description="Where /book sends patients while the portal is up.")
     actions: list[str] = Field(default_factory=list, description="Names from the top-level `actions`.")
     min_failover: Duration = 300.0
+    mirror: MirrorSettings | None = Field(None, description="A continuous copy of the upcoming appointments.")
+
+    @model_validator(mode="after")
+    def _mirror_endpoint(self) -> FailoverPortal:
+        problem = self.mirror.endpoint_problem(self.endpoints) if self.mirror is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class Settings(WatchdogConfig):

@@ -3,6 +3,7 @@ cookies kept per probe, bodies read up to a cap and decoded."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import re
 from contextlib import aclosing
@@ -25,6 +26,7 @@ class Page:
     url: httpx.URL  # where the page was finally found, after redirects
     status: int
     text: str  # at most ``max_body_bytes`` of the body, decoded
+    body: bytes = b""  # the same bytes undecoded (a CSV export picks its own encoding)
 
 
 class Browser:
@@ -33,13 +35,25 @@ class Browser:
     Never shared between probes, so a session cookie of one probe cannot leak into another.
     """
 
-    def __init__(self, client: httpx.AsyncClient, endpoint: Endpoint, settings: ProbeSettings, trace: Trace) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        endpoint: Endpoint,
+        settings: ProbeSettings,
+        trace: Trace,
+        *,
+        basic_auth: tuple[str, str] | None = None,
+    ) -> None:
         self._client = client
         self._max_body = settings.max_body_bytes
         self._trace = trace
         self._cookies = httpx.Cookies()
         self._allowed_hosts = allowed_hosts(endpoint.url, tuple(endpoint.allow_redirect_hosts))
         self._https = endpoint.url.startswith("https://")
+        # HTTP Basic credentials (a feed's) go to the endpoint's own origin only, never along a redirect.
+        self._authorization: tuple[str, httpx.URL] | None = None
+        if basic_auth is not None:
+            self._authorization = _basic(*basic_auth), httpx.URL(endpoint.url)
 
     def require_allowed(self, url: httpx.URL, what: str) -> None:
         """Fail with ``redirect`` unless ``url`` is on the endpoint's host or an allowed one."""
@@ -73,6 +87,8 @@ class Browser:
 
     async def _send(self, method: str, url: httpx.URL, data: dict[str, str] | None) -> tuple[Page, str | None]:
         request = self._client.build_request(method, url, data=data)
+        if self._authorization is not None and _same_origin(url, self._authorization[1]):
+            request.headers["Authorization"] = self._authorization[0]
         if self._cookies:  # the cookie machinery is costly; most probes never get a cookie
             self._cookies.set_cookie_header(request)
         response = await self._client.send(request, stream=True)
@@ -84,7 +100,7 @@ class Browser:
             body = await read_capped(response, self._max_body)
         finally:
             await response.aclose()
-        return Page(url, response.status_code, decode(body, response)), None
+        return Page(url, response.status_code, decode(body, response), body), None
 
     def _note(self, response: httpx.Response) -> None:
         self._trace.status = response.status_code
@@ -93,6 +109,14 @@ class Browser:
         if self._trace.tls_expiry is None and response.url.scheme == "https":
             # The first TLS hop is the endpoint's own host (later hops may be allowed others).
             self._trace.tls_expiry = cert_expiry(response)
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+def _same_origin(url: httpx.URL, origin: httpx.URL) -> bool:
+    return (url.scheme, url.host, url.port) == (origin.scheme, origin.host, origin.port)
 
 
 @functools.lru_cache(maxsize=16_384)

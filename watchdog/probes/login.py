@@ -29,24 +29,36 @@ async def probe_login(
     client: httpx.AsyncClient, endpoint: Endpoint, timeout: float, settings: ProbeSettings
 ) -> ProbeResult:
     """Log in with ``endpoint.login``; fail with ``login`` unless the final page shows success."""
-    login = endpoint.login
-    if login is None:
+    if endpoint.login is None:
         raise ValueError("probe_login needs an endpoint with a login section")
 
     async def check(trace: Trace) -> None:
-        browser = Browser(client, endpoint, settings, trace)
-        page = await browser.fetch("GET", endpoint.url)
-        check_page(page, endpoint.expect)
-        form = find_login_form(page.text, login.password_field)
-        if form is None:
-            raise ProbeFailure(FailureKind.LOGIN, "no form on the login page")
-        target = page.url.join(login.form_action or form.action)
-        # Credentials go only where a redirect could go: the endpoint's host or an allowed one.
-        browser.require_allowed(target, "login form posts to")
-        landed = await browser.fetch("POST", target, data=_fields(form, login))
-        check_logged_in(landed, login, endpoint.expect)
+        await log_in(Browser(client, endpoint, settings, trace), endpoint)
 
     return await guarded(timeout, check)
+
+
+async def log_in(browser: Browser, endpoint: Endpoint) -> Page:
+    """Log ``browser`` in with ``endpoint.login`` and return the page the login led to.
+
+    The one login flow of the project: the login probe checks it, the appointment mirror's staff
+    session (``failover.mirror.session``) reads the admin screens through the cookies it leaves.
+    Raises ``ProbeFailure`` (or a network exception) when staff could not log in.
+    """
+    login = endpoint.login
+    if login is None:
+        raise ValueError("log_in needs an endpoint with a login section")
+    page = await browser.fetch("GET", endpoint.url)
+    check_page(page, endpoint.expect)
+    form = find_login_form(page.text, login.password_field)
+    if form is None:
+        raise ProbeFailure(FailureKind.LOGIN, "no form on the login page")
+    target = page.url.join(login.form_action or form.action)
+    # Credentials go only where a redirect could go: the endpoint's host or an allowed one.
+    browser.require_allowed(target, "login form posts to")
+    landed = await browser.fetch("POST", target, data=_fields(form, login))
+    check_logged_in(landed, login, endpoint.expect)
+    return landed
 
 
 def _fields(form: Form, login: Login) -> dict[str, str]:
