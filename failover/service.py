@@ -8,7 +8,10 @@ import logging
 import random
 import socket
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import uvicorn
@@ -20,10 +23,14 @@ from failover.actions.notify import NotifyConfig
 from failover.actions.table import ACTIONS, build_action
 from failover.doctor import run_checks
 from failover.links import fallback_url, own_base_url
-from failover.metrics import FailoverMetrics
+from failover.metrics import FailoverMetrics, MirrorMetrics
+from failover.mirror.config import MirrorSettings
+from failover.mirror.model import FAILURE_KINDS
+from failover.mirror.sync import MirrorJob, MirrorSync, SyncReport, window
 from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
 from failover.settings import Settings
+from failover.settings.model import FailoverPortal
 from failover.staff import StaffAlerts, StaffDirectory, Target
 from failover.store import AsyncStore, EndpointRow, StoreError
 from failover.web.server import ServiceError as ServiceError  # raised by run(); run_cmd catches it
@@ -77,6 +84,42 @@ def staff_directory(settings: Settings) -> StaffDirectory:
     )
 
 
+def mirror_jobs(settings: Settings, client: httpx.AsyncClient) -> dict[str, MirrorJob]:
+    """Every mirrored portal's sync job: its source read through a fresh staff session per sync, with
+    the probes' client rules (the probe client: allowed hosts, timeouts, body cap, CA bundle)."""
+    from zoneinfo import ZoneInfo
+
+    from failover.mirror.sources import read_days
+
+    tz = ZoneInfo(settings.clinic.timezone)
+    jobs: dict[str, MirrorJob] = {}
+    for pid, portal in settings.portals.items():
+        mirror = portal.mirror
+        if mirror is None:
+            continue
+
+        def read(days: Sequence[date], portal: FailoverPortal = portal, mirror: MirrorSettings = mirror) -> Any:
+            return read_days(mirror.source, portal.endpoints, client, settings.probe, portal.timeout, days, tz)
+
+        jobs[pid] = MirrorJob(pid, mirror.every, mirror.days_ahead, mirror.source.type, read)
+    return jobs
+
+
+async def mirror_once(settings: Settings, portals: Sequence[str]) -> list[SyncReport]:
+    """One sync of ``portals`` now, from the CLI (`appointments sync`), beside a running service or not."""
+    from zoneinfo import ZoneInfo
+
+    store = AsyncStore(settings.store, data_key=settings.data_key_bytes())
+    client = make_probe_client(settings.probe)
+    try:
+        jobs = mirror_jobs(settings, client)
+        sync = MirrorSync({p: jobs[p] for p in portals}, store, ZoneInfo(settings.clinic.timezone), steady_time)
+        return [await sync.sync(pid) for pid in portals]
+    finally:
+        await client.aclose()
+        await store.close()
+
+
 def action_context(
     settings: Settings,
     pid: str,
@@ -107,6 +150,7 @@ def action_context(
         staff=staff,
         preview_query=lambda: f"?preview={preview_token(settings, pid)}",
         clock=clock,
+        mirrored=settings.portals[pid].mirror is not None,
     )
 
 
@@ -138,6 +182,15 @@ class Service:
         )
         self.monitor.listeners.append(self.orchestrator.on_verdict)
         self.probe_client = make_probe_client(settings.probe)
+        self.mmetrics = MirrorMetrics(self.registry)
+        self.mirror = MirrorSync(
+            mirror_jobs(settings, self.probe_client),
+            self.store,
+            ZoneInfo(settings.clinic.timezone),
+            clock,
+            self.mmetrics,
+            is_down=lambda pid: self.monitor.health(pid).health is Health.DOWN,
+        )
         self.scheduler = Scheduler(
             self.monitor.jobs(),
             self._probe,
@@ -176,6 +229,7 @@ class Service:
             asyncio.create_task(self._every(self.settings.failover.doctor_every, self.doctor), name="doctor"),
             asyncio.create_task(self._every(RETENTION_EVERY, self._purge), name="retention"),
             asyncio.create_task(self._every(ANNOUNCE_SWEEP_EVERY, self._announce_missed), name="announce"),
+            asyncio.create_task(self._run_mirror(), name="mirror"),
             *[asyncio.create_task(w(), name="warm") for w in self._warmers()],
         ]
         log.info(
@@ -200,6 +254,13 @@ class Service:
             self._close_pools()
             self.store.submit_write("add_event", "service", None, state="stopped")
             await self.store.close()
+
+    async def _run_mirror(self) -> None:
+        today = window(self.clock(), self.mirror.tz, 1)[0]
+        for pid, job in self.mirror.jobs.items():
+            state = await self.store.mirror_state(pid, today)
+            self.mmetrics.declare_portal(pid, job.every, FAILURE_KINDS, state.last_success)
+        await self.mirror.run()
 
     @staticmethod
     async def _stop_outbox(outbox: asyncio.Task[None], stop: asyncio.Event) -> None:
