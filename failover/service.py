@@ -109,7 +109,7 @@ async def mirror_once(settings: Settings, portals: Sequence[str]) -> list[SyncRe
     """One sync of ``portals`` now, from the CLI (`appointments sync`), beside a running service or not."""
     from zoneinfo import ZoneInfo
 
-    store = AsyncStore(settings.store, data_key=settings.data_key_bytes())
+    store = AsyncStore(settings.store, data_key=settings.sealing_key())
     client = make_probe_client(settings.probe)
     try:
         jobs = mirror_jobs(settings, client)
