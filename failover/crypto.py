@@ -46,7 +46,8 @@ class KeyMismatch(SealError):
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # validate: any character outside the alphabet is an error (the default would skip it silently)
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 def _b64encode(data: bytes) -> str:
