@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from failover.links import location_header
 from failover.metrics import FailoverMetrics
 from failover.settings import Settings, StaffAuth
-from failover.store import REQUEST_STATUSES, AsyncStore, StoreError, describe_error
+from failover.store import REQUEST_STATUSES, AsyncStore, DataKeyError, StoreError, describe_error
 from failover.web import forms
 from failover.web.i18n import STRINGS, choose_lang, format_time, translator
 from failover.web.security import (
@@ -240,7 +240,11 @@ class _Web:
         lang = self._lang(request)
         status = request.query_params.get("status")
         status = status if status in REQUEST_STATUSES else None
-        rows = await self.store.requests(status, None, STAFF_LIST_LIMIT)
+        try:
+            rows = await self.store.requests(status, None, STAFF_LIST_LIMIT)
+        except DataKeyError as err:  # sealed with a key the config does not give: say so in the log
+            log.error("/staff cannot show the booking requests: %s", err)
+            raise Rejected(503, "e503") from None
         portals = [await self.store.portal(pid) for pid in self.settings.portals]
 
         def filter_url(s: str | None) -> str:
