@@ -574,7 +574,8 @@ class Store:
         """A sync of ``portal``'s mirror ended: a success (``error_kind`` None) or a failure of that
         kind (``failover.mirror.model.FAILURE_KINDS``) with its detail (never patient data)."""
         if error_kind is not None and error_kind not in FAILURE_KINDS:
-            raise StoreError(f"unknown mirror failure kind {error_kind!r} (use {', '.join(FAILURE_KINDS)})")
+            # A bug of the caller, not a failing store (ResilientStore would count a StoreError as one).
+            raise ValueError(f"unknown mirror failure kind {error_kind!r} (use {', '.join(FAILURE_KINDS)})")
         values: dict[str, Any] = {"portal": portal, "last_attempt": now}
         if error_kind is None:
             values.update(last_success=now, last_error_kind=None, last_error=None)

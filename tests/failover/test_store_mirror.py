@@ -140,7 +140,7 @@ def test_sync_records_and_mirror_state(store: Store) -> None:
     )
     store.record_mirror_sync("epark", T0 + 120, None, None)
     assert store.mirror_state("epark", TOMORROW) == MirrorState("epark", T0 + 120, T0 + 120, None, None, 1)
-    with pytest.raises(StoreError, match="unknown mirror failure kind 'oops'"):
+    with pytest.raises(ValueError, match="unknown mirror failure kind 'oops'"):
         store.record_mirror_sync("epark", T0, "oops", "x")
 
 
