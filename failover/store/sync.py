@@ -528,16 +528,20 @@ class Store:
 
     # -- patient data: sealing ----------------------------------------------------------------
 
-    def _no_key(self, what: str) -> DataKeyError:
+    def _no_key(self, what: str, sealed: bool = False) -> DataKeyError:
+        if sealed:  # only that key reads them: a new one would not help
+            hint = "the key they were sealed with"
+        else:
+            hint = "the store's key (`portalguard keygen` makes one for a store that has none yet)"
         return DataKeyError(
             f"store {self.path}: {what} without a data key: set data_key: ${{PORTALGUARD_DATA_KEY}} in the config "
-            "to the key the store's patient data is sealed with (`portalguard keygen` makes a new one)"
+            f"to {hint}"
         )
 
     def _open(self, token: str, where: str, what: str) -> str:
         if self.data_key is None:
             kid = sealed_key_id(token) or "?"
-            raise self._no_key(f"{what} are sealed (key {kid}) and cannot be read")
+            raise self._no_key(f"{what} are sealed (key {kid}) and cannot be read", sealed=True)
         try:
             return self.data_key.open(token, where)
         except SealError as err:  # its words hold no key, no data
