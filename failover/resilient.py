@@ -11,6 +11,11 @@ disk, a read-only file, a lock held too long) never stops failover.
   written with the journal.
 - Fire-and-forget writes (heartbeat, endpoint rows, verdicts, audit events) that fail are dropped
   and counted: the next one supersedes them, or they are audit only.
+- The appointment mirror's writes (``apply_mirror_day``, ``record_mirror_sync``) are neither kept
+  nor answered from memory: one that fails raises to the sync (which counts it and tries the day
+  again at its next run: a later listing supersedes it) and is counted here like any failed write.
+  Deciding never waits for them. A ``DataKeyError`` (no data key, or the wrong one) is the
+  config's problem, not the disk's: it raises without marking the store failing.
 - ``health`` says whether the store is failing, since when and why: ``/healthz``, the metrics and
   the staff alert read it.
 
@@ -26,16 +31,19 @@ import contextlib
 import errno
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from failover.crypto import DataKey
 from failover.metrics import FailoverMetrics
-from failover.store import ActionRow, AsyncStore, OutboxRow, PortalRow, StoreError, describe_error
+from failover.mirror.model import DayChanges, DayListing
+from failover.store import ActionRow, AsyncStore, DataKeyError, OutboxRow, PortalRow, StoreError, describe_error
 from watchdog.clock import steady_time
 
 log = logging.getLogger("portalguard.store")
+T = TypeVar("T")
 
 WRITE_ERRORS = (StoreError, sqlite3.Error, OSError)
 REPLAY_EVERY = 5.0  # seconds between attempts to write the journal again
@@ -119,9 +127,14 @@ class _Write:
 
 class ResilientStore(AsyncStore):
     def __init__(
-        self, path: str | Path, clock: Callable[[], float] = steady_time, metrics: FailoverMetrics | None = None
+        self,
+        path: str | Path,
+        clock: Callable[[], float] = steady_time,
+        metrics: FailoverMetrics | None = None,
+        *,
+        data_key: DataKey | None = None,
     ) -> None:
-        super().__init__(path, clock)
+        super().__init__(path, clock, data_key=data_key)
         self.health = StoreHealth(metrics, clock)
         self._portals: dict[str, PortalRow] = {}  # the truth while the service runs
         # Written but not yet in the store: answered from here until the journal is empty.
@@ -276,6 +289,27 @@ class ResilientStore(AsyncStore):
             raise
         self._succeeded()
         return int(number)
+
+    # -- the appointment mirror: counted when it fails, never kept --------------------------------
+
+    async def apply_mirror_day(self, portal: str, listing: DayListing, source: str, now: float) -> DayChanges:
+        return await self._counted("apply_mirror_day", super().apply_mirror_day(portal, listing, source, now))
+
+    async def record_mirror_sync(self, portal: str, now: float, error_kind: str | None, error: str | None) -> None:
+        await self._counted("record_mirror_sync", super().record_mirror_sync(portal, now, error_kind, error))
+
+    async def _counted(self, method: str, write: Awaitable[T]) -> T:
+        try:
+            result = await write
+        except DataKeyError:
+            raise  # the config's data_key, not the disk
+        except WRITE_ERRORS as err:
+            log.warning("store: %s not written: %s", method, describe_error(err))
+            self.health.failed(err)
+            self._maybe_check_damage(err)
+            raise
+        self._succeeded()
+        return result
 
     async def writable(self) -> bool:
         """``Store.writable``'s test write, keeping the error's words for /healthz and staff; a

@@ -11,6 +11,9 @@ from typing import Annotated
 from pydantic import AfterValidator, SecretStr
 
 MIN_SECRET_CHARS = 16
+# What an unset secret's ${VAR} becomes for commands that never use it (``failover.settings.loader.load``
+# with ``secrets_required=False``); never shown. Long enough for the policy below.
+SECRET_PLACEHOLDER = "unset-secret-not-needed-to-read"
 
 
 def _long_enough(value: SecretStr) -> SecretStr:

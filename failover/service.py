@@ -161,7 +161,7 @@ class Service:
         self.registry = CollectorRegistry()
         self.wmetrics = WatchdogMetrics(self.registry)
         self.fmetrics = FailoverMetrics(self.registry)
-        self.store = ResilientStore(settings.store, clock, self.fmetrics)
+        self.store = ResilientStore(settings.store, clock, self.fmetrics, data_key=settings.sealing_key())
         # A portal that was in failover when we stopped must show a sustained recovery before "UP".
         # (Read before the loop serves anything: the sync store is fine here.)
         settled = {pid: Health.DOWN for pid in settings.portals if self.store.sync.portal(pid).failover}

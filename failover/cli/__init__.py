@@ -64,6 +64,12 @@ COMMANDS: dict[str, LazyCommand] = {
         "Force failover on or off for a portal, or hand it back to the automatic verdict.",
     ),
     "incident": LazyCommand("failover.cli.events_cmd", "incident_group", "Incident reports built from the audit log."),
+    "keygen": LazyCommand(
+        "failover.cli.keygen_cmd",
+        "keygen",
+        "Print a new random data key: the key patient data (booking requests, the appointment mirror) is sealed "
+        "with in the store.",
+    ),
     "maintenance": LazyCommand(
         "failover.cli.maintenance_cmd", "maintenance_group", "Planned maintenance windows of a portal."
     ),

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from failover.cli.common import App, csv_text, fail, owner_only_file, print_json, read_only, table
+from failover.cli.common import App, csv_text, fail, owner_only_file, patient_data, print_json, read_only, table
 from failover.mirror.model import Mirrored
 
 CSV_COLUMNS = ("portal", "id", "date", "start", "end", "name", "phone", "menu", "status", "source", "synced_at")
@@ -52,7 +52,8 @@ def show(obj: App, day: str, portal: str | None, as_json: bool) -> None:
     """The day's appointments by time (clinic time zone), cancelled ones included with their status."""
     wanted = _day(obj, day, "DAY")
     pid = _portal(obj, portal)
-    rows = obj.store.appointments(pid, wanted, wanted)
+    with patient_data():
+        rows = obj.store.appointments(pid, wanted, wanted)
     if as_json:
         print_json([as_json_row(a, obj) for a in rows])
         return
@@ -108,7 +109,8 @@ def export(obj: App, path: str, first: str | None, last: str | None, portal: str
     end = _day(obj, last, "--to") if last else _today(obj) + dt.timedelta(days=_longest_window(obj) - 1)
     if end < start:
         raise click.BadParameter(f"{end} is before --from {start}", param_hint="--to")
-    rows = obj.store.appointments(pid, start, end)
+    with patient_data():
+        rows = obj.store.appointments(pid, start, end)
     with owner_only_file(path) as out:
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)

@@ -17,7 +17,7 @@ import click
 
 from failover.settings import Settings
 from failover.settings.loader import ConfigError, config_path, load
-from failover.store import Store, StoreError
+from failover.store import DataKeyError, Store, StoreError
 from watchdog.duration import parse_duration
 
 EXIT_CONFIG = 2
@@ -44,7 +44,7 @@ class App:
     @cached_property
     def store(self) -> Store:
         try:
-            return Store(self.settings.store)
+            return Store(self.settings.store, data_key=self.settings.sealing_key())
         except StoreError as err:
             fail(str(err), EXIT_CONFIG)
 
@@ -138,6 +138,16 @@ def duration_arg(text: str) -> float:
     if seconds > MAX_DURATION:
         raise click.BadParameter(f'"{text}" is longer than ten years')
     return seconds
+
+
+@contextmanager
+def patient_data() -> Iterator[None]:
+    """Around reading patient data: without the data key it was sealed with (``DataKeyError``, which
+    names ``data_key``), exit 2 with the reason, as for any other config error."""
+    try:
+        yield
+    except DataKeyError as err:
+        fail(str(err), EXIT_CONFIG)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -55,7 +55,8 @@ async def _checks(app: App) -> list[CheckResult]:
     from failover.staff import StaffAlerts
     from failover.store import AsyncStore
 
-    store = AsyncStore(app.settings.store)  # the actions are the service's: they use the async API
+    # The actions are the service's: they use the async API.
+    store = AsyncStore(app.settings.store, data_key=app.settings.sealing_key())
     try:
         async with httpx.AsyncClient(timeout=10.0) as http:
             staff = StaffAlerts(staff_directory(app.settings), store, time.time)

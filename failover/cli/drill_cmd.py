@@ -57,7 +57,8 @@ async def _drill(app: App, pid: str) -> list[dict[str, object]]:
     from failover.service import build_actions, staff_directory
     from failover.staff import StaffAlerts
 
-    store = AsyncStore(app.settings.store)  # the actions are the service's: they use the async API
+    # The actions are the service's: they use the async API.
+    store = AsyncStore(app.settings.store, data_key=app.settings.sealing_key())
     try:
         async with httpx.AsyncClient(timeout=10.0) as http:
             staff = StaffAlerts(staff_directory(app.settings), store, time.time)

@@ -13,7 +13,7 @@ from typing import IO, Any, Protocol
 
 import click
 
-from failover.cli.common import csv_text, duration_arg, owner_only_file, print_json, read_only, table
+from failover.cli.common import csv_text, duration_arg, owner_only_file, patient_data, print_json, read_only, table
 from failover.settings import Settings
 from failover.store import REQUEST_STATUSES, BookingRequest, Store
 from failover.web.forms import MAX_CHOICES
@@ -59,7 +59,8 @@ def requests_group() -> None:
 @read_only
 def list_requests(obj: _Context, status: str | None, portal: str | None, limit: int, as_json: bool) -> None:
     """Booking requests, newest first."""
-    rows = obj.store.requests(status, _portal(obj.settings, portal), limit)
+    with patient_data():
+        rows = obj.store.requests(status, _portal(obj.settings, portal), limit)
     tz = obj.settings.clinic.timezone
     if as_json:
         print_json([_as_dict(r, tz) for r in rows])
@@ -80,7 +81,8 @@ def list_requests(obj: _Context, status: str | None, portal: str | None, limit: 
 def export(obj: _Context, path: str, status: str | None, portal: str | None) -> None:
     """Write booking requests as CSV (UTF-8 with BOM, so Excel shows Japanese correctly)."""
     # Every matching row: the store's default limit would cut a large export off without a word.
-    rows = obj.store.requests(status, _portal(obj.settings, portal), limit=EVERY_ROW)
+    with patient_data():
+        rows = obj.store.requests(status, _portal(obj.settings, portal), limit=EVERY_ROW)
     with owner_only_file(path) as out:
         write_csv(out, rows, obj.settings.clinic.timezone)
     if path != "-":

@@ -70,7 +70,8 @@ async def run_demo(options: DemoOptions, timeline: Timeline, stop: asyncio.Event
     started = time.time()
     timeline.title("portalguard demo — a booking portal outage and recovery, on 127.0.0.1 only")
     async with stage(options.timings, options.language) as st, _service(st) as service:
-        store = AsyncStore(st.settings.store)  # in the service's loop: reads off it
+        # In the service's loop: reads off it.
+        store = AsyncStore(st.settings.store, data_key=st.settings.sealing_key())
         try:
             player = Player(timeline, Watcher(st, store, started), service, stop)
             error = await _play(player, _phases(player, st, options))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from failover.actions.table import ACTIONS
 from failover.mirror.config import SOURCE_TYPES
+from failover.secrets_policy import SECRET_PLACEHOLDER
 from failover.settings.model import Settings
 
 ENV_VAR = "PORTALGUARD_CONFIG"
@@ -27,8 +28,6 @@ DEFAULT_FILE = "portalguard.yaml"
 MAX_CONFIG_CHARS = 1 << 20
 MAX_CONFIG_DEPTH = 32
 _REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# What an unset secret's ${VAR} becomes for commands that never use it (see ``load``); never shown.
-SECRET_PLACEHOLDER = "unset-secret-not-needed-to-read"  # long enough for the secrets policy
 
 # Fields whose values are never shown in an error message.
 _SECRET_KEYS = {
@@ -40,6 +39,7 @@ _SECRET_KEYS = {
     "secret",
     "url",
     "urls",
+    "data_key",
 }
 _PATTERN_HINTS = {
     "customer_id": "is not a customer id (use its 10 digits without dashes, e.g. 1234567890)",

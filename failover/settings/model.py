@@ -6,13 +6,14 @@ import ipaddress
 import re
 from typing import Annotated, Union
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 
 from failover.actions.google_ads import GoogleAdsConfig
 from failover.actions.table import ACTIONS
 from failover.clinic import Clinic
+from failover.crypto import DataKey, key_problem
 from failover.mirror.config import MirrorSettings
-from failover.secrets_policy import Secret
+from failover.secrets_policy import SECRET_PLACEHOLDER, Secret
 from watchdog.config_types import Duration, HttpUrl, PortalId, PositiveDuration, StrictModel, at_least
 from watchdog.targets import Portal, WatchdogConfig
 
@@ -38,6 +39,17 @@ def _store_path(value: str) -> str:
 
 
 StorePath = Annotated[str, AfterValidator(_store_path)]
+
+
+def _data_key(value: SecretStr) -> SecretStr:
+    # The placeholder of an unset ${VAR} for read-only commands: no key then (sealed rows say so).
+    text = value.get_secret_value()
+    if text != SECRET_PLACEHOLDER and (problem := key_problem(text)) is not None:
+        raise ValueError(problem)  # names no part of the value
+    return value
+
+
+DataKeyText = Annotated[Secret, AfterValidator(_data_key)]
 
 
 Listen = Annotated[str, AfterValidator(_listen)]
@@ -148,6 +160,11 @@ class FailoverPortal(Portal):
 class Settings(WatchdogConfig):
     clinic: Clinic
     store: StorePath = "./portalguard.db"
+    data_key: DataKeyText | None = Field(
+        None,
+        description="The key patient data is sealed with in the store (booking requests, the appointment "
+        "mirror): `${PORTALGUARD_DATA_KEY}`, made by `portalguard keygen`. Required by a portal's `mirror`.",
+    )
     server: ServerSettings = Field(default_factory=ServerSettings)
     staff: StaffAuth = Field(default_factory=StaffAuth)
     booking: BookingSettings = Field(default_factory=BookingSettings)
@@ -166,7 +183,25 @@ class Settings(WatchdogConfig):
                         f"(define it under the top-level actions:; defined: {known})"
                     )
         self._campaigns_not_shared()
+        self._mirror_needs_key()
         return self
+
+    def _mirror_needs_key(self) -> None:
+        # The mirror keeps patients' names and phones: never without encryption at rest.
+        if self.data_key is not None:
+            return
+        for pid, portal in self.portals.items():
+            if getattr(portal, "mirror", None) is not None:
+                raise ValueError(
+                    f"data_key: portals.{pid}.mirror keeps patient data, which the store seals with the data "
+                    "key: set data_key: ${PORTALGUARD_DATA_KEY} (run `portalguard keygen` for one)"
+                )
+
+    def sealing_key(self) -> DataKey | None:
+        """The ``data_key`` as a key, or None: not set, or not needed by a read-only command (unset)."""
+        if self.data_key is None or self.data_key.get_secret_value() == SECRET_PLACEHOLDER:
+            return None
+        return DataKey.from_text(self.data_key.get_secret_value())
 
     def _campaigns_not_shared(self) -> None:
         # Two portals toggling the same campaign would pause it while the other still needs it.

@@ -15,17 +15,20 @@ endpoint rows, events); its failures are logged, rate-limited, without data. Dur
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
+from failover.crypto import DataKey
+from failover.mirror.model import DayChanges, DayListing, Mirrored, MirrorState
 from failover.store.rows import (
     ActionRow,
     BookingRequest,
@@ -69,8 +72,16 @@ class FailureLog:
 
 
 class AsyncStore:
-    def __init__(self, path: str | Path, clock: Callable[[], float] = steady_time, *, readers: int = READERS) -> None:
-        self.sync = Store(path, clock)  # the queries, and a door for code that must stay synchronous
+    def __init__(
+        self,
+        path: str | Path,
+        clock: Callable[[], float] = steady_time,
+        *,
+        readers: int = READERS,
+        data_key: DataKey | None = None,
+    ) -> None:
+        # The queries, and a door for code that must stay synchronous; ``data_key`` as for ``Store``.
+        self.sync = Store(path, clock, data_key=data_key)
         self.path, self.clock = self.sync.path, clock
         self.failures = FailureLog()
         self._connections: list[Connection] = []
@@ -271,6 +282,29 @@ class AsyncStore:
 
     async def count_requests(self, portal: str | None = None) -> int:
         return await self._read(self.sync.count_requests, portal)
+
+    async def seal_plaintext_requests(self) -> int:
+        return await self._write(self.sync.seal_plaintext_requests)
+
+    async def apply_mirror_day(self, portal: str, listing: DayListing, source: str, now: float) -> DayChanges:
+        return await self._write(self.sync.apply_mirror_day, portal, listing, source, now)
+
+    async def record_mirror_sync(self, portal: str, now: float, error_kind: str | None, error: str | None) -> None:
+        await self._write(self.sync.record_mirror_sync, portal, now, error_kind, error)
+
+    async def appointments(self, portal: str | None, first_day: dt.date, last_day: dt.date) -> list[Mirrored]:
+        return await self._read(self.sync.appointments, portal, first_day, last_day)
+
+    async def mirror_state(self, portal: str, today: dt.date) -> MirrorState:
+        return await self._read(self.sync.mirror_state, portal, today)
+
+    async def count_appointments(self, portal: str, day: dt.date) -> int:
+        return await self._read(self.sync.count_appointments, portal, day)
+
+    async def purge_appointments(
+        self, started_before: float, portal: str | None = None, *, other_than: Collection[str] = ()
+    ) -> int:
+        return await self._write(self.sync.purge_appointments, started_before, portal, other_than=other_than)
 
 
 def describe_error(err: BaseException) -> str:

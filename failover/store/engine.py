@@ -2,11 +2,13 @@
 
 SQLite (the only backend so far) gets, on every new DBAPI connection: WAL (readers never wait for
 the writer, nor the writer for readers), ``synchronous=FULL`` (a write that returned is on disk,
-booking requests included) and a busy timeout (a second process waits for the write lock instead
-of failing). Transactions are begun by us, not by Python's sqlite3 module: writes with
-``BEGIN IMMEDIATE`` (the write lock at once, so two writers queue on the busy timeout instead of
-deadlocking on a lock upgrade), reads with a plain ``BEGIN``; DDL then runs inside the transaction
-too, so a migration is all or nothing.
+booking requests included), a busy timeout (a second process waits for the write lock instead
+of failing) and ``secure_delete`` (what a delete or an update frees is overwritten with zeros: a
+purged booking request, or one sealed in place, leaves no plaintext behind in the file).
+Transactions are begun by us, not by Python's sqlite3 module: writes with ``BEGIN IMMEDIATE`` (the
+write lock at once, so two writers queue on the busy timeout instead of deadlocking on a lock
+upgrade), reads with a plain ``BEGIN``; DDL then runs inside the transaction too, so a migration is
+all or nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def _on_connect(dbapi_connection: Any, _record: object) -> None:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         _set_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA secure_delete=ON")
     finally:
         cursor.close()
 

@@ -15,6 +15,11 @@ class StoreError(Exception):
     """The store cannot do what was asked; the message says why and what to do (never row data)."""
 
 
+class DataKeyError(StoreError):
+    """Patient data cannot be sealed or opened with the key the store was given (none, another one,
+    or a value changed on disk): a configuration problem naming ``data_key``, not a failing disk."""
+
+
 @dataclass(frozen=True, slots=True)
 class PortalRow:
     portal: str

@@ -31,12 +31,15 @@ from sqlalchemy import (
 from failover.store.rows import MAINTENANCE_MODES, OUTBOX_STATES, OVERRIDE_MODES, REQUEST_STATUSES
 
 # The number of the newest revision under migrations/versions (revision ids are "0003", "0004", …).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # What is written to SQLite's ``PRAGMA user_version``, all a pre-Alembic portalguard reads (it refuses a
 # store whose schema it does not know instead of misreading it): the newest legacy version that
-# still reads this schema right. Revision 0004 only adds a table the old code never looks at, so going back one release
-# keeps working (it would not deliver the staff outbox, only its own way).
+# still reads this schema right. Revisions 0004 and 0005 only add tables the old code never looks at, so going back
+# one release keeps working (it would not deliver the staff outbox, only its own way) — until booking requests are
+# sealed (a data key is set): the old code cannot read those, so the store then says ``SEALED_LEGACY_VERSION``
+# and the old code refuses it instead of failing on the first request.
 LEGACY_READABLE_VERSION = 3
+SEALED_LEGACY_VERSION = 5
 
 
 class JSONText(TypeDecorator[Any]):
@@ -148,7 +151,8 @@ booking_requests = Table(
     Column("created", Float, nullable=False),
     Column("status", Text, nullable=False, server_default="new"),
     Column("updated", Float),
-    Column("data", JSONText(), nullable=False),  # the form's fields
+    # The form's fields: JSON, or (a data key set) JSON sealed with it (``failover.crypto``, "pg1:…").
+    Column("data", Text, nullable=False),
     _one_of("status", REQUEST_STATUSES),
     Index("booking_requests_created", "created"),
     sqlite_autoincrement=True,
@@ -195,4 +199,38 @@ staff_outbox = Table(
     Column("sent_at", Float),
     _one_of("state", OUTBOX_STATES),
     Index("staff_outbox_due", "state", "next_try"),
+)
+
+# The appointment mirror (revision 0005): one row per appointment the portal listed, kept after it
+# vanished (marked cancelled) until retention. name, phone and menu are always sealed (failover.crypto).
+appointments = Table(
+    "appointments",
+    metadata,
+    Column("portal", Text, primary_key=True),
+    Column("id", Text, primary_key=True),  # the portal's own reservation id
+    Column("day", Text, nullable=False),  # the clinic's date, YYYY-MM-DD (the listing it was in)
+    Column("start", Float, nullable=False),
+    Column("end", Float),
+    Column("name", Text, nullable=False),  # sealed
+    Column("phone", Text, nullable=False),  # sealed
+    Column("menu", Text, nullable=False),  # sealed
+    Column("status", Text, nullable=False, server_default=""),
+    Column("cancelled", Boolean, nullable=False, server_default=false()),
+    Column("vanished_at", Float),
+    Column("source", Text, nullable=False),
+    Column("first_seen", Float, nullable=False),
+    Column("synced_at", Float, nullable=False),
+    Index("appointments_portal_day", "portal", "day"),
+    Index("appointments_start", "start"),
+)
+
+# The last sync of each portal's mirror, for status, the metrics and the outage message.
+mirror_sync = Table(
+    "mirror_sync",
+    metadata,
+    Column("portal", Text, primary_key=True),
+    Column("last_success", Float),
+    Column("last_attempt", Float),
+    Column("last_error_kind", Text),
+    Column("last_error", Text),
 )

@@ -9,16 +9,21 @@ never the statement's parameters (patient data).
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, delete, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, delete, exists, func, not_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from failover.crypto import TOKEN_PREFIX, DataKey, SealError, context, is_sealed, sealed_key_id
+from failover.mirror.model import FAILURE_KINDS, DayChanges, DayListing, Mirrored, MirrorState
+from failover.mirror.reconcile import reconcile
 from failover.store import schema as t
 from failover.store.engine import WRITE, open_error, sqlite_engine, store_error
 from failover.store.migrations import migrate, read_state, schema_number
@@ -28,6 +33,7 @@ from failover.store.rows import (
     REQUEST_STATUSES,
     ActionRow,
     BookingRequest,
+    DataKeyError,
     EndpointRow,
     Event,
     Maintenance,
@@ -39,11 +45,24 @@ from failover.store.rows import (
 from failover.store.upsert import insert_if_absent, upsert
 from watchdog.clock import steady_time
 
+SEAL_BATCH = 200  # plaintext booking requests sealed per transaction when a key is first given
+ID_CHUNK = 500  # ids per ``IN (...)``: below every backend's limit on bound parameters
+PATIENT_FIELDS = ("name", "phone", "menu")  # the appointment columns always sealed
+MAX_SYNC_ERROR = 500
+
 
 class Store:
-    def __init__(self, path: str | Path, clock: Callable[[], float] = steady_time) -> None:
+    """``data_key``: the key patient data is sealed with (``Settings.sealing_key()``). Given, booking
+    requests are written sealed and those stored in plaintext before are sealed in place at open;
+    the appointment mirror needs it. Without one, sealed rows cannot be read (``DataKeyError``
+    naming ``data_key``) while everything else works."""
+
+    def __init__(
+        self, path: str | Path, clock: Callable[[], float] = steady_time, *, data_key: DataKey | None = None
+    ) -> None:
         self.path = str(path)
         self.clock = clock
+        self.data_key = data_key
         self._thread = threading.local()  # a thread that keeps its own connection (AsyncStore's threads)
         self.engine: Engine = sqlite_engine(self.path)
         try:
@@ -54,6 +73,12 @@ class Store:
         except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as err:
             self.engine.dispose()
             raise open_error(self.path, err) from None
+        if data_key is not None:
+            try:
+                self.seal_plaintext_requests()
+            except StoreError:
+                self.engine.dispose()
+                raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -386,14 +411,23 @@ class Store:
     # -- booking requests ---------------------------------------------------------------------
 
     def add_request(self, portal: str, data: dict[str, Any]) -> int:
-        """Store a booking request durably; returns its number."""
+        """Store a booking request durably (sealed, with a data key); returns its number."""
+        b = t.booking_requests
+        text = _json(self.path, data)
         with self._write() as conn:
-            result = conn.execute(t.booking_requests.insert().values(portal=portal, created=self.clock(), data=data))
-            return int(result.inserted_primary_key[0])
+            if self.data_key is None:
+                result = conn.execute(b.insert().values(portal=portal, created=self.clock(), data=text))
+                return int(result.inserted_primary_key[0])
+            # The row's number is part of what the seal binds: known once inserted, sealed in the same
+            # transaction (nothing of the placeholder is ever committed).
+            result = conn.execute(b.insert().values(portal=portal, created=self.clock(), data=""))
+            number = int(result.inserted_primary_key[0])
+            conn.execute(update(b).where(b.c.id == number).values(data=self._seal_request(number, text)))
+            return number
 
     def request(self, request_id: int) -> BookingRequest | None:
         rows = self._rows(select(t.booking_requests).where(t.booking_requests.c.id == request_id))
-        return BookingRequest(**rows[0]._mapping) if rows else None
+        return self._booking_request(rows[0]) if rows else None
 
     def requests(
         self, status: str | None = None, portal: str | None = None, limit: int = 10_000
@@ -405,7 +439,7 @@ class Store:
             statement = statement.where(b.c.status == status)
         if portal:
             statement = statement.where(b.c.portal == portal)
-        return [BookingRequest(**r._mapping) for r in self._rows(statement)]
+        return [self._booking_request(r) for r in self._rows(statement)]
 
     def set_request_status(self, request_id: int, status: str) -> bool:
         if status not in REQUEST_STATUSES:
@@ -428,3 +462,206 @@ class Store:
             statement = statement.where(b.c.portal == portal)
         with self._read() as conn:
             return int(conn.execute(statement).scalar_one())
+
+    def seal_plaintext_requests(self) -> int:
+        """Seal, in place, the booking requests stored in plaintext (before a data key was set), in
+        batches of ``SEAL_BATCH`` rows per transaction; returns how many. Idempotent: sealed rows are
+        left alone, so a run cut short finishes at the next open. Run at open when a key is given.
+
+        Also marks the store for the pre-Alembic portalguard (``schema.SEALED_LEGACY_VERSION``): it
+        cannot read sealed requests, so it refuses the store instead of failing on them."""
+        if self.data_key is None:
+            raise self._no_key("booking requests cannot be sealed")
+        b = t.booking_requests
+        plaintext = not_(b.c.data.startswith(TOKEN_PREFIX, autoescape=True))
+        with self._read() as conn:
+            to_do = conn.execute(select(b.c.id).where(plaintext).limit(1)).first() is not None
+            marked = conn.dialect.name != "sqlite" or (
+                conn.exec_driver_sql("PRAGMA user_version").scalar() == t.SEALED_LEGACY_VERSION
+            )
+        if not to_do and marked:  # the usual open: no write, no write lock
+            return 0
+        sealed = 0
+        while True:
+            with self._write() as conn:
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql(f"PRAGMA user_version={t.SEALED_LEGACY_VERSION}")
+                batch = conn.execute(select(b.c.id, b.c.data).where(plaintext).order_by(b.c.id).limit(SEAL_BATCH))
+                rows = list(batch)
+                for r in rows:
+                    conn.execute(update(b).where(b.c.id == r.id).values(data=self._seal_request(r.id, r.data)))
+            sealed += len(rows)
+            if len(rows) < SEAL_BATCH:
+                break
+        if sealed:
+            self._rewrite_file()
+        return sealed
+
+    def _rewrite_file(self) -> None:
+        """Rebuild the database file (``VACUUM``) and empty the WAL: no page written before the rows
+        were sealed (nor a freed one from before ``secure_delete``) keeps their plaintext. Once, when
+        plaintext rows were sealed."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        raw = self.engine.raw_connection()  # autocommit (engine.py): VACUUM cannot run in a transaction
+        try:
+            cursor = raw.cursor()
+            cursor.execute("VACUUM")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.close()
+        except self.engine.dialect.loaded_dbapi.Error as err:
+            raise store_error(self.path, err) from None
+        finally:
+            raw.close()
+
+    def _seal_request(self, number: int, text: str) -> str:
+        assert self.data_key is not None
+        return self.data_key.seal(text, context("booking_requests", "data", number))
+
+    def _booking_request(self, row: Row[Any]) -> BookingRequest:
+        values = dict(row._mapping)
+        text: str = values["data"]
+        if is_sealed(text):
+            text = self._open(text, context("booking_requests", "data", values["id"]), "booking requests")
+        values["data"] = json.loads(text)
+        return BookingRequest(**values)
+
+    # -- patient data: sealing ----------------------------------------------------------------
+
+    def _no_key(self, what: str, sealed: bool = False) -> DataKeyError:
+        if sealed:  # only that key reads them: a new one would not help
+            hint = "the key they were sealed with"
+        else:
+            hint = "the store's key (`portalguard keygen` makes one for a store that has none yet)"
+        return DataKeyError(
+            f"store {self.path}: {what} without a data key: set data_key: ${{PORTALGUARD_DATA_KEY}} in the config "
+            f"to {hint}"
+        )
+
+    def _open(self, token: str, where: str, what: str) -> str:
+        if self.data_key is None:
+            kid = sealed_key_id(token) or "?"
+            raise self._no_key(f"{what} are sealed (key {kid}) and cannot be read", sealed=True)
+        try:
+            return self.data_key.open(token, where)
+        except SealError as err:  # its words hold no key, no data
+            raise DataKeyError(f"store {self.path}: {err}") from None
+
+    def _sealing_key(self, what: str) -> DataKey:
+        if self.data_key is None:
+            raise self._no_key(what)
+        return self.data_key
+
+    # -- the appointment mirror ---------------------------------------------------------------
+
+    def apply_mirror_day(self, portal: str, listing: DayListing, source: str, now: float) -> DayChanges:
+        """Reconcile ``listing`` (one day's complete listing) with what the mirror holds, in one
+        transaction (``failover.mirror.reconcile``): new rows added, changed ones updated, the day's
+        rows no longer listed marked vanished (kept); a row listed on another day than it was is
+        moved there. Returns what changed."""
+        key = self._sealing_key("the appointment mirror cannot be written")
+        a = t.appointments
+        ids = list(dict.fromkeys(x.id for x in listing.appointments))
+        with self._write() as conn:
+            held_rows = list(conn.execute(select(a).where(a.c.portal == portal, a.c.day == listing.day.isoformat())))
+            for chunk in _chunks(ids):
+                held_rows += conn.execute(select(a).where(a.c.portal == portal, a.c.id.in_(chunk)))
+            held = {r.id: self._mirrored(r) for r in held_rows}
+            result = reconcile(portal, held, listing, source, now)
+            for row in result.upserts:
+                upsert(conn, a, self._appointment_values(key, row))
+            for chunk in _chunks(list(result.seen)):
+                conn.execute(update(a).where(a.c.portal == portal, a.c.id.in_(chunk)).values(synced_at=now))
+        return result.changes
+
+    def record_mirror_sync(self, portal: str, now: float, error_kind: str | None, error: str | None) -> None:
+        """A sync of ``portal``'s mirror ended: a success (``error_kind`` None) or a failure of that
+        kind (``failover.mirror.model.FAILURE_KINDS``) with its detail (never patient data)."""
+        if error_kind is not None and error_kind not in FAILURE_KINDS:
+            # A bug of the caller, not a failing store (ResilientStore would count a StoreError as one).
+            raise ValueError(f"unknown mirror failure kind {error_kind!r} (use {', '.join(FAILURE_KINDS)})")
+        values: dict[str, Any] = {"portal": portal, "last_attempt": now}
+        if error_kind is None:
+            values.update(last_success=now, last_error_kind=None, last_error=None)
+        else:
+            values.update(last_error_kind=error_kind, last_error=(error or "")[:MAX_SYNC_ERROR])
+        with self._write() as conn:
+            upsert(conn, t.mirror_sync, values)
+
+    def appointments(self, portal: str | None, first_day: dt.date, last_day: dt.date) -> list[Mirrored]:
+        """The mirror's appointments of ``first_day`` .. ``last_day`` (inclusive), of one portal or all,
+        by start time; cancelled and vanished ones included."""
+        a = t.appointments
+        statement = (
+            select(a)
+            .where(a.c.day >= first_day.isoformat(), a.c.day <= last_day.isoformat())
+            .order_by(a.c.start, a.c.portal, a.c.id)
+        )
+        if portal is not None:
+            statement = statement.where(a.c.portal == portal)
+        return [self._mirrored(r) for r in self._rows(statement)]
+
+    def mirror_state(self, portal: str, today: dt.date) -> MirrorState:
+        """The portal's last sync and how many appointments are booked from ``today`` on."""
+        m, a = t.mirror_sync, t.appointments
+        booked = select(func.count()).where(
+            a.c.portal == portal, a.c.cancelled.is_(False), a.c.day >= today.isoformat()
+        )
+        with self._read() as conn:
+            sync = conn.execute(select(m).where(m.c.portal == portal)).first()
+            count = int(conn.execute(booked).scalar_one())
+        if sync is None:
+            return MirrorState(portal, None, None, None, None, count)
+        return MirrorState(portal, sync.last_success, sync.last_attempt, sync.last_error_kind, sync.last_error, count)
+
+    def count_appointments(self, portal: str, day: dt.date) -> int:
+        """Booked (not cancelled) appointments of ``portal`` on ``day``: no key needed."""
+        a = t.appointments
+        statement = select(func.count()).where(
+            a.c.portal == portal, a.c.day == day.isoformat(), a.c.cancelled.is_(False)
+        )
+        with self._read() as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    def purge_appointments(
+        self, started_before: float, portal: str | None = None, *, other_than: Collection[str] = ()
+    ) -> int:
+        """Delete appointments that started before ``started_before`` (retention): of ``portal``, or of
+        every portal but those ``other_than`` names. Returns how many."""
+        a = t.appointments
+        statement = delete(a).where(a.c.start < started_before)
+        if portal is not None:
+            statement = statement.where(a.c.portal == portal)
+        if other_than:
+            statement = statement.where(a.c.portal.not_in(list(other_than)))
+        with self._write() as conn:
+            return conn.execute(statement).rowcount
+
+    def _mirrored(self, row: Row[Any]) -> Mirrored:
+        values = dict(row._mapping)
+        for column in PATIENT_FIELDS:
+            where = context("appointments", column, values["portal"], values["id"])
+            values[column] = self._open(values[column], where, "the mirror's appointments")
+        values["day"] = dt.date.fromisoformat(values["day"])
+        return Mirrored(**values)
+
+    @staticmethod
+    def _appointment_values(key: DataKey, row: Mirrored) -> dict[str, Any]:
+        values = asdict(row)
+        values["day"] = row.day.isoformat()
+        for column in PATIENT_FIELDS:
+            values[column] = key.seal(values[column], context("appointments", column, row.portal, row.id))
+        return values
+
+
+def _json(path: str, data: dict[str, Any]) -> str:
+    # Japanese text kept readable (a booking request stored before a key was set reads as before).
+    try:
+        return json.dumps(data, ensure_ascii=False)
+    except (TypeError, ValueError) as err:  # its message may quote the value: the type only
+        raise StoreError(f"store {path}: {type(err).__name__}") from None
+
+
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    for i in range(0, len(ids), ID_CHUNK):
+        yield ids[i : i + ID_CHUNK]

@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from failover.links import location_header
 from failover.metrics import FailoverMetrics
 from failover.settings import Settings, StaffAuth
-from failover.store import REQUEST_STATUSES, AsyncStore, StoreError, describe_error
+from failover.store import REQUEST_STATUSES, AsyncStore, DataKeyError, StoreError, describe_error
 from failover.web import appointments, forms
 from failover.web.i18n import STRINGS, choose_lang, format_day, format_time, translator
 from failover.web.security import (
@@ -241,7 +241,11 @@ class _Web:
         lang = self._lang(request)
         status = request.query_params.get("status")
         status = status if status in REQUEST_STATUSES else None
-        rows = await self.store.requests(status, None, STAFF_LIST_LIMIT)
+        try:
+            rows = await self.store.requests(status, None, STAFF_LIST_LIMIT)
+        except DataKeyError as err:  # sealed with a key the config does not give: say so in the log
+            log.error("/staff cannot show the booking requests: %s", err)
+            raise Rejected(503, "e503") from None
         portals = [await self.store.portal(pid) for pid in self.settings.portals]
 
         def filter_url(s: str | None) -> str:
@@ -282,10 +286,14 @@ class _Web:
         if day is None:
             raise Rejected(400, "e400")
         mirrored = [pid for pid, p in self.settings.portals.items() if p.mirror is not None]
-        rows = await self.store.appointments(None, day, day)
+        try:
+            rows = await self.store.appointments(None, day, day)
+            requests = await self.store.requests(None, None, STAFF_LIST_LIMIT)
+        except DataKeyError as err:  # sealed with a key the config does not give: say so in the log
+            log.error("/staff/appointments cannot show the appointments: %s", err)
+            raise Rejected(503, "e503") from None
         states = [await self.store.mirror_state(pid, self._today()) for pid in mirrored]
         intervals = {pid: self.settings.portals[pid].mirror.every for pid in mirrored}  # type: ignore[union-attr]
-        requests = await self.store.requests(None, None, STAFF_LIST_LIMIT)
         view = appointments.day_view(day, rows, states, intervals, requests, self.tz, self.clock())
         explicit_lang = request.query_params.get("lang")
 

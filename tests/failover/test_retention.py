@@ -44,3 +44,32 @@ def test_claims_of_an_open_incident_outlive_the_audit_retention(tmp_path: Path) 
     store.set_failover("open", False, "portal up")
     purge(store, s, now[0])
     assert not store.claimed("notify:open:1:staff:outage")
+
+
+def test_mirrored_appointments_follow_their_portal_s_mirror_retention(tmp_path: Path) -> None:
+    import datetime as dt
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from failover.crypto import DataKey
+    from failover.mirror.model import DayListing, Listed
+    from failover.retention import purge_expired_appointments
+
+    jst = ZoneInfo("Asia/Tokyo")
+    now = dt.datetime(2026, 11, 23, 12, tzinfo=jst).timestamp()
+    s = settings(tmp_path)
+    store = Store(s.store, lambda: now, data_key=DataKey.generate()[1])
+    for days_ago in (1, 3, 10, 100):
+        day = dt.date(2026, 11, 23) - dt.timedelta(days=days_ago)
+        start = dt.datetime(day.year, day.month, day.day, 10, tzinfo=jst)
+        for portal in ("open", "closed"):
+            listing = DayListing(day, (Listed(f"R{days_ago}", start, None, "山田"),))
+            store.apply_mirror_day(portal, listing, "admin_html", now)
+    # "open" mirrors with 7 days' retention (the section is another module's: set by hand); "closed" has
+    # no mirror (any more): its appointments go with booking.retention (90 days).
+    object.__setattr__(s.portals["open"], "mirror", SimpleNamespace(retention=7 * DAY))
+    assert purge_expired_appointments(store, s, now) == 3
+    first, last = dt.date(2026, 1, 1), dt.date(2026, 12, 31)
+    assert [r.id for r in store.appointments("open", first, last)] == ["R3", "R1"]
+    assert [r.id for r in store.appointments("closed", first, last)] == ["R10", "R3", "R1"]
+    assert purge(store, s, now) == 0

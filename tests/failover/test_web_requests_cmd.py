@@ -22,10 +22,11 @@ from failover.store import Store
 DAY = 86400.0
 
 
-@pytest.fixture
-def obj(tmp_path: Path, clock) -> SimpleNamespace:
-    settings = make_settings(tmp_path)
-    store = Store(settings.store, clock)
+@pytest.fixture(params=["sealed", "plaintext"])
+def obj(tmp_path: Path, clock, request: pytest.FixtureRequest) -> SimpleNamespace:
+    """Every command shows the same whether the requests are sealed (a data key) or not."""
+    settings = make_settings(tmp_path, **({} if request.param == "sealed" else {"data_key": None}))
+    store = Store(settings.store, clock, data_key=settings.sealing_key())
     store.add_request(
         PORTAL,
         {
@@ -151,3 +152,27 @@ def test_control_characters_stored_by_older_versions_stay_on_one_line(obj: Simpl
     out = run(obj, "list").splitlines()
     assert len(out) == 2 + 6  # header, rule, the two requests of the fixture and these four
     assert any("090\\r1234" in line for line in out) and any("090\\u20281234\\x1b[2J" in line for line in out)
+
+
+def test_sealed_requests_without_the_key_exit_2_naming_data_key(obj: SimpleNamespace, clock) -> None:
+    if obj.store.data_key is None:
+        pytest.skip("the store of this case holds plaintext requests")
+    keyless = SimpleNamespace(settings=obj.settings, store=Store(obj.settings.store, clock))
+    try:
+        for args in (["list"], ["export", "--csv", "-"]):
+            result = CliRunner().invoke(requests_group, args, obj=keyless)
+            assert result.exit_code == 2, result.output
+            assert "booking requests are sealed" in result.output and "set data_key:" in result.output
+            assert "山田" not in result.output
+        assert "deleted 0 booking request(s)" in run(keyless, "purge", "--older-than", "30d")  # needs no key
+    finally:
+        keyless.store.close()
+
+
+def test_sealed_requests_leave_no_plaintext_in_the_file(obj: SimpleNamespace) -> None:
+    if obj.store.data_key is None:
+        pytest.skip("the store of this case holds plaintext requests")
+    obj.store.close()
+    raw = b"".join(p.read_bytes() for p in Path(obj.settings.store).parent.glob("portalguard.db*"))
+    for text in ("山田 花子", "090-1234-5678", "hanako@example.jp", "歯が痛い"):
+        assert text.encode() not in raw

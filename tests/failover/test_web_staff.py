@@ -274,3 +274,32 @@ async def test_blank_credentials_never_open_staff_even_if_a_blank_secret_slipped
         r = await c.get("/staff", headers=headers)
         assert r.status_code == 401
         assert r.headers["www-authenticate"]  # the login is asked for, nothing shown
+
+
+async def test_requests_from_the_form_are_sealed_on_disk_and_shown_as_typed(web: Web, tmp_path: Path) -> None:
+    await add_requests(web, "Hanako Yamada")
+    async with web.client() as c:
+        r = await c.get("/staff", auth=BASIC)
+    assert r.status_code == 200 and "Hanako Yamada" in r.text
+    await web.store.close()
+    raw = _store_files(tmp_path)
+    assert b"Hanako Yamada" not in raw and b"09012345678" not in raw and b"090-1234-5678" not in raw
+
+
+def _store_files(directory: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in directory.glob("portalguard.db*"))
+
+
+async def test_sealed_requests_without_the_key_are_a_503_and_a_log_line_naming_data_key(
+    web: Web, tmp_path: Path, clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await add_requests(web, "Hanako Yamada")
+    await web.store.close()
+    keyless = make_web(tmp_path, clock, data_key=None)
+    try:
+        async with keyless.client() as c:
+            r = await c.get("/staff", auth=BASIC)
+        assert r.status_code == 503 and "Hanako" not in r.text
+        assert any("booking requests are sealed" in m and "data_key" in m for m in caplog.messages)
+    finally:
+        await keyless.store.close()

@@ -14,6 +14,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
+from failover.crypto import DataKey
 from failover.metrics import FailoverMetrics
 from failover.settings import Settings
 from failover.store import AsyncStore
@@ -24,6 +25,7 @@ BOOK_URL = "https://portal.example.jp/clinic/12345/booking"
 STAFF_USER, STAFF_PASSWORD, STAFF_TOKEN = "staff", "correct horse battery", "t0ken-0123456789abcdef"
 PATIENT_IP = "203.0.113.7"
 SCRIPT = '<script>alert("x")</script>'
+DATA_KEY = DataKey.generate()[0]  # booking requests are sealed in the web tests: pages show them as before
 
 BASE_CONFIG: dict[str, Any] = {
     "clinic": {
@@ -36,6 +38,7 @@ BASE_CONFIG: dict[str, Any] = {
         "hours_en": "Mon–Fri 9:30–13:00 / 14:30–19:00, Sat 9:30–13:00 (closed Sun and holidays)",
     },
     "staff": {"username": STAFF_USER, "password": STAFF_PASSWORD, "token": STAFF_TOKEN},
+    "data_key": DATA_KEY,
     "portals": {
         PORTAL: {
             "endpoints": {"public": {"url": "https://portal.example.jp/clinic/12345"}},
@@ -80,7 +83,7 @@ def make_web(
     **overrides: Any,
 ) -> Web:
     settings = make_settings(directory, **overrides)
-    store = AsyncStore(settings.store, clock)
+    store = AsyncStore(settings.store, clock, data_key=settings.sealing_key())
     registry = CollectorRegistry()
     metrics = FailoverMetrics(registry)
     web = Web(settings, store, registry, metrics, None)  # type: ignore[arg-type]

@@ -47,13 +47,13 @@ def job(sim: PortalSimulator, client: httpx.AsyncClient, every: float = 600.0, d
     settings = ProbeSettings()
     src = source(sim, "admin_html", **cfg)
 
-    def read(wanted: Sequence[dt.date]):  # noqa: ANN202
+    def read(wanted: Sequence[dt.date]):
         return read_days(src, endpoints(sim), client, settings, 2.0, wanted, TZ)
 
     return MirrorJob("sakura", every, days, "admin_html", read)
 
 
-def mirror(sim, client, store, clock=None, *, metrics=None, is_down=lambda p: False, **kw) -> MirrorSync:  # noqa: ANN001
+def mirror(sim, client, store, clock=None, *, metrics=None, is_down=lambda p: False, **kw) -> MirrorSync:
     return MirrorSync({"sakura": job(sim, client, **kw)}, store, TZ, clock or Clock(), metrics, is_down)
 
 
@@ -106,9 +106,9 @@ async def test_a_failed_sync_changes_nothing_and_counts_its_kind(
         assert await store.appointments("sakura", DAY, DAY + dt.timedelta(days=2)) == before
         state = await store.mirror_state("sakura", DAY)
         assert (state.last_success, state.last_attempt, state.last_error_kind) == (synced, clock.now, kind)
-        assert registry.get_sample_value(
-            "portalguard_mirror_sync_errors_total", {"portal": "sakura", "kind": kind}
-        ) == 1.0
+        assert (
+            registry.get_sample_value("portalguard_mirror_sync_errors_total", {"portal": "sakura", "kind": kind}) == 1.0
+        )
         assert_no_patient_data(state.last_error or "")
     assert registry.get_sample_value("portalguard_mirror_last_success_timestamp_seconds", {"portal": "sakura"}) == (
         synced
