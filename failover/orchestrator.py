@@ -30,7 +30,7 @@ from failover.redact import scrub_urls
 from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.store import ActionRow, Maintenance, Override, PortalRow, StoreError
-from watchdog.clock import steady_time
+from watchdog.clock import PUBLISHED_KEY, SteadyClock, steady_time
 from watchdog.monitor import PortalHealth
 from watchdog.verdict import Health
 
@@ -53,6 +53,8 @@ ACTION_DEADLINE = 300.0  # one observe/apply/observe round (with API timeouts an
 # Long enough that a blip the retries ride out (five attempts take ~20 s) pages nobody.
 ALERT_AFTER_FAILING = 180.0
 READ_ERRORS = (sqlite3.Error, StoreError, OSError)
+CLOCK_REPUBLISH_CHANGE = 0.05  # seconds the steady clock's offset moved (slewing) before it is published again
+CLOCK_REPUBLISH_EVERY = 60.0  # and at least this often (a lost fire-and-forget write is made good)
 
 
 @dataclass(slots=True)
@@ -101,6 +103,7 @@ class Orchestrator:
         self._seen: dict[str, _Seen] = {}
         self._switch_ons: dict[str, list[float]] = {}  # this process's, also when the event was not written
         self._store_alert: str | None = None  # the claim of the current store-failing episode's alert
+        self._clock_published: tuple[float, float] | None = None  # (offset, when)
         for pid, acts in actions.items():
             metrics.declare_portal(pid, list(acts))
 
@@ -124,6 +127,18 @@ class Orchestrator:
                 w.cancel()
         self._wake.clear()
 
+    def _publish_clock(self, now: float) -> None:
+        """With the heartbeat: how other processes on this host read our clock, so the CLI stamps
+        overrides and maintenance windows on it rather than on a wall clock that may have stepped."""
+        if not isinstance(self.clock, SteadyClock):
+            return
+        offset = self.clock.monotonic_offset()
+        last = self._clock_published
+        if last and abs(offset - last[0]) < CLOCK_REPUBLISH_CHANGE and now - last[1] < CLOCK_REPUBLISH_EVERY:
+            return
+        self.store.submit_write("set_value", PUBLISHED_KEY, {"monotonic_offset": offset})
+        self._clock_published = (offset, now)
+
     async def drain(self) -> None:
         """Wait for the action rounds in flight (bounded by their own deadline)."""
         while self._inflight:
@@ -133,6 +148,7 @@ class Orchestrator:
         """One pass over every portal: decide, persist, start action rounds that are due."""
         now = self.clock()
         self.store.submit_write("set_value", "heartbeat", now)  # nobody waits on it: a full disk must not
+        self._publish_clock(now)
         self.store.replay_due(now)
         await self._check_network(now)
         await self._check_store(now)

@@ -32,6 +32,8 @@ from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.settings.model import FailoverPortal
 from failover.staff import StaffAlerts, StaffDirectory, Target
+from failover.staff.bookings import WINDOW as BOOKING_WINDOW
+from failover.staff.bookings import BookingAnnouncer
 from failover.store import AsyncStore, EndpointRow, StoreError
 from failover.web.server import ServiceError as ServiceError  # raised by run(); run_cmd catches it
 from failover.web.server import build_servers
@@ -46,7 +48,7 @@ from watchdog.verdict import Health
 log = logging.getLogger("portalguard")
 RETENTION_EVERY = 3600.0
 ANNOUNCE_SWEEP_EVERY = 60.0  # booking requests stored, but not queued for staff before a crash
-ANNOUNCE_SWEEP_AGE = 86400.0
+ANNOUNCE_FLUSH_EVERY = 1.0  # booking requests whose minute is over are queued for staff
 OUTBOX_STOP_WAIT = 25.0  # at shutdown, for the staff messages in flight (Apprise's own deadline, and then some)
 
 
@@ -155,7 +157,14 @@ def action_context(
 
 
 class Service:
-    def __init__(self, settings: Settings, clock: Callable[[], float] = steady_time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = steady_time,
+        booking_window: float = BOOKING_WINDOW,
+    ) -> None:
+        """``booking_window``: booking requests arriving within it make one staff message (the demo
+        shortens it as it shortens every other timing)."""
         self.settings = settings
         self.clock = clock
         self.registry = CollectorRegistry()
@@ -168,6 +177,7 @@ class Service:
         self.monitor = Monitor(settings, self.wmetrics, clock, settled)
         self.monitor.endpoint_listeners.append(self._persist_endpoint)
         self.staff = StaffAlerts(staff_directory(settings), self.store, clock)
+        self.bookings = BookingAnnouncer(self.staff, self.store, clock, booking_window)
         self.http = httpx.AsyncClient(timeout=10.0)
         self.actions = build_actions(settings, self.store, self.http, self.staff, clock)
         self.orchestrator = Orchestrator(
@@ -228,7 +238,8 @@ class Service:
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self._every(self.settings.failover.doctor_every, self.doctor), name="doctor"),
             asyncio.create_task(self._every(RETENTION_EVERY, self._purge), name="retention"),
-            asyncio.create_task(self._every(ANNOUNCE_SWEEP_EVERY, self._announce_missed), name="announce"),
+            asyncio.create_task(self._every(ANNOUNCE_SWEEP_EVERY, self.bookings.sweep), name="announce sweep"),
+            asyncio.create_task(self._every(ANNOUNCE_FLUSH_EVERY, self.bookings.flush_due), name="announce"),
             asyncio.create_task(self._run_mirror(), name="mirror"),
             *[asyncio.create_task(w(), name="warm") for w in self._warmers()],
         ]
@@ -248,6 +259,7 @@ class Service:
             for server, _ in servers:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._announce_waiting()
             await self._stop_outbox(outbox, outbox_stop)
             await self.http.aclose()
             await self.probe_client.aclose()
@@ -282,7 +294,7 @@ class Service:
     def _servers(self) -> list[tuple[uvicorn.Server, socket.socket]]:
         from failover.web.app import create_app
 
-        app = create_app(self.settings, self.store, self.fmetrics, self.registry, self._announce, self.clock)
+        app = create_app(self.settings, self.store, self.fmetrics, self.registry, self.bookings.arrived, self.clock)
         return build_servers(self.settings.server, app, self.registry)
 
     def _warmers(self) -> list[Callable[[], object]]:
@@ -318,26 +330,13 @@ class Service:
         # On the sync store, in a thread: off the loop.
         await asyncio.to_thread(retention.purge, self.store.sync, self.settings, self.clock())
 
-    async def _announce(self, portal: str, request_id: int) -> None:
-        """Queue the staff message for a stored booking request (the outbox delivers it). Only the
-        request number: patient details stay behind /staff's login."""
-        request = await self.store.request(request_id)
-        drill = bool(request and request.data.get("drill"))  # sent from a drill's preview page
-        await self.staff.enqueue(
-            _booking_claim(request_id), "booking_request", portal, drill=drill, request_id=request_id
-        )
-
-    async def _announce_missed(self) -> None:
-        """Queue the new requests a crash stored but never queued for staff (between storing the
-        request and queueing its message). Delivering what is queued is the outbox's job."""
-        recent = self.clock() - ANNOUNCE_SWEEP_AGE
-        for req in await self.store.requests(status="new", limit=200):
-            if req.created >= recent and not await self.store.claimed(_booking_claim(req.id)):
-                await self._announce(req.portal, req.id)
-
-
-def _booking_claim(request_id: int) -> str:
-    return f"booking:{request_id}"
+    async def _announce_waiting(self) -> None:
+        """At shutdown: the booking requests still waiting for their minute are queued now, so the
+        outbox can deliver them before it stops (if it cannot, the next start's sweep finds them)."""
+        try:
+            await self.bookings.flush_due(everything=True)
+        except Exception:
+            log.exception("booking requests not queued for staff at shutdown: queued at the next start")
 
 
 async def serve_until_signalled(settings: Settings) -> None:

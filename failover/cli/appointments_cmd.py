@@ -174,7 +174,7 @@ def _per_day(report: Any) -> list[str]:
 
 
 def _today(obj: App) -> dt.date:
-    return dt.datetime.fromtimestamp(obj.store.clock(), obj.tz).date()
+    return dt.datetime.fromtimestamp(obj.wall(), obj.tz).date()  # the date on the clinic's wall
 
 
 def _day(obj: App, text: str, hint: str) -> dt.date:

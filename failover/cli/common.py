@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,9 +20,11 @@ import click
 from failover.settings import Settings
 from failover.settings.loader import ConfigError, config_path, load
 from failover.store import DataKeyError, Store, StoreError
+from watchdog.clock import PUBLISHED_KEY, steady_at, wall_at
 from watchdog.duration import parse_duration
 
 EXIT_CONFIG = 2
+STALE_AFTER = 10.0  # seconds without a heartbeat before we say the service is not running
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -28,11 +32,22 @@ class App:
     """``ctx.obj``: commands ask for ``.settings`` / ``.store``; errors exit 2 with the reason.
 
     Every secret's ``${VAR}`` must be set, unless the command is marked ``@read_only``.
+
+    Time is the running service's clock (``now``), not this process's wall clock: the service
+    compares overrides and maintenance windows with its steady clock (``watchdog/clock.py``), which
+    after a wall-clock step differs from the wall clock until it has slewed back. Durations people
+    type (``--for 2h``, ``+30m``) count on the service's clock; wall times (``14:00``, an ISO date)
+    are converted to what the service's clock will read at that wall time; times shown are wall times.
     """
+
+    # This process's clock sources (tests step them); the service's clock is read on them.
+    wall: Callable[[], float] = staticmethod(time.time)
+    monotonic: Callable[[], float] = staticmethod(time.monotonic)
 
     def __init__(self, config_option: str | None) -> None:
         self.config_option = config_option
         self.secrets_required = True
+        self._published: tuple[Any, Any] = (None, None)  # the service's clock offset and heartbeat
 
     @cached_property
     def settings(self) -> Settings:
@@ -43,10 +58,44 @@ class App:
 
     @cached_property
     def store(self) -> Store:
+        """The store; what it records (events, claims) is stamped on the service's clock (``now``)."""
         try:
-            return Store(self.settings.store, data_key=self.settings.sealing_key())
+            store = Store(self.settings.store, self.now, data_key=self.settings.sealing_key())
         except StoreError as err:
             fail(str(err), EXIT_CONFIG)
+        # Read once, here: the store's clock must not read the store inside a write. (If it cannot be
+        # read, the command's own reads say why; time is the wall clock's meanwhile.)
+        with contextlib.suppress(StoreError):
+            self._published = (store.value(PUBLISHED_KEY), store.value("heartbeat"))
+        return store
+
+    def service_now(self) -> float | None:
+        """The running service's clock now, read on this host's monotonic clock (the service
+        publishes its offset with its heartbeat); None if no running service published one."""
+        published, heartbeat = self._published
+        try:
+            now = self.monotonic() + float(published["monotonic_offset"])
+            fresh = -1.0 <= now - float(heartbeat) < STALE_AFTER
+        except (TypeError, KeyError, ValueError):
+            return None
+        return now if fresh else None
+
+    def now(self) -> float:
+        """The service's clock; with no service running, the wall clock (where its next start begins)."""
+        return self._clocks()[1]
+
+    def from_wall(self, ts: float) -> float:
+        """A wall time (what a person typed) as the service's clock will read it then."""
+        return steady_at(ts, *self._clocks())
+
+    def to_wall(self, ts: float) -> float:
+        """A reading of the service's clock as wall time (for display)."""
+        return wall_at(ts, *self._clocks())
+
+    def _clocks(self) -> tuple[float, float]:
+        """(wall, the service's clock) now: the same reading when no service runs."""
+        wall, steady = self.wall(), self.service_now()
+        return wall, wall if steady is None else steady
 
     @cached_property
     def tz(self) -> ZoneInfo:
@@ -62,16 +111,17 @@ class App:
         return [portal]
 
     def when(self, ts: float | None) -> str:
-        """A unix time as local clinic time, e.g. ``2026-11-23 10:02:13 JST``."""
+        """A reading of the service's clock as local clinic wall time, e.g. ``2026-11-23 10:02:13 JST``."""
         if ts is None:
             return "-"
         try:
-            return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+            return datetime.fromtimestamp(self.to_wall(ts), self.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
         except (OverflowError, OSError, ValueError):  # a row from a broken clock: show, don't crash
             return f"@{ts:.0f}"
 
     def parse_time(self, text: str, now: float) -> float:
-        """``now``, ``+2h`` (from now), or an ISO date-time (clinic time zone unless it names one)."""
+        """``now``, ``+2h`` (from ``now``, a reading of the service's clock), or an ISO date-time (a
+        wall time, clinic time zone unless it names one), as a reading of the service's clock."""
         if text == "now":
             return now
         if text.startswith("+"):
@@ -80,7 +130,7 @@ class App:
             dt = datetime.fromisoformat(text)
         except ValueError:
             raise click.BadParameter(f"{text!r} is not a time (use now, +2h, or 2026-11-24T02:00)") from None
-        ts = (dt if dt.tzinfo else dt.replace(tzinfo=self.tz)).timestamp()
+        ts = self.from_wall((dt if dt.tzinfo else dt.replace(tzinfo=self.tz)).timestamp())
         if ts - now > MAX_DURATION:
             raise click.BadParameter(f"{text!r} is more than ten years away")
         return ts

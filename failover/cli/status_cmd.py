@@ -6,10 +6,8 @@ from typing import Any
 
 import click
 
-from failover.cli.common import App, print_json, read_only
+from failover.cli.common import STALE_AFTER, App, print_json, read_only
 from failover.cli.drill_record import last_drill
-
-STALE_AFTER = 10.0  # seconds without a heartbeat before we say the service is not running
 
 
 def status_data(app: App) -> dict[str, Any]:
@@ -18,7 +16,8 @@ def status_data(app: App) -> dict[str, Any]:
     heartbeat = store.value("heartbeat")
     out: dict[str, Any] = {
         "service": {
-            "running": heartbeat is not None and now - heartbeat < STALE_AFTER,
+            # Its clock, read on our monotonic one, is fresh; else (it published none) by our clock.
+            "running": app.service_now() is not None or (heartbeat is not None and now - heartbeat < STALE_AFTER),
             "heartbeat": heartbeat,
         },
         "portals": {},

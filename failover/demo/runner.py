@@ -32,6 +32,7 @@ from failover.service import Service
 from failover.store import AsyncStore
 
 SERVICE_START_BOUND = 30.0
+BOOKING_WINDOW = 3.0  # booking requests within it make one staff message (the service: a minute)
 INTERRUPTED = "interrupted (Ctrl-C) before the scenario completed"
 OUTAGE_MODES = {
     "error500": "answers HTTP 500 on every page",
@@ -97,7 +98,7 @@ async def _play(player: Player, phases: list[Phase]) -> str | None:
 @contextlib.asynccontextmanager
 async def _service(st: Stage) -> AsyncIterator[asyncio.Task[None]]:
     """The real portalguard service, in this process and loop, stopped cleanly on the way out."""
-    service = Service(st.settings)
+    service = Service(st.settings, booking_window=BOOKING_WINDOW)
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(service.run(stop, ready), name="portalguard")
     try:

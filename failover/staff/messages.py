@@ -3,7 +3,7 @@
 ``render(topic, language, **fields) -> (title, body)`` is pure: no I/O, no clock. Times are unix
 seconds in ``fields`` and are shown in the clinic's time zone (``tz``). A field a template does not
 name is never shown, which is how ``booking_request`` keeps patient data out: its templates name
-only the request number, the portal and the staff link (the request itself is medical personal
+only the count and numbers of the requests, the portal and the staff link (the request itself is medical personal
 data and stays behind the /staff login).
 """
 
@@ -152,17 +152,19 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "  leave it automatic: portalguard failover auto {portal}",
         ),
     },
-    "booking_request": {
+    "booking_request": {  # one message per batch: the requests of a minute (failover.staff.bookings)
         "ja": (
-            "【予約依頼】No.{request_id}（{portal}）",
-            "{clinic}\n代替予約ページから予約依頼 No.{request_id} が届きました（{portal}）。\n"
+            "【予約依頼】新しい予約リクエストが{count}件あります（{portal}）",
+            "{clinic}\n代替予約ページから新しい予約リクエストが{count}件あります（{portal}）。\n"
+            "受付番号：{numbers}\n"
             "内容はスタッフ画面で確認してください：{staff_url}\n"
             "（個人情報保護のため、この通知には患者さんの情報を載せていません）",
         ),
         "en": (
-            "[Booking request] No. {request_id} ({portal})",
-            "{clinic}\nBooking request No. {request_id} arrived from the fallback page ({portal}).\n"
-            "Open it on the staff page: {staff_url}\n"
+            "[Booking requests] {count_en} ({portal})",
+            "{clinic}\n{count_en} arrived from the fallback page ({portal}).\n"
+            "Numbers: {numbers}\n"
+            "Open them on the staff page: {staff_url}\n"
             "(Patient details are not sent in notifications, to protect personal data.)",
         ),
     },
@@ -280,6 +282,11 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
     if f.get("max_active") is not None:
         out["max_active"] = format_span(float(f["max_active"]), lang)
     out["measures"] = _measures(f.get("measures") or (), lang)
+    if f.get("numbers"):
+        out["numbers"] = _numbers(list(f["numbers"]), lang)
+        count = int(f.get("count") or len(f["numbers"]))
+        out["count"] = str(count)
+        out["count_en"] = f"{count} new booking request{'s' if count != 1 else ''}"
     if isinstance(f.get("reason"), str):
         out["reason"] = cause_in_words(f["reason"], lang)
     if not f.get("fallback_url"):
@@ -334,6 +341,18 @@ def _measures(measures: Iterable[tuple[str, Mapping[str, str]]], lang: str) -> s
     if labels:
         return "、".join(labels) if lang == "ja" else ", ".join(labels)
     return "なし" if lang == "ja" else "none"
+
+
+_NUMBERS_LISTED = 10  # more than this: the first and the last (the count says how many)
+
+
+def _numbers(numbers: list[int], lang: str) -> str:
+    """``No.12、No.13`` / ``No. 12, No. 13``; a long batch as ``No.12 … No.311``."""
+    prefix = "No." if lang == "ja" else "No. "
+    shown = [f"{prefix}{n}" for n in sorted(numbers)]
+    if len(shown) > _NUMBERS_LISTED:
+        return f"{shown[0]} … {shown[-1]}"
+    return ("、" if lang == "ja" else ", ").join(shown)
 
 
 def format_time(ts: float, tz: ZoneInfo) -> str:

@@ -283,7 +283,7 @@ def _check_report(report: str) -> None:
 def _check_summary(summary: dict[str, Any]) -> None:
     outage, request, recovered = summary["staff_inbox"]
     assert outage.startswith("【予約サイト障害】sakura")
-    assert request.startswith("【予約依頼】No.1")
+    assert request.startswith("【予約依頼】新しい予約リクエストが1件あります（sakura）")
     assert recovered.startswith("【復旧】sakura")
     assert len(summary["staff_mail"]) == 3
     assert summary["webhook"] == ["failover", "recovered"]

@@ -29,7 +29,8 @@ FIELDS = {
     "error": "google_ads ads: campaign 111 not found",
     "permanent": True,
     "cause": "portal up but failed over 4× within an hour: held on (flapping)",
-    "request_id": 42,
+    "count": 3,
+    "numbers": [40, 41, 42],
     "max_active": 86400.0,
 }
 
@@ -88,10 +89,17 @@ def test_booking_request_carries_no_patient_data() -> None:
     patient = {"name": "山田花子", "phone": "090-1111-2222", "symptom": "歯が痛い", "email": "h@example.jp"}
     for language in ("ja", "en"):
         title, body = render(
-            "booking_request", language, portal="epark", request_id=7, staff_url="https://b.jp/staff", **patient
+            "booking_request",
+            language,
+            portal="epark",
+            count=2,
+            numbers=[7, 8],
+            staff_url="https://b.jp/staff",
+            **patient,
         )
         text = title + body
-        assert "7" in title and "epark" in text and "https://b.jp/staff" in body
+        assert "2" in title and "epark" in text and "https://b.jp/staff" in body
+        assert ("No.7、No.8" if language == "ja" else "No. 7, No. 8") in body
         for value in patient.values():
             assert value not in text
 

@@ -55,21 +55,27 @@ class NotReady:
         raise AssertionError
 
 
-async def test_unannounced_booking_requests_are_announced_once(tmp_path: Path) -> None:
+async def test_unannounced_booking_requests_are_announced_once(tmp_path: Path, clock: Any) -> None:
     async with JsonReceiver() as staff:
-        svc = Service(settings(tmp_path, staff))
+        svc = Service(settings(tmp_path, staff), clock)
         first = svc.store.sync.add_request("sakura", {"name": "山田 花子", "phone": "090-1234-5678"})
-        await svc._announce("sakura", first)  # announced when it was stored
+        await svc.bookings.arrived("sakura", first)  # told when it was stored
+        clock.advance(60)
+        await svc.bookings.flush_due()
         second = svc.store.sync.add_request("sakura", {"name": "佐藤 太郎", "phone": "090-8765-4321"})  # then: kill -9
-        await svc._announce_missed()
-        await svc._announce_missed()
+        restarted = Service(settings(tmp_path, staff), clock)
+        await restarted.bookings.sweep()
+        await restarted.bookings.sweep()
+        clock.advance(60)
+        await restarted.bookings.flush_due()
         await deliver_all(svc.staff)
         bodies = [str(r.json()) for r in await staff.wait_for(2)]
         assert len(staff.requests) == 2
         assert f"No.{first}" in bodies[0] and f"No.{second}" in bodies[1]
         assert not any("山田" in b or "090-" in b for b in bodies), "patient data in a staff message"
-        await svc.http.aclose()
-        await svc.probe_client.aclose()
+        for s in (svc, restarted):
+            await s.http.aclose()
+            await s.probe_client.aclose()
 
 
 async def test_periodic_preflight_sets_the_ready_gauge(tmp_path: Path) -> None:
@@ -86,10 +92,13 @@ async def test_a_failed_announcement_is_retried_by_the_outbox(tmp_path: Path, cl
         svc = Service(settings(tmp_path, staff), clock)
         number = svc.store.sync.add_request("sakura", {"name": "山田 花子"})
         staff.answer_next(503)
-        await svc._announce("sakura", number)
-        await deliver_all(svc.staff)
-        await svc._announce_missed()  # queued already: the sweep queues nothing more
+        await svc.bookings.arrived("sakura", number)
         clock.advance(60)
+        await svc.bookings.flush_due()
+        await deliver_all(svc.staff)
+        await svc.bookings.sweep()  # queued already: the sweep queues nothing more
+        clock.advance(60)
+        await svc.bookings.flush_due()
         await deliver_all(svc.staff)
         assert [r.json()["title"] for r in staff.requests].count(staff.requests[0].json()["title"]) == 2
         assert len(staff.requests) == 2
@@ -97,10 +106,12 @@ async def test_a_failed_announcement_is_retried_by_the_outbox(tmp_path: Path, cl
         await svc.probe_client.aclose()
 
 
-async def test_a_drill_request_is_announced_as_a_drill(tmp_path: Path) -> None:
+async def test_a_drill_request_is_announced_as_a_drill(tmp_path: Path, clock: Any) -> None:
     async with JsonReceiver() as staff:
-        svc = Service(settings(tmp_path, staff))
-        await svc._announce("sakura", svc.store.sync.add_request("sakura", {"name": "x", "drill": True}))
+        svc = Service(settings(tmp_path, staff), clock)
+        await svc.bookings.arrived("sakura", svc.store.sync.add_request("sakura", {"name": "x", "drill": True}))
+        clock.advance(60)
+        await svc.bookings.flush_due()
         await deliver_all(svc.staff)
         assert "訓練" in (await staff.wait_for(1))[0].json()["title"]
         await svc.http.aclose()

@@ -311,12 +311,18 @@ async def test_booking_request_sends_no_patient_data(
 ) -> None:
     store = open_store()
     staff = make_staff(make_settings({"staff": notify_action(json_target(hook))}), store, clock)
-    await staff.enqueue("booking:9", "booking_request", PORTAL, request_id=9, name="山田花子", phone="090-1111-2222")
+    await staff.enqueue(
+        "bookings:9-9/1", "booking_request", PORTAL, count=1, numbers=[9], name="山田花子", phone="090-1111-2222"
+    )
     assert "山田" not in repr(store.sync.outbox())
     await deliver_all(staff)
     (request,) = await hook.wait_for(1)
     text = request.body.decode()
-    assert "No.9" in request.json()["title"] and "https://book.example.jp/staff" in request.json()["message"]
+    assert (
+        "1件" in request.json()["title"]
+        and "No.9" in request.json()["message"]
+        and "https://book.example.jp/staff" in request.json()["message"]
+    )
     assert "山田" not in text and "090-1111-2222" not in text
 
 
@@ -373,7 +379,7 @@ async def test_staff_url_setting_is_the_link_in_messages(tmp_path: Path, hook: J
     )
     store = AsyncStore(tmp_path / "s.db")
     staff = StaffAlerts(staff_directory(settings), store)
-    await staff.enqueue("booking:7", "booking_request", "p", request_id=7)
+    await staff.enqueue("bookings:7-7/1", "booking_request", "p", count=1, numbers=[7])
     await deliver_all(staff)
     await store.close()
     body = json.dumps((await hook.wait_for(1))[0].json(), ensure_ascii=False)

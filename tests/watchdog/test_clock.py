@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from watchdog.clock import SteadyClock
+from watchdog.clock import SteadyClock, steady_at, wall_at
 
 
 class Sources:
@@ -69,3 +69,24 @@ def test_a_step_is_logged_once_not_every_reading(src: Sources, caplog: pytest.Lo
             clock()
     steps = [r for r in caplog.records if "differs" in r.getMessage()]
     assert len(steps) == 1 and "+3600s" in steps[0].getMessage()
+
+
+@pytest.mark.parametrize("step", [3600.0, -3600.0], ids=["forward-1h", "backward-1h"])
+@pytest.mark.parametrize("later", [0.0, 600.0, 7200.0, 500_000.0], ids=["now", "10min", "2h", "after-the-slew"])
+def test_steady_at_predicts_the_reading_at_a_wall_time_and_wall_at_inverts_it(
+    src: Sources, step: float, later: float
+) -> None:
+    clock = SteadyClock(src.wall, src.mono)
+    src.wall_at += step
+    src.advance(1)
+    wall_now, steady_now = src.wall(), clock()
+    predicted = steady_at(wall_now + later, wall_now, steady_now)
+    assert wall_at(predicted, wall_now, steady_now) == pytest.approx(wall_now + later, abs=1e-6)
+    src.advance(later)  # no further step: the steady clock slews toward the wall clock meanwhile
+    assert clock() == pytest.approx(predicted, abs=1e-3)
+
+
+def test_with_no_gap_the_conversions_are_the_identity() -> None:
+    for ts in (1_799_999_000.0, 1_800_000_000.0, 1_800_090_000.0):
+        assert steady_at(ts, 1_800_000_000.0, 1_800_000_000.0) == ts
+        assert wall_at(ts, 1_800_000_000.0, 1_800_000_000.0) == ts
