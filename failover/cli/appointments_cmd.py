@@ -65,8 +65,9 @@ def show(obj: App, day: str, portal: str | None, as_json: bool) -> None:
     if not rows:
         click.echo(f"no appointments in the mirror for {wanted.isoformat()}")
         return
-    headers = ["time", "name", "phone", "menu", "status", *(["portal"] if pid is None else [])]
-    click.echo(table([_table_row(a, obj, pid is None) for a in rows], headers))
+    many = pid is None and len(obj.settings.portals) > 1  # which portal, only where there is a choice
+    headers = ["time", "name", "phone", "menu", "status", *(["portal"] if many else [])]
+    click.echo(table([_table_row(a, obj, many) for a in rows], headers))
 
 
 @appointments_group.command("sync")

@@ -1,7 +1,7 @@
 """A portal's ``mirror:`` section through the config loader: defaults, bounds, the source union from
 the table, selectors checked when the config loads, and errors that read like every other one.
 
-(Lines are checked with ``in``: a mirror also needs the store's ``data_key``, whose own line may join.)
+Every config here gives a ``data_key`` (a mirror needs one): the errors are the mirror's own.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from failover.crypto import DataKey
 from failover.mirror.config import SOURCE_TYPES, MirrorSettings
 from failover.mirror.sources import SOURCES
 from failover.mirror.sources.admin_csv import AdminCsvSource
@@ -21,6 +22,7 @@ from failover.mirror.sources.ics import IcsSource
 from failover.settings.loader import ConfigError, load
 
 HOST = "https://admin.portal.example.jp"
+DATA_KEY = DataKey.generate()[0]
 HTML = {
     "type": "admin_html",
     "url": f"{HOST}/reservations?date={{date}}",
@@ -41,7 +43,8 @@ def config(mirror: dict[str, Any] | None, *, admin: bool = True, login: bool = T
     portal: dict[str, Any] = {"endpoints": endpoints, "book_url": "https://portal.example.jp/c/1/book"}
     if mirror is not None:
         portal["mirror"] = mirror
-    return {"clinic": {"name": "さくら歯科", "phone": "03-1234-5678"}, "portals": {"sakura": portal}}
+    clinic = {"name": "さくら歯科", "phone": "03-1234-5678"}
+    return {"clinic": clinic, "data_key": DATA_KEY, "portals": {"sakura": portal}}
 
 
 def write(tmp_path: Path, data: dict[str, Any]) -> Path:

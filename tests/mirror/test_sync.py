@@ -80,7 +80,7 @@ async def test_a_sync_copies_every_listed_day_then_follows_the_portals_changes(
     sim.book.add("2026-12-04T14:00", "田中 次郎", id="R9")
     clock.now += 600
     report = await sync.sync("sakura")
-    assert report.ok and report.totals() == (1, 2, 1), summary(report)
+    assert report.ok and report.totals() == (1, 1, 2), summary(report)  # R2 cancelled, R3 vanished
     assert await ids(store) == {"R1": "booked", "R2": "cancelled", "R3": "vanished", "R4": "cancelled", "R9": "booked"}
     state = await store.mirror_state("sakura", DAY)
     assert state.last_success == clock.now and state.booked == 2 and state.last_error_kind is None
