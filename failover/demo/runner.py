@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +33,7 @@ from failover.store import AsyncStore
 
 SERVICE_START_BOUND = 30.0
 BOOKING_WINDOW = 3.0  # booking requests within it make one staff message (the service: a minute)
+MIRROR_WAIT_STEPS = 100  # x 0.2 s: the first sync of the mirror at start
 INTERRUPTED = "interrupted (Ctrl-C) before the scenario completed"
 OUTAGE_MODES = {
     "error500": "answers HTTP 500 on every page",
@@ -132,6 +133,26 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
         where = f" → {visit.location} (the portal)" if visit.location else ""
         await player.say(f"a patient opens /book/{PORTAL}: HTTP {visit.status}{where}", "info")
 
+    async def check_mirror() -> None:
+        # The first sync runs as the service starts; the outage must not begin before it is done.
+        today = datetime.now(ZoneInfo(tz)).date()
+        store = player.watcher.store
+        for _ in range(MIRROR_WAIT_STEPS):
+            state = await store.mirror_state(PORTAL, today)
+            if state.last_success is not None:
+                break
+            await asyncio.sleep(0.2)
+        counts = [await store.count_appointments(PORTAL, today + timedelta(days=n)) for n in (0, 1)]
+        await player.say(
+            f"the appointment mirror copied the portal's book: {counts[0]} today, {counts[1]} tomorrow "
+            "(sealed with the demo's data key)",
+            "info",
+        )
+
+    async def redirect_and_mirror() -> None:
+        await check_redirect()
+        await check_mirror()
+
     async def break_portal() -> None:
         st.simulator.set_mode(mode)
         await player.say(f"the booking portal now {OUTAGE_MODES[mode]} (simulator mode {mode})", mode=mode)
@@ -140,6 +161,10 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
         player.timeline.line()
         player.timeline.note(f"The fallback booking page is ON: open {st.book_url}")
         player.timeline.note("and send a booking request while the outage lasts.")
+        player.timeline.note(f"Staff see who is coming, though the portal is down: {st.appointments_url}")
+        player.timeline.note(f"  ({STAFF_USER} / {st.staff_password})")
+        for line in _mirror_lines(st):
+            player.timeline.note(f"  the outage message says: {line}")
         player.timeline.line()
         status = await patient.request_booking(st.book_url, tz)
         await player.say(f"a simulated patient sends a booking request on the fallback page: HTTP {status}", "info")
@@ -157,12 +182,21 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
             "Start: a healthy portal, fake Google Ads, a staff inbox, portalguard",
             startup_steps(bounds),
             introduce,
-            check_redirect,
+            redirect_and_mirror,
         ),
         Phase(f"Outage: the booking portal {OUTAGE_MODES[mode]}", outage_steps(bounds), break_portal),
         Phase("Patients book on the fallback page", booking_steps(bounds), book_on_fallback, outage_lasts),
         Phase("The portal is back", recovery_steps(bounds), repair_portal),
     ]
+
+
+def _mirror_lines(st: Stage) -> list[str]:
+    """The outage message's line about the mirror (counts and when it synced; never a name)."""
+    for message in st.staff_messages():
+        for line in str(message.get("message", "")).splitlines():
+            if line.startswith(("予約の控え", "Appointment copy")):
+                return [line]
+    return []
 
 
 def _show_stage(timeline: Timeline, st: Stage) -> None:
@@ -174,6 +208,7 @@ def _show_stage(timeline: Timeline, st: Stage) -> None:
             ("staff inbox", f"json://{st.inbox.host}:{st.inbox.port}  +  mailto://…@{st.mail.host}:{st.mail.port}"),
             ("portalguard /book", st.book_url),
             ("portalguard /staff", f"{st.staff_url}  ({STAFF_USER} / {st.staff_password})"),
+            ("appointments (mirror)", st.appointments_url),
             ("portalguard /metrics", st.metrics_url),
         ],
     )
@@ -196,6 +231,7 @@ def _show_keep_running(timeline: Timeline, st: Stage) -> None:
         [
             ("fallback page / redirect", st.book_url),
             ("staff page", f"{st.staff_url}  ({STAFF_USER} / {st.staff_password})"),
+            ("appointments (mirror)", st.appointments_url),
             ("break the portal again", f'curl -X POST {control} -d \'{{"mode": "error500"}}\''),
             ("repair it", f'curl -X POST {control} -d \'{{"mode": "healthy"}}\''),
             ("the CLI on this demo", f"portalguard -c {config} status"),

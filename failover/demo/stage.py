@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from failover.crypto import DataKey
 from failover.demo.loopback import ensure_settings_loopback
 from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.fakes.portal_simulator import CANARY_PATH, PortalSimulator
@@ -29,6 +30,7 @@ STAFF_PATH = "/staff-inbox"
 WEBHOOK_PATH = "/ivr-hook"
 STAFF_USER = "staff"
 CLINIC_NAME = "さくら歯科"  # the simulator's page shows this name: the probe's `contains`
+MIRROR_PER_DAY = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,10 @@ class Stage:
         return f"{self.base_url}/staff"
 
     @property
+    def appointments_url(self) -> str:
+        return f"{self.base_url}/staff/appointments"
+
+    @property
     def metrics_url(self) -> str:
         return f"http://{self.settings.server.metrics_listen}/metrics"
 
@@ -111,6 +117,9 @@ async def stage(timings: Timings | None = None, language: str = "ja") -> AsyncIt
             ads = FakeGoogleAds({CAMPAIGN: ("PAUSED", CAMPAIGN_BUDGET)})
             with ads:
                 password = secrets.token_urlsafe(12)  # 16 characters: the minimum for staff.password
+                # Today's and tomorrow's book on the portal's admin screen, for the mirror to copy
+                # (fictional names, 090-0000-xxxx numbers).
+                simulator.book.seed(days=2, per_day=MIRROR_PER_DAY, seed=7)
                 config = demo_config(Path(tmp), simulator, ads, inbox, mail, timings, language, password)
                 settings = Settings.model_validate(config)
                 ensure_settings_loopback(settings)
@@ -130,6 +139,9 @@ def demo_config(
     """The config a clinic would write, as parsed YAML, pointing at the local fakes."""
     listen = f"{HOST}:{free_port()}"
     t = timings
+    endpoints = simulator.endpoints_config()
+    # The admin screen's maintenance page is a failed sync, never an empty day.
+    endpoints["admin"] = {**endpoints["admin"], "expect": {"not_contains": ["メンテナンス中"]}}  # type: ignore[dict-item]
     return {
         "clinic": {
             "name": f"{CLINIC_NAME}（デモ）",
@@ -142,7 +154,7 @@ def demo_config(
         "canary_interval": t.interval,
         "portals": {
             PORTAL: {
-                "endpoints": simulator.endpoints_config(),
+                "endpoints": endpoints,
                 "interval": t.interval,
                 "timeout": t.timeout,
                 "down_after": {"failures": t.down_failures, "seconds": t.down_seconds},
@@ -151,8 +163,11 @@ def demo_config(
                 "book_url": simulator.url("public"),
                 "actions": ["page", "ads", "staff", "ivr"],
                 "min_failover": t.min_failover,
+                "mirror": simulator.mirror_config("admin_html", every="1m", days_ahead=2),
             }
         },
+        # A key made for this demo only: the mirror's copy and the booking requests are sealed with it.
+        "data_key": DataKey.generate()[0],
         "store": str(directory / "portalguard.db"),
         "server": {
             "listen": listen,
