@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from test_web_support import PORTAL, make_web, submit, valid_form
@@ -15,8 +16,10 @@ from failover.fakes.receivers import JsonReceiver
 from failover.staff import StaffAlerts, StaffDirectory, Target
 from failover.staff.bookings import BookingAnnouncer, batch_claim
 from failover.store import AsyncStore
-from tests.conftest import FakeClock
 from tests.failover.notify_support import deliver_all
+
+if TYPE_CHECKING:  # importing tests.conftest at run time would load it twice (and its loopback guard)
+    from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio
 PATIENT = {"name": "山田 花子", "phone": "090-1234-5678", "reason": "歯が痛い"}
