@@ -69,3 +69,11 @@ def test_store_lock_measures_both_phases() -> None:
     assert "| no lock held |" in done.stdout and "| write lock held 1 s |" in done.stdout, done.stdout
     rows = [line for line in done.stdout.splitlines() if line.startswith(("| no lock", "| write lock"))]
     assert all(line.split("|")[3].strip() == "0" for line in rows), done.stdout  # no GET failed
+
+
+def test_mirror_sync_reads_every_page_and_reports() -> None:
+    done = bench("mirror_sync.py", "--days", "2", "--per-day", "9", "--page-size", "4", "--runs", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "(6 page fetches + a login per sync)" in done.stdout, done.stdout
+    assert re.search(r"\| first \(every appointment added\) \| 18 \|", done.stdout), done.stdout
+    assert "appointments/s" in done.stdout and "peak RSS" in done.stdout

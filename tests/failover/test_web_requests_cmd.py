@@ -25,7 +25,16 @@ DAY = 86400.0
 @pytest.fixture(params=["sealed", "plaintext"])
 def obj(tmp_path: Path, clock, request: pytest.FixtureRequest) -> SimpleNamespace:
     """Every command shows the same whether the requests are sealed (a data key) or not."""
-    settings = make_settings(tmp_path, **({} if request.param == "sealed" else {"data_key": None}))
+    return two_requests(tmp_path, clock, sealed=request.param == "sealed")
+
+
+@pytest.fixture
+def sealed_obj(tmp_path: Path, clock) -> SimpleNamespace:
+    return two_requests(tmp_path, clock, sealed=True)
+
+
+def two_requests(tmp_path: Path, clock, *, sealed: bool) -> SimpleNamespace:  # type: ignore[no-untyped-def]
+    settings = make_settings(tmp_path, **({} if sealed else {"data_key": None}))
     store = Store(settings.store, clock, data_key=settings.sealing_key())
     store.add_request(
         PORTAL,
@@ -154,9 +163,8 @@ def test_control_characters_stored_by_older_versions_stay_on_one_line(obj: Simpl
     assert any("090\\r1234" in line for line in out) and any("090\\u20281234\\x1b[2J" in line for line in out)
 
 
-def test_sealed_requests_without_the_key_exit_2_naming_data_key(obj: SimpleNamespace, clock) -> None:
-    if obj.store.data_key is None:
-        pytest.skip("the store of this case holds plaintext requests")
+def test_sealed_requests_without_the_key_exit_2_naming_data_key(sealed_obj: SimpleNamespace, clock) -> None:
+    obj = sealed_obj
     keyless = SimpleNamespace(settings=obj.settings, store=Store(obj.settings.store, clock))
     try:
         for args in (["list"], ["export", "--csv", "-"]):
@@ -169,9 +177,8 @@ def test_sealed_requests_without_the_key_exit_2_naming_data_key(obj: SimpleNames
         keyless.store.close()
 
 
-def test_sealed_requests_leave_no_plaintext_in_the_file(obj: SimpleNamespace) -> None:
-    if obj.store.data_key is None:
-        pytest.skip("the store of this case holds plaintext requests")
+def test_sealed_requests_leave_no_plaintext_in_the_file(sealed_obj: SimpleNamespace) -> None:
+    obj = sealed_obj
     obj.store.close()
     raw = b"".join(p.read_bytes() for p in Path(obj.settings.store).parent.glob("portalguard.db*"))
     for text in ("山田 花子", "090-1234-5678", "hanako@example.jp", "歯が痛い"):
