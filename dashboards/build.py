@@ -275,10 +275,16 @@ def store_writable() -> stat.Panel:
             "Store",
             "Whether portalguard can write its store (the SQLite file). NOT WRITABLE, typically a full disk: "
             "failover, /book and staff alerts go on from memory, but free disk space now (a restart would "
-            "lose what could not be written). /healthz says the same.",
-            [q("min(portalguard_store_writable)", "store", instant=True)],
+            "lose what could not be written). DAMAGED: SQLite's quick_check found the file damaged; restore "
+            "it from the latest backup. /healthz says the same.",
+            # writable 1/0, minus 2 when damaged: 1 writable, 0 not writable, -1 or -2 damaged
+            [q("min(portalguard_store_writable) - 2 * max(portalguard_store_damaged)", "store", instant=True)],
         )
-        .mappings(value_map([(1, "writable", "green"), (0, "NOT WRITABLE", "red")]))
+        .mappings(
+            value_map(
+                [(1, "writable", "green"), (0, "NOT WRITABLE", "red"), (-1, "DAMAGED", "red"), (-2, "DAMAGED", "red")]
+            )
+        )
         .no_value("no data: is portalguard scraped?")
         .height(4)
         .span(3)

@@ -57,6 +57,13 @@ class FailoverMetrics:
             registry=registry,
         )
         self.store_writable.set(1)
+        # A damaged file does not heal by itself (unlike a full disk): it needs its own alarm.
+        self.store_damaged = Gauge(
+            "portalguard_store_damaged",
+            "1 while SQLite's quick_check finds the store damaged (restore it from the latest backup)",
+            registry=registry,
+        )
+        self.store_damaged.set(0)
 
     def declare_portal(self, portal: str, actions: list[str]) -> None:
         self.failover_active.labels(portal).set(0)

@@ -93,6 +93,7 @@ class StoreHealth:
         self.failing_since, self.fatal, self.damaged = None, False, None
         if self.metrics is not None:
             self.metrics.store_writable.set(1)
+            self.metrics.store_damaged.set(0)
 
     def set_pending(self, n: int) -> None:
         self.pending = n
@@ -107,6 +108,8 @@ class StoreHealth:
         if self.damaged is None:
             log.error("store damaged (%s): restore it from the latest backup (README: Running in production)", damage)
         self.damaged = damage
+        if self.metrics is not None:
+            self.metrics.store_damaged.set(1)
         if self.failing_since is None:
             self.failing_since = self.clock()
 

@@ -37,7 +37,7 @@ async def test_a_damaged_store_is_found_reported_once_and_book_still_redirects(t
     rig = Rig(tmp_path, clock)
     await rig.store.load([PORTAL])
     await rig.tick()
-    assert rig.store.health.damaged is None
+    assert rig.store.health.damaged is None and rig.metrics.store_damaged._value.get() == 0.0
     zero_pages(Path(rig.settings.store))
     # A fresh connection sees the damage (the service's own connections would at their next read).
     assert rig.store.sync.damage() is not None
@@ -45,6 +45,7 @@ async def test_a_damaged_store_is_found_reported_once_and_book_still_redirects(t
     assert not await rig.store.writable()  # what /healthz asks
     await settle(rig)
     assert rig.store.health.damaged is not None, rig.store.health.last_error
+    assert rig.metrics.store_damaged._value.get() == 1.0  # portalguard_store_damaged
     assert not (await rig.store.portal(PORTAL)).page_on  # answered from memory: /book redirects
 
     for _ in range(3):
