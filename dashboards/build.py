@@ -727,7 +727,9 @@ def mirror_appointments() -> timeseries.Panel:
 
 
 def mirror_sync() -> timeseries.Panel:
-    errors = f"sum by (portal, kind) (increase(portalguard_mirror_sync_errors_total{{{P}}}[$__interval])) > 0"
+    by_kind = f"sum by (portal, kind) (increase(portalguard_mirror_sync_errors_total{{{P}}}[$__interval]))"
+    # The kinds that failed, else one zero line per portal: "no errors" is shown, not left blank.
+    errors = f"{by_kind} > 0 or on(portal) sum by (portal) ({by_kind}) * 0"
     duration = (
         f"sum by (portal) (rate(portalguard_mirror_sync_duration_seconds_sum{{{P}}}[$__rate_interval])) / "
         f"sum by (portal) (rate(portalguard_mirror_sync_duration_seconds_count{{{P}}}[$__rate_interval]))"

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import re
@@ -34,6 +35,8 @@ import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
 from failover.metrics import FailoverMetrics, MirrorMetrics
+from failover.mirror.model import FAILURE_KINDS, DayFailure, SyncFailure
+from failover.mirror.sync import SyncReport
 from watchdog.metrics import WatchdogMetrics
 from watchdog.result import FailureKind, ProbeResult
 from watchdog.targets import Recovery, Threshold
@@ -259,6 +262,9 @@ class SyntheticPortalguard(ScriptedStages):
         self.registry = CollectorRegistry()
         self.watchdog = WatchdogMetrics(self.registry)
         self.failover = FailoverMetrics(self.registry)
+        self.mirror = MirrorMetrics(self.registry)
+        self.mirror_ticks = 0
+        self.mirror_broken = False  # from the first failover on: the admin screen changed, syncs fail
         self.tls_expiry = time.time() + tls_days_left * 86400
         self.world = Conditions(failing=dict.fromkeys(ENDPOINTS))
         self.verdict = Verdict.start(time.time())
@@ -281,6 +287,7 @@ class SyntheticPortalguard(ScriptedStages):
         self.failover.declare_portal(self.portal, list(ACTIONS))
         for action in ACTIONS:
             self.failover.action_ready.labels(action).set(1)
+        self.mirror.declare_portal(self.portal, 1.0, FAILURE_KINDS, None)  # time is compressed here
 
     # -- the loop
 
@@ -299,6 +306,7 @@ class SyntheticPortalguard(ScriptedStages):
         self.watchdog.set_health(self.portal, self.verdict.health, changed=changed)
         self._decide()
         self._reconcile()
+        self._sync_mirror(now)
         self._serve_web()
         self.watchdog.lateness.observe(abs(self.rng.gauss(0.004, 0.003)))
 
@@ -354,6 +362,18 @@ class SyntheticPortalguard(ScriptedStages):
             else:
                 self.observed[action] = desired
             self.failover.observed.labels(self.portal, action).set(self.observed[action])
+
+    def _sync_mirror(self, now: float) -> None:
+        """Every 4th tick a sync while the portal is not DOWN: good ones until the first failover,
+        one timeout now and then, failing ones (a changed layout) after it, so MirrorStale fires."""
+        self.mirror_ticks += 1
+        self.mirror_broken = self.mirror_broken or self.failover_on
+        if self.mirror_ticks % 4 or self.verdict.health is Health.DOWN:
+            return
+        kind = "parse" if self.mirror_broken else "timeout" if self.mirror_ticks % 12 == 0 else None
+        failures = [DayFailure(dt.date.today(), SyncFailure(kind, "synthetic"))] if kind else []
+        report = SyncReport(self.portal, now, self.rng.uniform(0.4, 1.2), [], failures)
+        self.mirror.synced(self.portal, report, 42)
 
     def _serve_web(self) -> None:
         http = self.failover.http_requests

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from failover.crypto import DataKey
 from failover.demo import patient
 from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.fakes.portal_simulator import CANARY_PATH, PortalSimulator
@@ -111,6 +112,7 @@ class RealPortalguard(ScriptedStages):
 
     async def _start_fakes(self) -> tuple[PortalSimulator, PortalSimulator, JsonReceiver, PortalSimulator]:
         sim = await self._stack.enter_async_context(PortalSimulator())
+        sim.book.seed(days=2, per_day=6, seed=3)  # the admin screen's book, for the appointment mirror
         canary = await self._stack.enter_async_context(PortalSimulator())
         staff = await self._stack.enter_async_context(JsonReceiver())
         # An https page whose certificate expires in 12 days: TLS days left, TLSCertExpiringSoon.
@@ -128,6 +130,7 @@ class RealPortalguard(ScriptedStages):
             "canaries": [self.canary.url("public", CANARY_PATH), self.canary.url("admin", CANARY_PATH)],
             "canary_interval": "1s",
             "store": str(self.workdir / "portalguard.db"),
+            "data_key": DataKey.generate()[0],  # the mirror's copy is sealed
             "server": {"listen": self.web, "metrics_listen": self.address},
             "failover": {"doctor_every": "5s", "backoff_max": "5s"},
             "probe": {"ca_file": str(ca_file)},
@@ -155,6 +158,8 @@ class RealPortalguard(ScriptedStages):
                     "book_url": self.sim.url("public"),
                     "actions": ["page", "ads", "staff", BROKEN_ACTION],
                     "min_failover": "0s",
+                    # Synced once at start (every 1m is the shortest): last success, count, duration.
+                    "mirror": self.sim.mirror_config("admin_html", every="1m", days_ahead=2),
                 }
             },
         }
