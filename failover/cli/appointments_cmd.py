@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from failover.cli.common import App, csv_text, fail, owner_only_file, patient_data, print_json, read_only, table
+from failover.mirror.dates import named_day
 from failover.mirror.model import Mirrored
 
 CSV_COLUMNS = ("portal", "id", "date", "start", "end", "name", "phone", "menu", "status", "source", "synced_at")
@@ -179,17 +180,11 @@ def _today(obj: App) -> dt.date:
 
 
 def _day(obj: App, text: str, hint: str) -> dt.date:
-    today = _today(obj)
-    if text == "today":
-        return today
-    if text == "tomorrow":
-        return today + dt.timedelta(days=1)
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a day (use today, tomorrow or 2026-12-02)", param_hint=hint
-        ) from None
+    day = named_day(text, _today(obj))
+    if day is None:
+        example = "use today, tomorrow or 2026-12-02"
+        raise click.BadParameter(f"{text!r} is not a day ({example})", param_hint=hint)
+    return day
 
 
 def _portal(obj: App, portal: str | None) -> str | None:

@@ -99,3 +99,16 @@ def upcoming(today: dt.date, days_ahead: int) -> list[dt.date]:
 def clinic_day(moment: dt.datetime, tz: ZoneInfo) -> dt.date:
     """The clinic's date of an aware moment."""
     return moment.astimezone(tz).date()
+
+
+def named_day(text: str | None, today: dt.date) -> dt.date | None:
+    """The day a person names: ``today`` (or nothing), ``tomorrow``, or ``YYYY-MM-DD``; None if it is
+    none of these (the CLI's argument and ``/staff/appointments?date=`` alike)."""
+    if not text or text == "today":
+        return today
+    if text == "tomorrow":
+        return today + dt.timedelta(days=1)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None

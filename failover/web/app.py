@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from failover.links import location_header
 from failover.metrics import FailoverMetrics
+from failover.mirror.dates import named_day
 from failover.settings import Settings, StaffAuth
 from failover.store import REQUEST_STATUSES, AsyncStore, DataKeyError, StoreError, describe_error
 from failover.web import appointments, forms
@@ -282,7 +283,7 @@ class _Web:
         """One day of the appointment mirror (default today), with that day's booking requests."""
         await self._staff_login(request)
         lang = self._lang(request)
-        day = appointments.parse_day(request.query_params.get("date"), self._today())
+        day = named_day(request.query_params.get("date"), self._today())
         if day is None:
             raise Rejected(400, "e400")
         mirrored = [pid for pid, p in self.settings.portals.items() if p.mirror is not None]

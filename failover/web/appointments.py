@@ -50,18 +50,6 @@ class DayView:
     requests: list[BookingRequest]
 
 
-def parse_day(text: str | None, today: dt.date) -> dt.date | None:
-    """The ``date`` query: YYYY-MM-DD, ``today``/``tomorrow``, missing → today; None if unreadable."""
-    if not text or text == "today":
-        return today
-    if text == "tomorrow":
-        return today + dt.timedelta(days=1)
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
 def day_view(
     day: dt.date,
     appointments: Iterable[Mirrored],
