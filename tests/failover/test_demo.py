@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -234,6 +235,11 @@ def test_the_demo_plays_a_whole_outage_and_recovery_then_keeps_running_until_ctr
     positions = [stdout.index(p) for p in PHASES]
     assert positions == sorted(positions)
     assert "The fallback booking page is ON: open http://127.0.0.1:" in stdout
+    # The appointment mirror: copied at start, counted in the outage message, its page shown.
+    assert re.search(r"the appointment mirror copied the portal's book: \d+ today, \d+ tomorrow", stdout)
+    assert re.search(r"the outage message says: 予約の控え：本日\d+件・明日\d+件（最終同期 ", stdout), stdout[-3000:]
+    assert "Staff see who is coming, though the portal is down: http://127.0.0.1:" in stdout
+    assert "/staff/appointments" in stdout
 
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["ok"] is True and result["error"] is None
