@@ -44,7 +44,7 @@ class MirrorSettings(StrictModel):
     def _a_source(self) -> MirrorSettings:
         if self.source is None and self.mail is None:
             raise ValueError(
-                "mirror: needs a source: (the admin screen: admin_html, admin_csv or ics) or mail: (the portal's "
+                "needs a source: (the admin screen: admin_html, admin_csv or ics) or mail: (the portal's "
                 "booking mails), or both"
             )
         return self
