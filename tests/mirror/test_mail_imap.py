@@ -309,3 +309,21 @@ async def test_a_refused_login_is_permanent_and_a_dead_server_is_retried_without
     assert state is not None and state.last_error is None
     assert PASSWORD not in caplog.text and wrong not in caplog.text and url not in caplog.text
     assert "山田" not in caplog.text
+
+
+async def test_the_simulators_booking_mails_reach_the_mirror(dovecot: Dovecot, store: AsyncStore) -> None:
+    from failover.fakes.portal_simulator import PortalSimulator
+
+    sim = PortalSimulator()  # not started: only its book and its mails are used
+    outbox = sim.send_mails(str(dovecot.maildir))
+    sim.book.add("2026-12-02T10:00", "山田 ①太郎", phone="090-0000-1234", menu="検診", id="S1")
+    sim.book.add("2026-12-02T11:00", "佐藤 花子", id="S2")
+    sim.book.change("S2", start="2026-12-03T15:00")
+    sim.book.cancel("S1")
+    assert outbox.sent == [("booked", "S1"), ("booked", "S2"), ("changed", "S2"), ("cancelled", "S1")]
+    cfg = MailSource.model_validate(sim.mail_config(dovecot.url()))
+    report = await MailWatch({"sakura": MailJob("sakura", cfg)}, store, TZ, time.time).check("sakura")
+    assert report.unread == 0 and report.mails == 4
+    rows = {a.id: a for a in await store.appointments("sakura", DAY, DAY + dt.timedelta(days=1))}
+    assert rows["S1"].cancelled and rows["S1"].name == "山田 ①太郎" and rows["S1"].phone == "090-0000-1234"
+    assert rows["S2"].day == DAY + dt.timedelta(days=1) and not rows["S2"].cancelled
