@@ -17,7 +17,7 @@ venv: $(STAMP)
 # chromium + its Japanese locale (date fields as patients see them) + CJK fonts.
 deps-debian:
 	@missing=""; \
-	for p in prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium chromium-l10n fonts-noto-cjk; do \
+	for p in prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium chromium-l10n fonts-noto-cjk dovecot-imapd; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

@@ -752,6 +752,43 @@ def mirror_sync() -> timeseries.Panel:
     )
 
 
+def mirror_mail_age() -> stat.Panel:
+    expr = f"time() - max by (portal) (portalguard_mirror_mail_last_success_timestamp_seconds{{{P}}})"
+    return (
+        stat_panel(
+            "Booking mails: last read",
+            "How long ago the mirror last read the clinic's mailbox through (every new booking mail). With "
+            "IDLE it reads at least every 5 min; red after 30 min: `portalguard status` shows the mailbox's "
+            "last error (a TLS or login error is not retried until a restart).",
+            [q(expr, "{{portal}}", instant=True)],
+        )
+        .unit("s")
+        .decimals(0)
+        .thresholds(thresholds((None, "green"), (1800, "red")))
+        .no_value("no mirror.mail configured (or never read)")
+        .height(5)
+        .span(6)
+    )
+
+
+def mirror_mail_unread() -> timeseries.Panel:
+    unparsed = f"sum by (portal) (increase(portalguard_mirror_mail_unparsed_total{{{P}}}[$__interval])) > 0"
+    ignored = f"sum by (portal) (increase(portalguard_mirror_mail_ignored_total{{{P}}}[$__interval])) > 0"
+    return (
+        ts_panel(
+            "Booking mails not read",
+            "Mails from an allowed sender that no template could read (listed by date and subject on "
+            "/staff/appointments: fix the templates with `portalguard appointments mail-test`), and mails "
+            "from senders not in mirror.mail.from (skipped).",
+            [q(unparsed, "{{portal}} unread"), q(ignored, "{{portal}} other senders")],
+        )
+        .decimals(0)
+        .min(0)
+        .height(5)
+        .span(18)
+    )
+
+
 # ------------------------------------------------------------------------------------------- dashboard
 
 
@@ -764,6 +801,7 @@ def panels() -> list[tuple[str, list[cogbuilder.Builder[Any]]]]:
         ("Failover", [failover_timeline(), actions_timeline(), action_errors(), action_ready(), switches()]),
         ("Patients and the monitor", [booking_requests(), http_requests(), canary_history(), schedule_lateness()]),
         ("Appointment mirror", [mirror_age(), mirror_appointments(), mirror_sync()]),
+        ("", [mirror_mail_age(), mirror_mail_unread()]),
     ]
 
 

@@ -118,6 +118,41 @@ class MirrorMetrics:
             registry=registry,
         )
 
+        # The mail source (failover.mirror.mail): the mailbox read, and the mails it could not read.
+        self.mail_last_success = Gauge(
+            "portalguard_mirror_mail_last_success_timestamp_seconds",
+            "Unix time of the last check of the mailbox that read every new booking mail",
+            ["portal"],
+            registry=registry,
+        )
+        self.mail_unparsed = Counter(
+            "portalguard_mirror_mail_unparsed",
+            "Mails from an allowed sender that no template could read (listed on /staff/appointments)",
+            ["portal"],
+            registry=registry,
+        )
+        self.mail_ignored = Counter(
+            "portalguard_mirror_mail_ignored",
+            "Mails in the mailbox from senders not in mirror.mail.from (skipped, not listed)",
+            ["portal"],
+            registry=registry,
+        )
+
+    def declare_mail(self, portal: str, last_success: float | None) -> None:
+        self.mail_unparsed.labels(portal)
+        self.mail_ignored.labels(portal)
+        if last_success is not None:
+            self.mail_last_success.labels(portal).set(last_success)
+
+    def mail_checked(self, portal: str, now: float) -> None:
+        self.mail_last_success.labels(portal).set(now)
+
+    def mail_unparsed_one(self, portal: str) -> None:
+        self.mail_unparsed.labels(portal).inc()
+
+    def mail_ignored_one(self, portal: str) -> None:
+        self.mail_ignored.labels(portal).inc()
+
     def declare_portal(self, portal: str, every: float, kinds: tuple[str, ...], last_success: float | None) -> None:
         self.interval.labels(portal).set(every)
         self.appointments.labels(portal)

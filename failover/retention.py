@@ -44,7 +44,12 @@ def purge_expired_appointments(store: Store, settings: Settings, now: float) -> 
     purged += store.purge_appointments(now - settings.booking.retention, other_than=list(mirrored))
     if purged:
         log.info("retention: deleted %d mirrored appointment(s) past their retention", purged)
-    return purged
+    # The subjects of booking mails no template read: kept as long as the longest mirror keeps anything.
+    keep = max(mirrored.values(), default=float(settings.booking.retention))
+    unread = store.purge_unread_mails(now - keep)
+    if unread:
+        log.info("retention: deleted %d unread booking mail(s) past their retention", unread)
+    return purged + unread
 
 
 def purge(store: Store, settings: Settings, now: float) -> int:

@@ -25,7 +25,8 @@ from failover.doctor import run_checks
 from failover.links import fallback_url, own_base_url
 from failover.metrics import FailoverMetrics, MirrorMetrics
 from failover.mirror.config import MirrorSettings
-from failover.mirror.model import FAILURE_KINDS
+from failover.mirror.mail.watch import CheckReport, MailJob, MailWatch
+from failover.mirror.model import FAILURE_KINDS, MailFailure
 from failover.mirror.sync import MirrorJob, MirrorSync, SyncReport, window
 from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
@@ -97,7 +98,7 @@ def mirror_jobs(settings: Settings, client: httpx.AsyncClient) -> dict[str, Mirr
     jobs: dict[str, MirrorJob] = {}
     for pid, portal in settings.portals.items():
         mirror = portal.mirror
-        if mirror is None:
+        if mirror is None or mirror.source is None:
             continue
 
         def read(days: Sequence[date], portal: FailoverPortal = portal, mirror: MirrorSettings = mirror) -> Any:
@@ -105,6 +106,34 @@ def mirror_jobs(settings: Settings, client: httpx.AsyncClient) -> dict[str, Mirr
 
         jobs[pid] = MirrorJob(pid, mirror.every, mirror.days_ahead, mirror.source.type, read)
     return jobs
+
+
+def mail_jobs(settings: Settings) -> dict[str, MailJob]:
+    """Every portal whose mirror reads the booking mails (``mirror.mail``)."""
+    return {
+        pid: MailJob(pid, portal.mirror.mail)
+        for pid, portal in settings.portals.items()
+        if portal.mirror is not None and portal.mirror.mail is not None
+    }
+
+
+async def mail_once(settings: Settings, portals: Sequence[str]) -> list[tuple[str, CheckReport | MailFailure]]:
+    """One read of the new booking mails of ``portals`` now, from the CLI (`appointments sync`)."""
+    store = AsyncStore(settings.store, data_key=settings.sealing_key())
+    try:
+        jobs = mail_jobs(settings)
+        watch = MailWatch(
+            {p: jobs[p] for p in portals if p in jobs}, store, ZoneInfo(settings.clinic.timezone), steady_time
+        )
+        out: list[tuple[str, CheckReport | MailFailure]] = []
+        for pid in watch.jobs:
+            try:
+                out.append((pid, await watch.check(pid)))
+            except MailFailure as failure:
+                out.append((pid, failure))
+        return out
+    finally:
+        await store.close()
 
 
 async def mirror_once(settings: Settings, portals: Sequence[str]) -> list[SyncReport]:
@@ -115,8 +144,10 @@ async def mirror_once(settings: Settings, portals: Sequence[str]) -> list[SyncRe
     client = make_probe_client(settings.probe)
     try:
         jobs = mirror_jobs(settings, client)
-        sync = MirrorSync({p: jobs[p] for p in portals}, store, ZoneInfo(settings.clinic.timezone), steady_time)
-        return [await sync.sync(pid) for pid in portals]
+        sync = MirrorSync(
+            {p: jobs[p] for p in portals if p in jobs}, store, ZoneInfo(settings.clinic.timezone), steady_time
+        )
+        return [await sync.sync(pid) for pid in portals if pid in jobs]
     finally:
         await client.aclose()
         await store.close()
@@ -201,6 +232,7 @@ class Service:
             self.mmetrics,
             is_down=lambda pid: self.monitor.health(pid).health is Health.DOWN,
         )
+        self.mail = MailWatch(mail_jobs(settings), self.store, ZoneInfo(settings.clinic.timezone), clock, self.mmetrics)
         self.scheduler = Scheduler(
             self.monitor.jobs(),
             self._probe,
@@ -241,6 +273,7 @@ class Service:
             asyncio.create_task(self._every(ANNOUNCE_SWEEP_EVERY, self.bookings.sweep), name="announce sweep"),
             asyncio.create_task(self._every(ANNOUNCE_FLUSH_EVERY, self.bookings.flush_due), name="announce"),
             asyncio.create_task(self._run_mirror(), name="mirror"),
+            asyncio.create_task(self._run_mail(), name="mirror mail"),
             *[asyncio.create_task(w(), name="warm") for w in self._warmers()],
         ]
         log.info(
@@ -273,6 +306,12 @@ class Service:
             state = await self.store.mirror_state(pid, today)
             self.mmetrics.declare_portal(pid, job.every, FAILURE_KINDS, state.last_success)
         await self.mirror.run()
+
+    async def _run_mail(self) -> None:
+        for pid in self.mail.jobs:
+            state = await self.store.mail_state(pid)
+            self.mmetrics.declare_mail(pid, state.last_success if state else None)
+        await self.mail.run()
 
     @staticmethod
     async def _stop_outbox(outbox: asyncio.Task[None], stop: asyncio.Event) -> None:

@@ -32,6 +32,7 @@ RANKS: dict[str, int] = {
     "failover.mirror.model": 0,  # the mirror's plain data, spoken by the store and everything above
     "failover.mirror.dates": 0,
     "failover.mirror.reconcile": 0,
+    "failover.mirror.mail.decode": 0,  # a raw mail into text: the stdlib email package and codecs
     # 1: the watchdog library
     "watchdog": 1,
     # 2: the store
@@ -54,6 +55,7 @@ RANKS: dict[str, int] = {
     "failover.mirror.session": 5,
     "failover.mirror.sources": 5,
     "failover.mirror.config": 5,
+    "failover.mirror.mail": 5,  # the mail source: its config, templates and the IMAP mailbox
     # 6: the whole config
     "failover.settings": 6,
     # 7: deciding, acting, serving
@@ -63,6 +65,7 @@ RANKS: dict[str, int] = {
     "failover.retention": 7,
     "failover.web": 7,
     "failover.mirror": 7,
+    "failover.mirror.mail.watch": 7,  # the mail source's loop, like failover.mirror.sync
     # 8: the composition root
     "failover.service": 8,
     # 9: entry points

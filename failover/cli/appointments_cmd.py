@@ -40,6 +40,7 @@ def appointments_group() -> None:
     portalguard appointments [today|tomorrow|YYYY-MM-DD] [--portal P] [--json]
     portalguard appointments sync [--portal P]
     portalguard appointments export --csv FILE [--from D --to D]
+    portalguard appointments mail-test --portal P FILE.eml
     """
 
 
@@ -79,13 +80,23 @@ def sync(obj: App, portal: str | None) -> None:
 
     Safe beside a running `portalguard run`: both write the same store, and a sync is idempotent.
     """
-    from failover.service import mirror_once
+    from failover.service import mail_once, mirror_once
 
     pids = _mirrored(obj, _portal(obj, portal))
     if not pids:
         fail("no portal has a mirror: section (see the README, Know who is coming)", 2)
     reports = asyncio.run(mirror_once(obj.settings, pids))
     failed = False
+    for pid, outcome in asyncio.run(mail_once(obj.settings, pids)):
+        if isinstance(outcome, Exception):
+            click.echo(f"{pid}: mailbox FAILED {outcome}")
+            failed = True
+            continue
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.outcomes.items())) or "no bookings"
+        click.echo(
+            f"{pid}: {outcome.mails} new mail(s) read: {counts}; {outcome.unread} unread (check the templates), "
+            f"{outcome.ignored} from other senders"
+        )
     for report in reports:
         added, updated, cancelled = report.totals()
         click.echo(f"{report.portal}: {len(report.changes)} day(s) synced in {report.duration:.1f}s", err=False)
@@ -121,6 +132,55 @@ def export(obj: App, path: str, first: str | None, last: str | None, portal: str
             writer.writerow([csv_text(str(d[c] if d[c] is not None else "")) for c in CSV_COLUMNS])
     if path != "-":
         click.echo(f"wrote {len(rows)} appointment(s) {start}..{end} to {path} (readable by you only)", err=True)
+
+
+@appointments_group.command("mail-test")
+@click.option("--portal", required=True, help="The portal whose mirror.mail templates to try.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True), metavar="FILE.eml")
+@click.pass_obj
+def mail_test(obj: App, portal: str, file: str) -> None:
+    """Show what the templates read from a saved booking mail (exit 1 if none matched).
+
+    Save a mail from the portal as .eml (in Thunderbird: Save As; in Outlook on the web: Download),
+    then tune mirror.mail.templates until every field reads. Nothing is written anywhere.
+    """
+    from failover.mirror.mail.decode import parse_mail
+    from failover.mirror.mail.templates import read
+
+    pid = obj.portal_ids(portal)[0]
+    mirror = obj.settings.portals[pid].mirror
+    if mirror is None or mirror.mail is None:
+        fail(f"portals.{pid}.mirror.mail is not configured (see the README, Booking e-mails)", 2)
+    raw = click.get_binary_stream("stdin").read() if file == "-" else open(file, "rb").read()  # noqa: SIM115
+    mail = parse_mail(raw)
+    reading = read(mirror.mail, mail, obj.wall(), obj.tz)
+    click.echo(
+        f"from:     {', '.join(mail.senders) or '(none)'}"
+        + ("" if reading.allowed else "  — NOT in mirror.mail.from: the mirror skips this mail")
+    )
+    click.echo(f"subject:  {mail.subject}")
+    click.echo(f"date:     {mail.date.astimezone(obj.tz).isoformat() if mail.date else '(none)'}")
+    if reading.template is None:
+        click.echo("template: none — no template's subject matches")
+        click.echo("body (first lines, as the templates see it):")
+        for line in mail.body.splitlines()[:15]:
+            click.echo(f"  | {line}")
+        raise SystemExit(1)
+    click.echo(f"template: #{reading.template + 1} (kind: {reading.kind})")
+    for name in ("id", "date", "time", "name", "phone", "menu"):
+        if name in reading.fields:
+            click.echo(f"  {name}: {reading.fields[name]}")
+    booking = reading.effect
+    if reading.problem is not None:
+        click.echo(f"NOT READ: {reading.problem}")
+        click.echo("body (first lines, as the templates see it):")
+        for line in mail.body.splitlines()[:15]:
+            click.echo(f"  | {line}")
+        raise SystemExit(1)
+    if booking is not None and getattr(booking, "start", None) is not None:
+        end = f" – {booking.end.strftime('%H:%M')}" if booking.end else ""
+        click.echo(f"appointment: {booking.start.strftime('%Y-%m-%d %H:%M')}{end}")
+    click.echo("ok: the mirror reads this mail")
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -79,13 +79,24 @@ def _mirror(app: App, pid: str, now: float) -> dict[str, Any] | None:
     import datetime as dt
 
     state = app.store.mirror_state(pid, dt.datetime.fromtimestamp(now, app.tz).date())
-    return {
+    out: dict[str, Any] = {
         "last_success": state.last_success,
         "last_attempt": state.last_attempt,
         "booked": state.booked,
         "last_error_kind": state.last_error_kind,
         "last_error": state.last_error,
+        "mail": None,
     }
+    if app.settings.portals[pid].mirror.mail is not None:  # type: ignore[union-attr]
+        mail = app.store.mail_state(pid)
+        out["mail"] = {
+            "last_success": mail.last_success if mail else None,
+            "last_attempt": mail.last_attempt if mail else None,
+            "last_error_kind": mail.last_error_kind if mail else None,
+            "last_error": mail.last_error if mail else None,
+            "unread": mail.unread if mail else 0,
+        }
+    return out
 
 
 def _action(row: Any, failover: bool) -> dict[str, Any]:
@@ -145,6 +156,8 @@ def status(app: App, as_json: bool) -> None:
             click.echo(f"  {mark} action {name}: desired {a['desired']}, observed {a['observed']}{err}")
         if p["mirror"] is not None:
             click.echo(f"  mirror: {_mirror_line(app, p['mirror'])}")
+            if p["mirror"]["mail"] is not None:
+                click.echo(f"  mirror mailbox: {_mail_line(app, p['mirror']['mail'])}")
         click.echo(f"  last drill: {_drill_line(app, p['last_drill'])}")
 
 
@@ -154,6 +167,16 @@ def _mirror_line(app: App, m: dict[str, Any]) -> str:
     # An error older than the last success is history: only a sync failing now is worth a line.
     if m["last_error_kind"] and (m["last_success"] or 0) < (m["last_attempt"] or 0):
         line += f" — last sync FAILED: {m['last_error_kind']} ({m['last_error']})"
+    return line
+
+
+def _mail_line(app: App, m: dict[str, Any]) -> str:
+    checked = app.when(m["last_success"]) if m["last_success"] else "never"
+    line = f"last read {checked}"
+    if m["unread"]:
+        line += f", {m['unread']} mail(s) no template could read (see /staff/appointments)"
+    if m["last_error_kind"] and (m["last_success"] or 0) < (m["last_attempt"] or 0):
+        line += f" — FAILING: {m['last_error_kind']} ({m['last_error']})"
     return line
 
 

@@ -59,6 +59,9 @@ from types import TracebackType
 from urllib.parse import parse_qsl
 
 from failover.fakes import reservations
+from failover.fakes.booking_mail import SENDER as MAIL_SENDER
+from failover.fakes.booking_mail import TEMPLATES as MAIL_TEMPLATES
+from failover.fakes.booking_mail import MaildirOutbox
 from failover.fakes.reservations import SOURCE_MODES, SOURCES, ReservationBook
 from failover.fakes.selfsigned import self_signed
 
@@ -346,6 +349,17 @@ class PortalSimulator:
     @property
     def ics_credentials(self) -> tuple[str, str] | None:
         return self._ics_credentials
+
+    def send_mails(self, maildir: str, *, charset: str = "iso-2022-jp") -> MaildirOutbox:
+        """From now on, each booking, change and cancellation of ``book`` is mailed into ``maildir``
+        (a Maildir an IMAP server serves), as the portal mails the clinic."""
+        outbox = MaildirOutbox(maildir, charset=charset)
+        self.book.listeners.append(outbox)
+        return outbox
+
+    def mail_config(self, imap: str, **overrides: object) -> dict[str, object]:
+        """A ``mirror.mail`` section that reads this simulator's booking mails from ``imap``."""
+        return {"imap": imap, "from": [MAIL_SENDER], "templates": MAIL_TEMPLATES, **overrides}
 
     def mirror_config(self, source: str = "admin_html", **overrides: object) -> dict[str, object]:
         """A portal's ``mirror:`` section (as parsed YAML) reading this simulator with ``source``

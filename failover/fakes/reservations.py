@@ -18,7 +18,7 @@ import datetime as dt
 import html
 import io
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
@@ -131,6 +131,13 @@ class ReservationBook:
     def __init__(self) -> None:
         self._items: dict[str, Appointment] = {}
         self._counter = 0
+        # Told of each booking, change and cancellation: ``listener(kind, appointment)`` with kind
+        # booked | changed | cancelled (the portal's booking mails: ``failover.fakes.booking_mail``).
+        self.listeners: list[Callable[[str, Appointment], None]] = []
+
+    def _tell(self, kind: str, appointment: Appointment) -> None:
+        for listener in self.listeners:
+            listener(kind, appointment)
 
     def add(
         self,
@@ -153,6 +160,8 @@ class ReservationBook:
             raise ValueError(f"appointment {id} exists")
         appointment = Appointment(id, begins, ends, name, phone, menu, cancelled)
         self._items[id] = appointment
+        if not cancelled:
+            self._tell("booked", appointment)
         return appointment
 
     def change(self, id: str, **fields: object) -> Appointment:
@@ -169,6 +178,10 @@ class ReservationBook:
             values["end"] = values["start"] + (current.end - current.start)  # type: ignore[operator]
         changed = replace(current, **values)  # type: ignore[arg-type]
         self._items[id] = changed
+        if changed.cancelled and not current.cancelled:
+            self._tell("cancelled", changed)
+        elif changed != current and not changed.cancelled:
+            self._tell("changed", changed)
         return changed
 
     def cancel(self, id: str) -> Appointment:

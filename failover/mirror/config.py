@@ -1,4 +1,5 @@
-"""A portal's ``mirror:`` section: how often, how far ahead, how long kept, and from which source.
+"""A portal's ``mirror:`` section: how often, how far ahead, how long kept, and from which source:
+the admin screen (``source``), the booking mails (``mail``, ``failover.mirror.mail.config``), or both.
 
 The union of source types derives from ``failover.mirror.sources.SOURCES``: a source added there is a
 config type here. ``failover.settings`` holds it as ``FailoverPortal.mirror`` and asks
@@ -11,8 +12,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Union
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from failover.mirror.mail.config import MailSource
 from failover.mirror.sources import SOURCES
 from failover.mirror.sources.base import admin_endpoint
 from watchdog.config_types import Duration, StrictModel, at_least
@@ -35,12 +37,22 @@ class MirrorSettings(StrictModel):
     retention: Annotated[Duration, at_least(86400.0, "staff look up yesterday's appointments")] = Field(
         7 * 86400.0, description="An appointment is deleted this long after its start."
     )
-    source: SourceConfig
+    source: SourceConfig | None = Field(None, description="The admin screen (or feed) the mirror lists days from.")
+    mail: MailSource | None = Field(None, description="The portal's booking mails, read from the clinic's mailbox.")
+
+    @model_validator(mode="after")
+    def _a_source(self) -> MirrorSettings:
+        if self.source is None and self.mail is None:
+            raise ValueError(
+                "needs a source: (the admin screen: admin_html, admin_csv or ics) or mail: (the portal's "
+                "booking mails), or both"
+            )
+        return self
 
     def endpoint_problem(self, endpoints: Mapping[str, Endpoint]) -> str | None:
         """Why ``endpoints`` cannot serve this mirror, as ``key: message`` under ``mirror``; None if they can."""
         source = self.source
-        if not SOURCES[source.type].login:
+        if source is None or not SOURCES[source.type].login:
             return None
         name = admin_endpoint(endpoints, source.endpoint)
         if name is None and source.endpoint is not None:

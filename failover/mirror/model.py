@@ -87,6 +87,7 @@ class Mirrored:
     source: str  # admin_html | admin_csv | ics | mail
     first_seen: float
     synced_at: float  # the last sync that saw it (or marked it vanished)
+    mail_at: float | None = None  # when the last booking mail applied to it arrived (the mail source)
 
 
 @dataclass(slots=True)
@@ -113,3 +114,84 @@ class MirrorState:
     last_error_kind: str | None
     last_error: str | None  # the failure's detail (no patient data)
     booked: int  # booked (not cancelled) appointments from today on
+
+
+# -- the mail source ---------------------------------------------------------------------------------
+
+# Why a check of the mailbox failed (status, the log). "tls" and "login" are permanent: retried only
+# after a restart (a certificate or a password does not fix itself, and retrying may lock the account).
+MAIL_FAILURE_KINDS = ("connect", "timeout", "tls", "login", "folder", "protocol", "store")
+PERMANENT_MAIL_FAILURES = ("tls", "login")
+# Why a mail from an allowed sender was not read (listed for staff, counted).
+UNREAD_REASONS = (
+    "template",  # no template's subject matched
+    "body",  # a template's subject matched, its body did not (or gave no id)
+    "date",  # a booked or changed mail whose date or time cannot be read
+)
+
+
+class MailFailure(Exception):
+    """The mailbox could not be read. ``detail`` names the host, never the user or the password."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        if kind not in MAIL_FAILURE_KINDS:
+            raise ValueError(f"unknown mail failure kind {kind!r}")
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+    @property
+    def permanent(self) -> bool:
+        return self.kind in PERMANENT_MAIL_FAILURES
+
+
+@dataclass(frozen=True, slots=True)
+class MailBooking:
+    """What one booking mail says of one appointment. ``None``: the mail does not say (a changed or a
+    cancelled mail names only what changed); times are aware."""
+
+    kind: str  # booked | changed | cancelled
+    id: str
+    received: float  # when the mail arrived (epoch seconds): the admin listing wins if it is newer
+    day: dt.date | None = None  # the clinic's date of ``start``
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    name: str | None = None
+    phone: str | None = None
+    menu: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadMail:
+    """A mail from an allowed sender that no template could read: staff see its date and subject."""
+
+    key: str  # the mail's identity (a hash of its Message-ID): one row however often it is read
+    received: float
+    subject: str  # may hold a patient's name: sealed in the store
+    reason: str  # UNREAD_REASONS
+
+
+MailEffect = MailBooking | UnreadMail | None  # None: a mail from another sender, skipped
+
+
+@dataclass(frozen=True, slots=True)
+class MailFolderState:
+    """Where the reading of one mailbox folder stands (the store's ``mirror_mail_state``)."""
+
+    portal: str
+    folder: str
+    uidvalidity: int | None
+    last_uid: int
+    last_success: float | None
+    last_attempt: float | None
+    last_error_kind: str | None
+    last_error: str | None
+    unread: int  # unread mails listed (from allowed senders, no template read them)
+
+
+@dataclass(frozen=True, slots=True)
+class MailApplied:
+    """What applying one mail did (``Store.apply_mail``)."""
+
+    appointment: str | None  # added | updated | cancelled | unchanged | superseded | unknown; None: no booking
+    unread_new: bool  # a new unread mail was listed (the counter counts it once)

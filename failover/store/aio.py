@@ -28,7 +28,16 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 
 from failover.crypto import DataKey
-from failover.mirror.model import DayChanges, DayListing, Mirrored, MirrorState
+from failover.mirror.model import (
+    DayChanges,
+    DayListing,
+    MailApplied,
+    MailEffect,
+    MailFolderState,
+    Mirrored,
+    MirrorState,
+    UnreadMail,
+)
 from failover.store.rows import (
     ActionRow,
     BookingRequest,
@@ -305,6 +314,30 @@ class AsyncStore:
         self, started_before: float, portal: str | None = None, *, other_than: Collection[str] = ()
     ) -> int:
         return await self._write(self.sync.purge_appointments, started_before, portal, other_than=other_than)
+
+    # -- the mirror's mail source ---------------------------------------------------------------
+
+    async def open_mail_folder(self, portal: str, folder: str, uidvalidity: int) -> MailFolderState:
+        return await self._write(self.sync.open_mail_folder, portal, folder, uidvalidity)
+
+    async def apply_mail(
+        self, portal: str, folder: str, uidvalidity: int, uid: int, effect: MailEffect, now: float
+    ) -> MailApplied:
+        return await self._write(self.sync.apply_mail, portal, folder, uidvalidity, uid, effect, now)
+
+    async def record_mail_check(
+        self, portal: str, folder: str, now: float, error_kind: str | None, error: str | None
+    ) -> None:
+        await self._write(self.sync.record_mail_check, portal, folder, now, error_kind, error)
+
+    async def mail_state(self, portal: str, folder: str | None = None) -> MailFolderState | None:
+        return await self._read(self.sync.mail_state, portal, folder)
+
+    async def unread_mails(self, portal: str | None = None, since: float = 0.0) -> list[tuple[str, UnreadMail]]:
+        return await self._read(self.sync.unread_mails, portal, since)
+
+    async def purge_unread_mails(self, received_before: float) -> int:
+        return await self._write(self.sync.purge_unread_mails, received_before)
 
 
 def describe_error(err: BaseException) -> str:

@@ -31,13 +31,13 @@ from sqlalchemy import (
 from failover.store.rows import MAINTENANCE_MODES, OUTBOX_STATES, OVERRIDE_MODES, REQUEST_STATUSES
 
 # The number of the newest revision under migrations/versions (revision ids are "0003", "0004", …).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # What is written to SQLite's ``PRAGMA user_version``, all a pre-Alembic portalguard reads (it refuses a
 # store whose schema it does not know instead of misreading it): the newest legacy version that
-# still reads this schema right. Revisions 0004 and 0005 only add tables the old code never looks at, so going back
-# one release keeps working (it would not deliver the staff outbox, only its own way) — until booking requests are
-# sealed (a data key is set): the old code cannot read those, so the store then says ``SEALED_LEGACY_VERSION``
-# and the old code refuses it instead of failing on the first request.
+# still reads this schema right. Revisions 0004 to 0006 only add tables (and columns) the old code never looks
+# at, so going back one release keeps working (it would not deliver the staff outbox, only its own way) — until
+# booking requests are sealed (a data key is set): the old code cannot read those, so the store then says
+# ``SEALED_LEGACY_VERSION`` and the old code refuses it instead of failing on the first request.
 LEGACY_READABLE_VERSION = 3
 SEALED_LEGACY_VERSION = 5
 
@@ -220,6 +220,7 @@ appointments = Table(
     Column("source", Text, nullable=False),
     Column("first_seen", Float, nullable=False),
     Column("synced_at", Float, nullable=False),
+    Column("mail_at", Float),  # when the last booking mail applied to it arrived (revision 0006)
     Index("appointments_portal_day", "portal", "day"),
     Index("appointments_start", "start"),
 )
@@ -233,4 +234,34 @@ mirror_sync = Table(
     Column("last_attempt", Float),
     Column("last_error_kind", Text),
     Column("last_error", Text),
+)
+
+# The mirror's mail source (revision 0006): where the reading of each portal's mailbox folder stands.
+# UIDVALIDITY and the last UID processed are written with each mail's effect, in one transaction.
+mirror_mail_state = Table(
+    "mirror_mail_state",
+    metadata,
+    Column("portal", Text, primary_key=True),
+    Column("folder", Text, primary_key=True),
+    Column("uidvalidity", Integer),
+    Column("last_uid", Integer, nullable=False, server_default=text("0")),
+    Column("last_success", Float),
+    Column("last_attempt", Float),
+    Column("last_error_kind", Text),
+    Column("last_error", Text),
+)
+
+# Mails from an allowed sender that no template could read: their date and subject for staff, once per
+# mail (``key``: a hash of its Message-ID), however often the folder is read. The subject may hold a
+# patient's name: always sealed.
+mirror_mail_unread = Table(
+    "mirror_mail_unread",
+    metadata,
+    Column("portal", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("received", Float, nullable=False),
+    Column("subject", Text, nullable=False),  # sealed
+    Column("reason", Text, nullable=False),
+    Column("seen_at", Float, nullable=False),
+    Index("mirror_mail_unread_received", "received"),
 )

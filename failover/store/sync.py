@@ -22,8 +22,20 @@ from sqlalchemy import Connection, Engine, Row, and_, delete, exists, func, not_
 from sqlalchemy.exc import SQLAlchemyError
 
 from failover.crypto import TOKEN_PREFIX, DataKey, SealError, context, is_sealed, sealed_key_id
-from failover.mirror.model import FAILURE_KINDS, DayChanges, DayListing, Mirrored, MirrorState
-from failover.mirror.reconcile import reconcile
+from failover.mirror.model import (
+    FAILURE_KINDS,
+    MAIL_FAILURE_KINDS,
+    DayChanges,
+    DayListing,
+    MailApplied,
+    MailBooking,
+    MailEffect,
+    MailFolderState,
+    Mirrored,
+    MirrorState,
+    UnreadMail,
+)
+from failover.mirror.reconcile import apply_mail, reconcile
 from failover.store import schema as t
 from failover.store.engine import WRITE, open_error, sqlite_engine, store_error
 from failover.store.migrations import migrate, read_state, schema_number
@@ -636,6 +648,106 @@ class Store:
             statement = statement.where(a.c.portal.not_in(list(other_than)))
         with self._write() as conn:
             return conn.execute(statement).rowcount
+
+    # -- the mirror's mail source --------------------------------------------------------------
+
+    def open_mail_folder(self, portal: str, folder: str, uidvalidity: int) -> MailFolderState:
+        """The folder was opened with ``uidvalidity``: where its reading stands. A UIDVALIDITY other
+        than the one stored means the server renumbered the folder: it is read again from its first
+        mail (appointment ids and mail keys make that create no duplicates)."""
+        m = t.mirror_mail_state
+        with self._write() as conn:
+            row = conn.execute(select(m).where(m.c.portal == portal, m.c.folder == folder)).first()
+            if row is None or row.uidvalidity != uidvalidity:
+                upsert(conn, m, {"portal": portal, "folder": folder, "uidvalidity": uidvalidity, "last_uid": 0})
+        state = self.mail_state(portal, folder)
+        assert state is not None
+        return state
+
+    def apply_mail(
+        self, portal: str, folder: str, uidvalidity: int, uid: int, effect: MailEffect, now: float
+    ) -> MailApplied:
+        """One mail's effect and the folder's new last UID, in one transaction: a restart in the
+        middle of a batch processes no mail twice and skips none. ``effect``: a booking change of an
+        appointment (``failover.mirror.reconcile.apply_mail``), an unread mail listed for staff (once
+        per mail key, its subject sealed), or None (another sender's mail: only the UID moves)."""
+        m, a, u = t.mirror_mail_state, t.appointments, t.mirror_mail_unread
+        key = self._sealing_key("the mirror's mails cannot be written")
+        outcome: str | None = None
+        unread_new = False
+        with self._write() as conn:
+            state = conn.execute(select(m).where(m.c.portal == portal, m.c.folder == folder)).first()
+            if state is not None and state.uidvalidity == uidvalidity and state.last_uid >= uid:
+                return MailApplied("unchanged" if isinstance(effect, MailBooking) else None, False)  # done before
+            if isinstance(effect, MailBooking):
+                found = conn.execute(select(a).where(a.c.portal == portal, a.c.id == effect.id)).first()
+                row, outcome = apply_mail(portal, None if found is None else self._mirrored(found), effect, now)
+                if row is not None:
+                    upsert(conn, a, self._appointment_values(key, row))
+            elif isinstance(effect, UnreadMail):
+                sealed = key.seal(effect.subject, context("mirror_mail_unread", "subject", portal, effect.key))
+                values = {"portal": portal, "key": effect.key, "received": effect.received, "subject": sealed}
+                unread_new = insert_if_absent(conn, u, {**values, "reason": effect.reason, "seen_at": now})
+            upsert(conn, m, {"portal": portal, "folder": folder, "uidvalidity": uidvalidity, "last_uid": uid})
+        return MailApplied(outcome, unread_new)
+
+    def record_mail_check(
+        self, portal: str, folder: str, now: float, error_kind: str | None, error: str | None
+    ) -> None:
+        """A check of the mailbox ended: every new mail read (``error_kind`` None) or a failure of that
+        kind (``MAIL_FAILURE_KINDS``; its detail names the host, never the user or the password)."""
+        if error_kind is not None and error_kind not in MAIL_FAILURE_KINDS:
+            raise ValueError(f"unknown mail failure kind {error_kind!r} (use {', '.join(MAIL_FAILURE_KINDS)})")
+        values: dict[str, Any] = {"portal": portal, "folder": folder, "last_attempt": now}
+        if error_kind is None:
+            values.update(last_success=now, last_error_kind=None, last_error=None)
+        else:
+            values.update(last_error_kind=error_kind, last_error=(error or "")[:MAX_SYNC_ERROR])
+        with self._write() as conn:
+            upsert(conn, t.mirror_mail_state, values)
+
+    def mail_state(self, portal: str, folder: str | None = None) -> MailFolderState | None:
+        """Where the reading of the portal's mailbox folder stands (its first folder if none is named),
+        with how many unread mails are listed; None before its first check. No key needed."""
+        m, u = t.mirror_mail_state, t.mirror_mail_unread
+        statement = select(m).where(m.c.portal == portal).order_by(m.c.folder).limit(1)
+        if folder is not None:
+            statement = statement.where(m.c.folder == folder)
+        with self._read() as conn:
+            row = conn.execute(statement).first()
+            unread = int(conn.execute(select(func.count()).where(u.c.portal == portal)).scalar_one())
+        if row is None:
+            return None
+        return MailFolderState(
+            portal,
+            row.folder,
+            row.uidvalidity,
+            row.last_uid,
+            row.last_success,
+            row.last_attempt,
+            row.last_error_kind,
+            row.last_error,
+            unread,
+        )
+
+    def unread_mails(self, portal: str | None = None, since: float = 0.0) -> list[tuple[str, UnreadMail]]:
+        """The mails no template could read, received from ``since`` on, newest first, with their portal."""
+        u = t.mirror_mail_unread
+        statement = select(u).where(u.c.received >= since).order_by(u.c.received.desc(), u.c.key)
+        if portal is not None:
+            statement = statement.where(u.c.portal == portal)
+        out = []
+        for r in self._rows(statement):
+            where = context("mirror_mail_unread", "subject", r.portal, r.key)
+            subject = self._open(r.subject, where, "the mirror's unread mails")
+            out.append((r.portal, UnreadMail(r.key, r.received, subject, r.reason)))
+        return out
+
+    def purge_unread_mails(self, received_before: float) -> int:
+        """Delete the unread mails received before ``received_before`` (retention); returns how many."""
+        u = t.mirror_mail_unread
+        with self._write() as conn:
+            return conn.execute(delete(u).where(u.c.received < received_before)).rowcount
 
     def _mirrored(self, row: Row[Any]) -> Mirrored:
         values = dict(row._mapping)

@@ -290,12 +290,13 @@ class _Web:
         try:
             rows = await self.store.appointments(None, day, day)
             requests = await self.store.requests(None, None, STAFF_LIST_LIMIT)
+            unread = await self.store.unread_mails(None, self.clock() - appointments.UNREAD_SHOWN_FOR)
         except DataKeyError as err:  # sealed with a key the config does not give: say so in the log
             log.error("/staff/appointments cannot show the appointments: %s", err)
             raise Rejected(503, "e503") from None
         states = [await self.store.mirror_state(pid, self._today()) for pid in mirrored]
         intervals = {pid: self.settings.portals[pid].mirror.every for pid in mirrored}  # type: ignore[union-attr]
-        view = appointments.day_view(day, rows, states, intervals, requests, self.tz, self.clock())
+        view = appointments.day_view(day, rows, states, intervals, requests, self.tz, self.clock(), unread)
         explicit_lang = request.query_params.get("lang")
 
         def day_url(d: date) -> str:

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from failover.mirror.model import Mirrored, MirrorState
+from failover.mirror.model import Mirrored, MirrorState, UnreadMail
 from failover.store import BookingRequest
 
 STALE_AFTER_INTERVALS = 3  # as the MirrorStale alert: the copy may be missing recent changes
+UNREAD_SHOWN_FOR = 7 * 86400.0  # booking mails no template could read, listed this long after they arrived
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadRow:
+    portal: str
+    received: str  # "12/02 10:20"
+    subject: str  # may name a patient: shown to staff only, like the appointments
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,7 @@ class DayView:
     cancelled: int
     freshness: list[Freshness]
     requests: list[BookingRequest]
+    unread: list[UnreadRow] = field(default_factory=list)
 
 
 def day_view(
@@ -58,6 +67,7 @@ def day_view(
     requests: Iterable[BookingRequest],
     tz: ZoneInfo,
     now: float,
+    unread: Iterable[tuple[str, UnreadMail]] = (),
 ) -> DayView:
     rows = [_row(a, tz) for a in sorted(appointments, key=lambda a: (a.start, a.portal, a.id))]
     booked = sum(r.status == "booked" for r in rows)
@@ -70,6 +80,7 @@ def day_view(
         cancelled=len(rows) - booked,
         freshness=[_freshness(s, intervals.get(s.portal, 600.0), tz, now) for s in states],
         requests=[r for r in requests if dt.datetime.fromtimestamp(r.created, tz).date() == day],
+        unread=[UnreadRow(portal, _clock(m.received, tz), m.subject) for portal, m in unread],
     )
 
 
