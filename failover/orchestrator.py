@@ -101,6 +101,7 @@ class Orchestrator:
         self._started = clock()
         self._settling_until: dict[tuple[str, str], float] = {}  # after a switch; all at start
         self._seen: dict[str, _Seen] = {}
+        self._suppressed_open: dict[str, bool] = {}  # DOWN-while-kept-off incident open (told); per portal
         self._switch_ons: dict[str, list[float]] = {}  # this process's, also when the event was not written
         self._store_alert: str | None = None  # the claim of the current store-failing episode's alert
         self._clock_published: tuple[float, float] | None = None  # (offset, when)
@@ -181,6 +182,7 @@ class Orchestrator:
             )
         )
         self.last_decision[pid] = decision
+        await self._check_suppressed(pid, health, seen, decision.failover, now)
         if decision.flapping:
             await self._alert_once(f"flapping:{pid}:{row.incident}", "flapping", pid, cause=decision.cause)
         if decision.failover != row.failover:
@@ -195,6 +197,42 @@ class Orchestrator:
             self.metrics.transitions.labels(pid, to).inc()
             log.warning("portal %s: failover %s (%s)", pid, to.upper(), decision.cause)
         return row
+
+    async def _check_suppressed(self, pid: str, health: PortalHealth, seen: _Seen, failover: bool, now: float) -> None:
+        """The portal is DOWN but a human keeps failover off (``failover off`` or a ``suppress``
+        maintenance window): tell staff once per incident, so a forgotten override never leaves the
+        clinic unbookable in silence. An incident lasts from DOWN until UP again (a flap through
+        RECOVERING is the same one); its number is kept in the store, across restarts."""
+        key = f"suppressed_down:{pid}"
+        if health.health is Health.UP:
+            if self._suppressed_open.get(pid, True) and (await self.store.value(key, {})).get("open"):
+                await self.store.set_value(key, {**await self.store.value(key, {}), "open": False})
+            self._suppressed_open[pid] = False
+            return
+        if health.health is not Health.DOWN or failover or self._suppressed_open.get(pid):
+            return
+        override, window = seen.override, seen.maintenance
+        if override is not None and override.mode == "off":
+            fields: dict[str, object] = {"by": "override", "why": override.reason, "until": override.expires}
+        elif override is None and window is not None and window.mode == "suppress":
+            fields = {"by": "maintenance", "why": window.reason, "until": window.end, "window": window.id}
+        else:
+            return
+        episode = await self.store.value(key, {})
+        if not episode.get("open"):
+            episode = {"n": int(episode.get("n", 0)) + 1, "open": True, "since": health.since}
+            await self.store.set_value(key, episode)
+        self._suppressed_open[pid] = True
+        self.store.submit_write("add_event", "suppressed_down", pid, by=fields["by"], reason=fields["why"])
+        log.warning("portal %s: DOWN while failover is kept off (%s)", pid, fields["by"])
+        await self._alert_once(
+            f"suppressed_down:{pid}:{episode['n']}",
+            "down_while_suppressed",
+            pid,
+            since=episode.get("since", health.since),
+            reason=health.reason(),
+            **fields,
+        )
 
     async def _read_inputs(self, pid: str, now: float) -> _Seen:
         """Override, maintenance window and recent switches; the last known ones if the store

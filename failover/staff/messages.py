@@ -25,6 +25,7 @@ TOPICS = (
     "network_degraded",
     "network_restored",
     "flapping",
+    "down_while_suppressed",
     "booking_request",
     "ads_max_active",
     "store_failing",
@@ -65,7 +66,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{clinic}\n予約サイト「{portal}」は{since}から使えないままです（{duration}）。\n"
             "代替受付を続けています：{measures}\n代替予約ページ：{fallback_url}\n\n"
             "復旧すると自動で元に戻します。予約サイトが使えると確認できた場合は手動で戻せます：\n"
-            '  portalguard failover off {portal} --reason "確認済み"',
+            '  portalguard failover off {portal} --for 2h --reason "確認済み"',
         ),
         "en": (
             "[Still down] {portal}: booking portal down for {duration}",
@@ -73,7 +74,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "Fallback measures stay on: {measures}\nFallback booking page: {fallback_url}\n\n"
             "They switch off by themselves on recovery. If you have confirmed the portal works, "
             "switch back by hand:\n"
-            '  portalguard failover off {portal} --reason "checked"',
+            '  portalguard failover off {portal} --for 2h --reason "checked"',
         ),
     },
     "recovered": {
@@ -138,7 +139,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "上限（failover.max_switches_per_hour）を下回ると、自動で通常に戻します。"
             "それまでに判断する場合：\n"
             '  代替受付を続ける：portalguard failover on {portal} --reason "..."\n'
-            '  通常に戻す：　　　portalguard failover off {portal} --reason "..."\n'
+            '  通常に戻す：　　　portalguard failover off {portal} --for 2h --reason "..."\n'
             "  自動に任せる：　　portalguard failover auto {portal}",
         ),
         "en": (
@@ -148,8 +149,28 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "is up and the failovers within the last hour fall below the limit "
             "(failover.max_switches_per_hour). To decide sooner:\n"
             '  keep the fallback:  portalguard failover on {portal} --reason "..."\n'
-            '  back to normal:     portalguard failover off {portal} --reason "..."\n'
+            '  back to normal:     portalguard failover off {portal} --for 2h --reason "..."\n'
             "  leave it automatic: portalguard failover auto {portal}",
+        ),
+    },
+    "down_while_suppressed": {  # DOWN while `failover off` or a suppress window keeps failover off
+        "ja": (
+            "【要確認】{portal}：停止中ですが手動で切り替えを止めています",
+            "{clinic}\n予約サイト「{portal}」が{since}から使えません（{reason}）。\n"
+            "停止中ですが手動で切り替えを止めています：{suppressed_by}\n"
+            "代替予約ページ・広告には切り替えていません。患者さんは予約できない状態です。\n\n"
+            "予約サイトが本当に使えない場合は、止めている設定を外してください：\n"
+            "  自動に任せる：　　portalguard failover auto {portal}\n"
+            '  すぐ切り替える：　portalguard failover on {portal} --reason "..."',
+        ),
+        "en": (
+            "[Please check] {portal}: down, but failover is kept off by hand",
+            '{clinic}\nThe booking portal "{portal}" has been unusable since {since} ({reason}).\n'
+            "It is down, but failover is kept off by hand: {suppressed_by}\n"
+            "No fallback page or ads were switched on: patients cannot book.\n\n"
+            "If the portal really is down, remove what keeps failover off:\n"
+            "  leave it automatic: portalguard failover auto {portal}\n"
+            '  switch on now:      portalguard failover on {portal} --reason "..."',
         ),
     },
     "booking_request": {  # one message per batch: the requests of a minute (failover.staff.bookings)
@@ -293,7 +314,24 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
         out["fallback_url"] = "（未設定：server.public_url）" if lang == "ja" else "(not set: server.public_url)"
     out["what_next"] = _WHAT_NEXT[(lang, bool(f.get("permanent")))].format(action=out.get("action", "?"))
     out["mirror_line"] = _mirror_line(f, tz, lang)
+    if f.get("by"):
+        out["suppressed_by"] = _suppressed_by(f, tz, lang)
     return out
+
+
+def _suppressed_by(f: Mapping[str, Any], tz: ZoneInfo, lang: str) -> str:
+    """What keeps failover off, in words: the override or the maintenance window, its reason and end."""
+    until = f.get("until")
+    why = str(f.get("why") or _MISSING)
+    if f["by"] == "maintenance":
+        if lang == "ja":
+            return f"メンテナンス枠 No.{f.get('window')}（切り替えない、理由：{why}、{format_time(until, tz)}まで）"
+        return f"maintenance window No. {f.get('window')} (suppress; reason: {why}; until {format_time(until, tz)})"
+    if lang == "ja":
+        end = f"{format_time(until, tz)}まで" if until is not None else "期限なし（failover auto まで）"
+        return f"portalguard failover off（理由：{why}、{end}）"
+    end = f"until {format_time(until, tz)}" if until is not None else "no end (until failover auto)"
+    return f"portalguard failover off (reason: {why}; {end})"
 
 
 def _mirror_line(f: Mapping[str, Any], tz: ZoneInfo, lang: str) -> str:

@@ -102,6 +102,24 @@ def test_failover_needs_a_reason_and_a_known_portal(cfg: Path) -> None:
     assert r.exit_code == 2 and "is not a duration" in r.output
 
 
+def test_failover_off_needs_a_bounded_for(cfg: Path) -> None:
+    """Protection is never switched off for ever by accident: --for is required, at most 7 days,
+    and "never" only with --yes-really. Nothing is stored when refused."""
+    run = lambda *a: CliRunner().invoke(main, ["-c", str(cfg), "failover", "off", "epark", "--reason", "x", *a])  # noqa: E731
+    r = run()
+    assert r.exit_code == 2 and "failover off needs --for DURATION (at most 7d)" in r.output
+    r = run("--for", "8d")
+    assert r.exit_code == 2 and "longer than 7d" in r.output
+    r = run("--for", "never")
+    assert r.exit_code == 2 and "--yes-really" in r.output
+    assert json.loads(cli(cfg, "status", "--json").output)["portals"]["epark"]["override"] is None
+    r = run("--for", "7d")
+    assert r.exit_code == 0 and "forced OFF for 7d" in r.output
+    r = run("--for", "never", "--yes-really")
+    assert r.exit_code == 0 and "forced OFF until `failover auto`" in r.output
+    assert json.loads(cli(cfg, "status", "--json").output)["portals"]["epark"]["override"]["expires"] is None
+
+
 def test_maintenance_add_list_remove(cfg: Path) -> None:
     r = cli(cfg, "maintenance", "add", "epark", "--start", "+1h", "--for", "2h", "--reason", "vendor upgrade")
     assert r.exit_code == 0 and "maintenance #1" in r.output

@@ -32,6 +32,9 @@ FIELDS = {
     "count": 3,
     "numbers": [40, 41, 42],
     "max_active": 86400.0,
+    "by": "override",
+    "why": "known false alarm",
+    "until": SINCE + 7200,
 }
 
 
@@ -122,6 +125,30 @@ def test_flapping_gives_the_commands() -> None:
     _, body = render("flapping", "ja", **FIELDS)
     for mode in ("on", "off", "auto"):
         assert f"portalguard failover {mode} epark" in body
+
+
+def test_flapping_and_reminder_commands_are_accepted_as_written() -> None:
+    """The `failover off` they suggest carries the --for it needs (a bare one is refused)."""
+    for topic in ("flapping", "reminder"):
+        for lang in ("ja", "en"):
+            (line,) = [x for x in render(topic, lang, **FIELDS)[1].splitlines() if "failover off" in x]
+            assert "failover off epark --for 2h --reason" in line
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_down_while_suppressed_says_what_keeps_failover_off(language: str) -> None:
+    title, body = render("down_while_suppressed", language, **FIELDS)
+    if language == "ja":
+        assert "停止中ですが手動で切り替えを止めています" in title + body
+        assert "portalguard failover off（理由：known false alarm、2027-01-15 19:00 JSTまで）" in body
+    else:
+        assert "kept off by hand" in title and "until 2027-01-15 19:00 JST" in body
+    assert "portalguard failover auto epark" in body and "HTTP 503" in body
+    window = {**FIELDS, "by": "maintenance", "window": 4, "why": "vendor upgrade"}
+    _, body = render("down_while_suppressed", language, **window)
+    assert ("メンテナンス枠 No.4" if language == "ja" else "maintenance window No. 4") in body
+    _, forever = render("down_while_suppressed", language, **{**FIELDS, "until": None})
+    assert ("期限なし" if language == "ja" else "no end") in forever
 
 
 def test_network_degraded_says_no_failover_was_done() -> None:

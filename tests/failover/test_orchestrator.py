@@ -474,3 +474,53 @@ async def test_a_crashing_action_is_logged_without_its_text(rig: Rig, caplog: py
     assert "RuntimeError" in caplog.text and "ads" in caplog.text
     assert "s3cret" not in caplog.text and "hooks.example.com" not in caplog.text
     assert rig.row("ads").last_error == "ads: internal error RuntimeError"
+
+
+async def test_down_while_forced_off_tells_staff_once_per_incident(rig: Rig, tmp_path: Any) -> None:
+    """A forgotten `failover off` never leaves the clinic unbookable in silence: DOWN while kept off
+    tells staff once, not at every tick nor after a flap through RECOVERING; a new DOWN after UP does."""
+    rig.store.sync.set_override(PORTAL, "off", "known false alarm", rig.clock() + 7 * 86400)
+    rig.health = Health.DOWN
+    for _ in range(3):
+        await rig.tick()
+    assert not rig.page.on
+    told = [s for s in rig.staff.sent if s[0] == "down_while_suppressed"]
+    assert len(told) == 1 and told[0][1] == PORTAL
+    assert told[0][2]["by"] == "override" and told[0][2]["why"] == "known false alarm"
+    rig.health = Health.RECOVERING
+    await rig.tick()
+    rig.health = Health.DOWN
+    await rig.tick()
+    assert [s[0] for s in rig.staff.sent].count("down_while_suppressed") == 1, "a flap is the same incident"
+    # a restart in the middle of the incident: not told again
+    second = Rig(tmp_path, rig.clock, ResilientStore(rig.settings.store, rig.clock))
+    second.health = Health.DOWN
+    await second.tick()
+    assert not [s for s in second.staff.sent if s[0] == "down_while_suppressed"]
+    rig.health = Health.UP
+    await rig.tick()
+    rig.health = Health.DOWN
+    await rig.tick()
+    assert [s[0] for s in rig.staff.sent].count("down_while_suppressed") == 2, "a new incident is told"
+
+
+async def test_down_during_a_suppress_window_tells_staff_once(rig: Rig) -> None:
+    now = rig.clock()
+    rig.store.sync.add_maintenance(PORTAL, now - 10, now + 3600, "suppress", "vendor upgrade")
+    rig.health = Health.DOWN
+    await rig.tick()
+    await rig.tick()
+    (told,) = [s for s in rig.staff.sent if s[0] == "down_while_suppressed"]
+    assert told[2]["by"] == "maintenance" and told[2]["window"] >= 1 and not rig.page.on
+    kinds = [e.kind for e in rig.store.sync.events(PORTAL)]
+    assert "suppressed_down" in kinds
+
+
+async def test_down_without_suppression_or_with_a_failover_window_tells_nothing_extra(rig: Rig) -> None:
+    now = rig.clock()
+    rig.store.sync.add_maintenance(PORTAL, now - 10, now + 3600, "failover", "vendor upgrade")
+    rig.health = Health.DOWN
+    await rig.tick()
+    rig.store.sync.set_override(PORTAL, "on", "sure", None)
+    await rig.tick()
+    assert not [s for s in rig.staff.sent if s[0] == "down_while_suppressed"] and rig.page.on
