@@ -32,7 +32,9 @@ from failover.settings import Settings
 from failover.store import ActionRow, Maintenance, Override, PortalRow, StoreError
 from watchdog.clock import PUBLISHED_KEY, SteadyClock, steady_time
 from watchdog.monitor import PortalHealth
-from watchdog.verdict import Health
+from watchdog.result import FailureKind
+from watchdog.targets import endpoint_role
+from watchdog.verdict import SLACK, Health
 
 if TYPE_CHECKING:
     from failover.staff import StaffAlerts
@@ -101,7 +103,7 @@ class Orchestrator:
         self._started = clock()
         self._settling_until: dict[tuple[str, str], float] = {}  # after a switch; all at start
         self._seen: dict[str, _Seen] = {}
-        self._suppressed_open: dict[str, bool] = {}  # DOWN-while-kept-off incident open (told); per portal
+        self._episodes: dict[str, bool] = {}  # episode key -> open (told); unknown until read from the store
         self._switch_ons: dict[str, list[float]] = {}  # this process's, also when the event was not written
         self._store_alert: str | None = None  # the claim of the current store-failing episode's alert
         self._clock_published: tuple[float, float] | None = None  # (offset, when)
@@ -183,6 +185,7 @@ class Orchestrator:
         )
         self.last_decision[pid] = decision
         await self._check_suppressed(pid, health, seen, decision.failover, now)
+        await self._check_logins(pid, health, now)
         if decision.flapping:
             await self._alert_once(f"flapping:{pid}:{row.incident}", "flapping", pid, cause=decision.cause)
         if decision.failover != row.failover:
@@ -198,6 +201,28 @@ class Orchestrator:
             log.warning("portal %s: failover %s (%s)", pid, to.upper(), decision.cause)
         return row
 
+    async def _episode(self, key: str, active: bool, since: float) -> int | None:
+        """An episode (a condition staff are told of once) kept in the store under ``key``, across
+        restarts: while ``active``, its number the first time (None once it is open); inactive,
+        it is closed so the next one gets a new number."""
+        known = self._episodes.get(key)
+        if not active:
+            if known is not False:  # unknown after a start: look, and close a stored open one
+                episode = await self.store.value(key, {})
+                if episode.get("open"):
+                    await self.store.set_value(key, {**episode, "open": False})
+                self._episodes[key] = False
+            return None
+        if known:
+            return None
+        self._episodes[key] = True
+        episode = await self.store.value(key, {})
+        if episode.get("open"):
+            return None
+        n = int(episode.get("n", 0)) + 1
+        await self.store.set_value(key, {"n": n, "open": True, "since": since})
+        return n
+
     async def _check_suppressed(self, pid: str, health: PortalHealth, seen: _Seen, failover: bool, now: float) -> None:
         """The portal is DOWN but a human keeps failover off (``failover off`` or a ``suppress``
         maintenance window): tell staff once per incident, so a forgotten override never leaves the
@@ -205,11 +230,9 @@ class Orchestrator:
         RECOVERING is the same one); its number is kept in the store, across restarts."""
         key = f"suppressed_down:{pid}"
         if health.health is Health.UP:
-            if self._suppressed_open.get(pid, True) and (await self.store.value(key, {})).get("open"):
-                await self.store.set_value(key, {**await self.store.value(key, {}), "open": False})
-            self._suppressed_open[pid] = False
+            await self._episode(key, False, now)
             return
-        if health.health is not Health.DOWN or failover or self._suppressed_open.get(pid):
+        if health.health is not Health.DOWN or failover:
             return
         override, window = seen.override, seen.maintenance
         if override is not None and override.mode == "off":
@@ -218,21 +241,45 @@ class Orchestrator:
             fields = {"by": "maintenance", "why": window.reason, "until": window.end, "window": window.id}
         else:
             return
-        episode = await self.store.value(key, {})
-        if not episode.get("open"):
-            episode = {"n": int(episode.get("n", 0)) + 1, "open": True, "since": health.since}
-            await self.store.set_value(key, episode)
-        self._suppressed_open[pid] = True
+        n = await self._episode(key, True, health.since)
+        if n is None:
+            return
         self.store.submit_write("add_event", "suppressed_down", pid, by=fields["by"], reason=fields["why"])
         log.warning("portal %s: DOWN while failover is kept off (%s)", pid, fields["by"])
         await self._alert_once(
-            f"suppressed_down:{pid}:{episode['n']}",
+            f"suppressed_down:{pid}:{n}",
             "down_while_suppressed",
             pid,
-            since=episode.get("since", health.since),
+            since=health.since,
             reason=health.reason(),
             **fields,
         )
+
+    async def _check_logins(self, pid: str, health: PortalHealth, now: float) -> None:
+        """A staff login (an admin endpoint with ``login``) refused for the portal's ``down_after``
+        thresholds tells staff once per episode, whatever ``trigger`` counts: a changed password
+        must not go unnoticed until the day the portal fails. Ends when that endpoint logs in again."""
+        threshold = self.settings.portals[pid].down_after
+        for name, view in health.endpoints.items():
+            if endpoint_role(name) != "admin":
+                continue
+            refused = view.result.error_kind is FailureKind.LOGIN
+            if refused and (view.streak < threshold.failures or view.checked - view.since < threshold.seconds - SLACK):
+                continue  # not yet for long enough; neither a new episode nor the end of one
+            n = await self._episode(f"login_failing:{pid}:{name}", refused, view.since)
+            if n is None:
+                continue
+            self.store.submit_write("add_event", "login_failing", pid, endpoint=name, detail=view.result.detail)
+            log.warning("portal %s: staff login of %s refused since %.0f", pid, name, view.since)
+            await self._alert_once(
+                f"login_failing:{pid}:{name}:{n}",
+                "login_failed",
+                pid,
+                since=view.since,
+                endpoint=name,
+                error=view.result.detail or "login",
+                config_key=f"portals.{pid}.endpoints.{name}.login",
+            )
 
     async def _read_inputs(self, pid: str, now: float) -> _Seen:
         """Override, maintenance window and recent switches; the last known ones if the store

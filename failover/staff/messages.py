@@ -26,6 +26,7 @@ TOPICS = (
     "network_restored",
     "flapping",
     "down_while_suppressed",
+    "login_failed",
     "booking_request",
     "ads_max_active",
     "store_failing",
@@ -171,6 +172,24 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "If the portal really is down, remove what keeps failover off:\n"
             "  leave it automatic: portalguard failover auto {portal}\n"
             '  switch on now:      portalguard failover on {portal} --reason "..."',
+        ),
+    },
+    "login_failed": {  # an admin endpoint's staff login refused for down_after, whatever the trigger
+        "ja": (
+            "【要確認】{portal}：スタッフ用ログインに失敗しています",
+            "{clinic}\n予約サイト「{portal}」のスタッフ用ログイン（{endpoint}）が{since}から失敗しています。\n"
+            "スタッフ用ログインに失敗しています。パスワードが変わっていないか確認してください。\n"
+            "エラー：{error}\n"
+            "確認する設定：{config_key}.username と {config_key}.password\n"
+            "（パスワードを変えた場合は設定を更新して portalguard を再起動し、portalguard probe で確認してください）",
+        ),
+        "en": (
+            "[Please check] {portal}: the staff login fails",
+            '{clinic}\nThe staff login ({endpoint}) of booking portal "{portal}" has been failing since {since}.\n'
+            "The staff login fails: check whether the password was changed.\n"
+            "Error: {error}\n"
+            "Settings to check: {config_key}.username and {config_key}.password\n"
+            "(If the password changed, update the config, restart portalguard and check with portalguard probe.)",
         ),
     },
     "booking_request": {  # one message per batch: the requests of a minute (failover.staff.bookings)

@@ -35,6 +35,8 @@ FIELDS = {
     "by": "override",
     "why": "known false alarm",
     "until": SINCE + 7200,
+    "endpoint": "admin",
+    "config_key": "portals.epark.endpoints.admin.login",
 }
 
 
@@ -149,6 +151,17 @@ def test_down_while_suppressed_says_what_keeps_failover_off(language: str) -> No
     assert ("メンテナンス枠 No.4" if language == "ja" else "maintenance window No. 4") in body
     _, forever = render("down_while_suppressed", language, **{**FIELDS, "until": None})
     assert ("期限なし" if language == "ja" else "no end") in forever
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_login_failed_names_the_credentials_to_check(language: str) -> None:
+    _, body = render("login_failed", language, **FIELDS)
+    if language == "ja":
+        assert "スタッフ用ログインに失敗しています。パスワードが変わっていないか確認してください" in body
+    else:
+        assert "check whether the password was changed" in body
+    assert "portals.epark.endpoints.admin.login.username" in body
+    assert "portals.epark.endpoints.admin.login.password" in body
 
 
 def test_network_degraded_says_no_failover_was_done() -> None:

@@ -524,3 +524,48 @@ async def test_down_without_suppression_or_with_a_failover_window_tells_nothing_
     rig.store.sync.set_override(PORTAL, "on", "sure", None)
     await rig.tick()
     assert not [s for s in rig.staff.sent if s[0] == "down_while_suppressed"] and rig.page.on
+
+
+async def test_a_refused_staff_login_tells_staff_once_whatever_the_trigger(tmp_path: Any, clock: Any) -> None:
+    """trigger: public ignores the admin endpoint for the verdict, but a login refused for the
+    portal's down_after thresholds (3 results over 30 s) sends one message naming the credentials;
+    a success ends the episode, the next refusal is a new one."""
+    from watchdog.metrics import WatchdogMetrics
+    from watchdog.monitor import Monitor
+    from watchdog.result import FailureKind, ProbeResult
+    from watchdog.scheduler import ProbeJob
+
+    raw = make_settings(tmp_path).model_dump(mode="json")
+    raw["portals"][PORTAL]["endpoints"]["admin"] = {
+        "url": "http://127.0.0.1:9/admin",
+        "login": {"username": "staff", "password": "a-password-long-enough", "success_contains": ["Logout"]},
+    }
+    settings = Settings.model_validate(raw)
+    assert settings.portals[PORTAL].trigger == "public"
+    metrics = FailoverMetrics(CollectorRegistry())
+    store = ResilientStore(settings.store, clock, metrics)
+    staff = StaffRecorder(store)
+    monitor = Monitor(settings, WatchdogMetrics(CollectorRegistry()), clock)
+    orch = Orchestrator(settings, store, metrics, staff, {PORTAL: {}}, monitor.health, lambda: False, clock)  # type: ignore[arg-type]
+    (admin,) = [j for j in monitor.jobs() if j.endpoint == "admin"]
+    public = ProbeJob("p", PORTAL, "public", "http", settings.portals[PORTAL].endpoints["public"], 15, 10)
+    refused = ProbeResult(False, 0.1, 200, FailureKind.LOGIN, 'login not accepted: missing text "Logout"')
+
+    async def probe(result: ProbeResult, advance: float = 15.0) -> None:
+        clock.advance(advance)
+        monitor.on_result(public, ProbeResult(True, 0.1, 200))
+        monitor.on_result(admin, result)
+        await orch.tick()
+
+    told = lambda: [s for s in staff.sent if s[0] == "login_failed"]  # noqa: E731
+    for _ in range(2):  # two refusals over 15 s: not yet the thresholds
+        await probe(refused)
+    assert not told() and monitor.health(PORTAL).health is Health.UP
+    await probe(refused)  # the third, 30 s after the first
+    await probe(refused)
+    (message,) = told()
+    assert message[2]["config_key"] == f"portals.{PORTAL}.endpoints.admin.login" and message[2]["endpoint"] == "admin"
+    await probe(ProbeResult(True, 0.1, 200))
+    for _ in range(3):
+        await probe(refused)
+    assert len(told()) == 2, "a refusal after a good login is a new episode"
