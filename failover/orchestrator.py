@@ -66,6 +66,9 @@ class _Seen:
     override: Override | None = None
     maintenance: Maintenance | None = None
     starts_last_hour: int = 0
+    starts: tuple[float, ...] = ()  # when the failovers of the last hour started
+    hold: dict[str, object] | str | None = "unknown"  # the flapping hold last published (without its since)
+    hold_since: float = 0.0
 
 
 def backoff(attempts: int, cap: float, rng: random.Random) -> float:
@@ -181,13 +184,22 @@ class Orchestrator:
                 min_failover=self.settings.portals[pid].min_failover,
                 starts_last_hour=seen.starts_last_hour,
                 max_starts_per_hour=self.settings.failover.max_switches_per_hour,
+                starts=seen.starts,
             )
         )
         self.last_decision[pid] = decision
         await self._check_suppressed(pid, health, seen, decision.failover, now)
         await self._check_logins(pid, health, now)
+        self._publish_hold(pid, decision, seen.starts_last_hour)
         if decision.flapping:
-            await self._alert_once(f"flapping:{pid}:{row.incident}", "flapping", pid, cause=decision.cause)
+            await self._alert_once(
+                f"flapping:{pid}:{row.incident}",
+                "flapping",
+                pid,
+                cause=decision.cause,
+                count=seen.starts_last_hour,
+                held_until=decision.held_until,
+            )
         if decision.failover != row.failover:
             reason = health.reason() if decision.failover and decision.cause == "portal down" else decision.cause
             row = await self.store.set_failover(pid, decision.failover, reason)  # memory even if not written
@@ -281,6 +293,18 @@ class Orchestrator:
                 config_key=f"portals.{pid}.endpoints.{name}.login",
             )
 
+    def _publish_hold(self, pid: str, decision: Decision, starts: int) -> None:
+        """A flapping hold, for `status` and /staff (store value ``flapping_hold:PID``): since when,
+        the failovers of the hour, and when it ends if the portal stays up. Written when it changes."""
+        seen = self._seen[pid]
+        hold = {"count": starts, "until": decision.held_until} if decision.flapping else None
+        if hold == seen.hold:
+            return
+        if hold is not None and seen.hold is None:
+            seen.hold_since = self.clock()
+        seen.hold = hold
+        self.store.submit_write("set_value", f"flapping_hold:{pid}", hold and {**hold, "since": seen.hold_since})
+
     async def _read_inputs(self, pid: str, now: float) -> _Seen:
         """Override, maintenance window and recent switches; the last known ones if the store
         cannot be read (deciding must go on: the verdict alone still decides)."""
@@ -289,14 +313,15 @@ class Orchestrator:
             seen.override = await self.store.override(pid, now)
             seen.maintenance = await self.store.active_maintenance(pid, now)
             events = await self.store.events(pid, since=now - 3600, kinds=("failover",))
-            stored = sum(1 for e in events if e.detail.get("to") == "on")
+            stored = tuple(e.ts for e in events if e.detail.get("to") == "on")
         except READ_ERRORS as err:
             log.error("portal %s: store unreadable, deciding with what it said last: %s", pid, err)
-            stored = seen.starts_last_hour
+            stored = tuple(t for t in seen.starts if t >= now - 3600)
         # Our own switches count too: their events may not be written yet (fire-and-forget, full disk).
         ours = self._switch_ons.setdefault(pid, [])
         ours[:] = [t for t in ours if t >= now - 3600]
-        seen.starts_last_hour = max(stored, len(ours))
+        seen.starts = stored if len(stored) >= len(ours) else tuple(ours)
+        seen.starts_last_hour = len(seen.starts)
         return seen
 
     def _publish(self, pid: str, row: PortalRow) -> None:

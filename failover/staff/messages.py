@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from watchdog.duration import parse_duration
+
 DRILL_PREFIX = "[訓練/DRILL] "
 LANGUAGES = ("ja", "en")
 TOPICS = (
@@ -137,7 +139,8 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "【要判断】{portal}：切り替えが頻発しています",
             "{clinic}\n予約サイト「{portal}」の状態が不安定で、切り替えが繰り返されています。\n"
             "状況：{cause}\n代替受付はひとまず続けます。予約サイトが使えていて、直近1時間の切り替え回数が"
-            "上限（failover.max_switches_per_hour）を下回ると、自動で通常に戻します。"
+            "上限（failover.max_switches_per_hour）を下回ると、自動で通常に戻します"
+            "（このまま使えていれば {held_until} ごろ）。"
             "それまでに判断する場合：\n"
             '  代替受付を続ける：portalguard failover on {portal} --reason "..."\n'
             '  通常に戻す：　　　portalguard failover off {portal} --for 2h --reason "..."\n'
@@ -148,7 +151,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             '{clinic}\nThe booking portal "{portal}" is unstable and failover keeps switching.\n'
             "Situation: {cause}\nThe fallback stays on for now. It switches back by itself once the portal "
             "is up and the failovers within the last hour fall below the limit "
-            "(failover.max_switches_per_hour). To decide sooner:\n"
+            "(failover.max_switches_per_hour): at about {held_until} if it stays up. To decide sooner:\n"
             '  keep the fallback:  portalguard failover on {portal} --reason "..."\n'
             '  back to normal:     portalguard failover off {portal} --for 2h --reason "..."\n'
             "  leave it automatic: portalguard failover auto {portal}",
@@ -329,6 +332,11 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
         out["count_en"] = f"{count} new booking request{'s' if count != 1 else ''}"
     if isinstance(f.get("reason"), str):
         out["reason"] = cause_in_words(f["reason"], lang)
+    if isinstance(f.get("cause"), str):
+        out["cause"] = cause_in_words(f["cause"], lang)
+    if "held_until" in f:
+        held = f["held_until"]
+        out["held_until"] = format_time(held, tz) if held is not None else ("未定" if lang == "ja" else "not known")
     if not f.get("fallback_url"):
         out["fallback_url"] = "（未設定：server.public_url）" if lang == "ja" else "(not set: server.public_url)"
     out["what_next"] = _WHAT_NEXT[(lang, bool(f.get("permanent")))].format(action=out.get("action", "?"))
@@ -379,9 +387,26 @@ _MAINTENANCE_WORDS = {
 _MAINTENANCE_MODES = {"ja": {"failover": "代替受付に切り替え", "suppress": "切り替えない"}, "en": {}}
 
 
+_DECISIONS = {  # the decision's own texts (``failover.decision``), as staff read them
+    re.compile(r"^portal up but failed over (\d+)× within an hour: held on \(flapping\)$"): {
+        "ja": "予約サイトは使えていますが、1時間に{0}回切り替わったため代替受付を続けています（切り替えの頻発）",
+        "en": "the portal is up but failed over {0}× within an hour: the fallback stays on (switching too often)",
+    },
+    re.compile(r"^portal up; held (.+) more \(min_failover\)$"): {
+        "ja": "予約サイトは使えていますが、最低継続時間（min_failover）のため、あと{0}代替受付を続けます",
+        "en": "the portal is up; the fallback stays on {0} more (min_failover)",
+    },
+    re.compile(r"^portal down$"): {"ja": "予約サイトが使えません", "en": "the portal is down"},
+    re.compile(r"^portal up$"): {"ja": "予約サイトが使えます", "en": "the portal is up"},
+}
+
+
 def cause_in_words(reason: str, lang: str) -> str:
     """Why failover switched, in the staff's language: a manual decision or a maintenance window in
     words ("手動で切り替えました（理由：…）"), not the decision's internal text; probe findings as they are."""
+    for pattern, by_lang in _DECISIONS.items():
+        if m := pattern.match(reason):
+            return by_lang[lang].format(*(_span_words(g, lang) for g in m.groups()))
     for prefix, words in _CAUSES.items():
         if reason.startswith(prefix):
             return words[lang].format(reason.removeprefix(prefix))
@@ -391,6 +416,14 @@ def cause_in_words(reason: str, lang: str) -> str:
         mode = _MAINTENANCE_MODES[lang].get(m.group(2), m.group(2))
         return _MAINTENANCE_WORDS[lang].format(m.group(1), mode)
     return reason
+
+
+def _span_words(text: str, lang: str) -> str:
+    """A duration as the decision wrote it (``4m 30s``) in the staff's words; other text as it is."""
+    try:
+        return format_span(parse_duration(text.replace(" ", "")), lang) if not text.isdigit() else text
+    except ValueError:
+        return text
 
 
 def _measures(measures: Iterable[tuple[str, Mapping[str, str]]], lang: str) -> str:

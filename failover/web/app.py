@@ -274,6 +274,7 @@ class _Web:
             log.error("/staff cannot show the booking requests: %s", err)
             raise Rejected(503, "e503") from None
         portals = [await self.store.portal(pid) for pid in self.settings.portals]
+        holds = {p.portal: await self.store.value(f"flapping_hold:{p.portal}") for p in portals if p.failover}
 
         def filter_url(s: str | None) -> str:
             return self._url(request, "/staff", lang=lang, status=s)
@@ -294,6 +295,7 @@ class _Web:
                 csrf=csrf,
                 requests=rows,
                 portals=portals,
+                holds=holds,
                 status_filter=status,
                 statuses=REQUEST_STATUSES,
                 limit=STAFF_LIST_LIMIT,

@@ -81,6 +81,19 @@ def test_status_json_shape_before_the_service_ever_ran(cfg: Path) -> None:
     assert p["actions"]["page"] == {"desired": "off", "observed": "unknown", "last_error": None, "attempts": 0}
 
 
+def test_status_shows_a_flapping_hold_and_its_end(cfg: Path) -> None:
+    store = Store(cfg.parent / "pg.db")
+    store.set_failover("epark", True, "public: http_status (HTTP 503)")
+    now = store.clock()
+    store.set_value("flapping_hold:epark", {"count": 4, "until": now + 1800, "since": now - 60})
+    store.close()
+    out = cli(cfg, "status").output
+    assert "FAILOVER ON since" in out and "(held on: switching too often)" in out and "HTTP 503" not in out
+    assert "4 failovers within an hour (failover.max_switches_per_hour); ends at" in out
+    assert "decide sooner: portalguard failover on|off|auto epark" in out
+    assert json.loads(cli(cfg, "status", "--json").output)["portals"]["epark"]["hold"]["count"] == 4
+
+
 def test_failover_override_round_trip(cfg: Path) -> None:
     r = cli(cfg, "failover", "on", "epark", "--reason", "portal vendor announced outage", "--for", "2h")
     assert r.exit_code == 0 and "forced ON for 2h" in r.output

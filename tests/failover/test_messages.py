@@ -37,6 +37,7 @@ FIELDS = {
     "until": SINCE + 7200,
     "endpoint": "admin",
     "config_key": "portals.epark.endpoints.admin.login",
+    "held_until": SINCE + 3600,
 }
 
 
@@ -127,6 +128,28 @@ def test_flapping_gives_the_commands() -> None:
     _, body = render("flapping", "ja", **FIELDS)
     for mode in ("on", "off", "auto"):
         assert f"portalguard failover {mode} epark" in body
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_flapping_says_the_hold_and_its_end_in_the_staff_language(language: str) -> None:
+    _, body = render("flapping", language, **FIELDS)
+    assert "held on" not in body and "(flapping)" not in body, "no English decision text in the message"
+    if language == "ja":
+        assert "1時間に4回切り替わったため代替受付を続けています" in body and "2027-01-15 18:00 JST ごろ" in body
+    else:
+        assert (
+            "failed over 4× within an hour: the fallback stays on" in body and "at about 2027-01-15 18:00 JST" in body
+        )
+    _, unknown = render("flapping", language, **{**FIELDS, "held_until": None})
+    assert ("未定" if language == "ja" else "not known") in unknown
+
+
+def test_min_failover_hold_in_words() -> None:
+    from failover.staff.messages import cause_in_words
+
+    assert cause_in_words("portal up; held 4m30s more (min_failover)", "ja") == (
+        "予約サイトは使えていますが、最低継続時間（min_failover）のため、あと4分代替受付を続けます"
+    )
 
 
 def test_flapping_and_reminder_commands_are_accepted_as_written() -> None:

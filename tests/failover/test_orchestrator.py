@@ -304,8 +304,13 @@ async def test_flapping_portal_is_held_on_and_escalated_once(rig: Rig) -> None:
     for _ in range(3):
         await rig.tick(1)
     assert [s[0] for s in rig.staff.sent].count("flapping") == 1
+    (flapping,) = [s[2] for s in rig.staff.sent if s[0] == "flapping"]
+    hold = rig.store.sync.value(f"flapping_hold:{PORTAL}")
+    first_start = min(e.ts for e in rig.store.sync.events(PORTAL) if e.kind == "failover" and e.detail["to"] == "on")
+    assert hold["count"] == 3 and hold["until"] == first_start + 3600 == flapping["held_until"]
     await rig.tick(3600)
     assert not rig.page.on
+    assert rig.store.sync.value(f"flapping_hold:{PORTAL}", "gone") is None, "the hold's end is published"
 
 
 async def test_restart_resumes_without_repeating_effects(tmp_path: Any, clock: Any) -> None:

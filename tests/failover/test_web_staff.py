@@ -58,6 +58,22 @@ async def test_staff_sees_requests_newest_first_and_the_failover_state(web: Web)
     assert r.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.parametrize("lang", ["ja", "en"])
+async def test_staff_sees_a_flapping_hold_and_its_end_in_its_language(web: Web, lang: str) -> None:
+    web.store.sync.set_failover(PORTAL, True, "public: http_status (HTTP 503)")
+    web.store.sync.set_value(
+        f"flapping_hold:{PORTAL}", {"count": 4, "until": 1_800_003_600.0, "since": 1_800_000_000.0}
+    )
+    async with web.client() as c:
+        r = await c.get(f"/staff?lang={lang}", auth=BASIC)
+    assert r.status_code == 200
+    if lang == "ja":
+        assert "切り替えが頻発（1時間に4回）のため代替受付を継続中" in r.text and "2027-01-15 18:00" in r.text
+        assert "flapping" not in r.text and "held on" not in r.text
+    else:
+        assert "held in failover: switching too often (4× within an hour)" in r.text and "2027-01-15 18:00" in r.text
+
+
 async def test_bearer_token_works_too(web: Web) -> None:
     async with web.client() as c:
         assert (await c.get("/staff", headers=BEARER)).status_code == 200
