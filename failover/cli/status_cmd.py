@@ -34,6 +34,7 @@ def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
     window = store.active_maintenance(pid, now)
     actions = {a.action: a for a in store.actions(pid)}
     return {
+        "name": app.settings.portal_name(pid),
         "verdict": row.verdict,
         "verdict_since": row.verdict_since,
         "failover": row.failover,
@@ -129,8 +130,9 @@ def status(app: App, as_json: bool) -> None:
         state = "FAILOVER ON" if p["failover"] else "failover off"
         hold = p["hold"]
         why = "held on: switching too often" if hold else p["reason"]
+        named = pid if p["name"] == pid else f"{p['name']} ({pid})"
         click.echo(
-            f"{pid}: {p['verdict'].upper()} since {app.when(p['verdict_since'])} — {state}"
+            f"{named}: {p['verdict'].upper()} since {app.when(p['verdict_since'])} — {state}"
             + (f" since {app.when(p['failover_since'])} ({why})" if p["failover"] else "")
         )
         if hold:

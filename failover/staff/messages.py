@@ -69,7 +69,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{clinic}\n予約サイト「{portal}」は{since}から使えないままです（{duration}）。\n"
             "代替受付を続けています：{measures}\n代替予約ページ：{fallback_url}\n\n"
             "復旧すると自動で元に戻します。予約サイトが使えると確認できた場合は手動で戻せます：\n"
-            '  portalguard failover off {portal} --for 2h --reason "確認済み"',
+            '  portalguard failover off {portal_id} --for 2h --reason "確認済み"',
         ),
         "en": (
             "[Still down] {portal}: booking portal down for {duration}",
@@ -77,7 +77,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "Fallback measures stay on: {measures}\nFallback booking page: {fallback_url}\n\n"
             "They switch off by themselves on recovery. If you have confirmed the portal works, "
             "switch back by hand:\n"
-            '  portalguard failover off {portal} --for 2h --reason "checked"',
+            '  portalguard failover off {portal_id} --for 2h --reason "checked"',
         ),
     },
     "recovered": {
@@ -142,9 +142,9 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "上限（failover.max_switches_per_hour）を下回ると、自動で通常に戻します"
             "（このまま使えていれば {held_until} ごろ）。"
             "それまでに判断する場合：\n"
-            '  代替受付を続ける：portalguard failover on {portal} --reason "..."\n'
-            '  通常に戻す：　　　portalguard failover off {portal} --for 2h --reason "..."\n'
-            "  自動に任せる：　　portalguard failover auto {portal}",
+            '  代替受付を続ける：portalguard failover on {portal_id} --reason "..."\n'
+            '  通常に戻す：　　　portalguard failover off {portal_id} --for 2h --reason "..."\n'
+            "  自動に任せる：　　portalguard failover auto {portal_id}",
         ),
         "en": (
             "[Decision needed] {portal}: switching too often",
@@ -152,9 +152,9 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "Situation: {cause}\nThe fallback stays on for now. It switches back by itself once the portal "
             "is up and the failovers within the last hour fall below the limit "
             "(failover.max_switches_per_hour): at about {held_until} if it stays up. To decide sooner:\n"
-            '  keep the fallback:  portalguard failover on {portal} --reason "..."\n'
-            '  back to normal:     portalguard failover off {portal} --for 2h --reason "..."\n'
-            "  leave it automatic: portalguard failover auto {portal}",
+            '  keep the fallback:  portalguard failover on {portal_id} --reason "..."\n'
+            '  back to normal:     portalguard failover off {portal_id} --for 2h --reason "..."\n'
+            "  leave it automatic: portalguard failover auto {portal_id}",
         ),
     },
     "down_while_suppressed": {  # DOWN while `failover off` or a suppress window keeps failover off
@@ -164,8 +164,8 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "停止中ですが手動で切り替えを止めています：{suppressed_by}\n"
             "代替予約ページ・広告には切り替えていません。患者さんは予約できない状態です。\n\n"
             "予約サイトが本当に使えない場合は、止めている設定を外してください：\n"
-            "  自動に任せる：　　portalguard failover auto {portal}\n"
-            '  すぐ切り替える：　portalguard failover on {portal} --reason "..."',
+            "  自動に任せる：　　portalguard failover auto {portal_id}\n"
+            '  すぐ切り替える：　portalguard failover on {portal_id} --reason "..."',
         ),
         "en": (
             "[Please check] {portal}: down, but failover is kept off by hand",
@@ -173,8 +173,8 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "It is down, but failover is kept off by hand: {suppressed_by}\n"
             "No fallback page or ads were switched on: patients cannot book.\n\n"
             "If the portal really is down, remove what keeps failover off:\n"
-            "  leave it automatic: portalguard failover auto {portal}\n"
-            '  switch on now:      portalguard failover on {portal} --reason "..."',
+            "  leave it automatic: portalguard failover auto {portal_id}\n"
+            '  switch on now:      portalguard failover on {portal_id} --reason "..."',
         ),
     },
     "login_failed": {  # an admin endpoint's staff login refused for down_after, whatever the trigger
@@ -216,13 +216,13 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "【要確認】{portal}：広告を{max_active}で自動停止しました",
             "{clinic}\n広告「{action}」が上限の{max_active}続いたため、費用を抑えるため停止しました。\n"
             "予約サイト「{portal}」がまだ使えず広告を再開する場合は、手動で切り替えてください：\n"
-            '  portalguard failover on {portal} --reason "広告継続を確認"',
+            '  portalguard failover on {portal_id} --reason "広告継続を確認"',
         ),
         "en": (
             "[Please confirm] {portal}: ads paused after {max_active}",
             '{clinic}\nThe ads "{action}" ran for their maximum of {max_active} and were paused to cap spend.\n'
             'If the booking portal "{portal}" is still down and the ads should run on, confirm by hand:\n'
-            '  portalguard failover on {portal} --reason "ads confirmed"',
+            '  portalguard failover on {portal_id} --reason "ads confirmed"',
         ),
     },
     "store_failing": {
@@ -317,7 +317,8 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
     since, ended, now = f.get("since"), f.get("ended"), f.get("now")
     end = ended if ended is not None else now
     out = {k: str(v) for k, v in f.items() if isinstance(v, str | int) and not isinstance(v, bool)}
-    out["portal"] = str(f.get("portal") or f.get("portal_id") or _MISSING)
+    out["portal"] = str(f.get("portal") or f.get("portal_id") or _MISSING)  # the name people read
+    out["portal_id"] = str(f.get("portal_id") or f.get("portal") or _MISSING)  # what commands take
     out["since"] = format_time(since, tz) if since is not None else _MISSING
     out["ended"] = format_time(ended, tz) if ended is not None else _MISSING
     if since is not None and end is not None:

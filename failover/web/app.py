@@ -164,7 +164,10 @@ class _Web:
         if len(self.settings.portals) == 1:
             return await self._book(request, next(iter(self.settings.portals)))
         lang = self._lang(request)
-        portals = [(pid, self._url(request, f"/book/{pid}", lang=lang)) for pid in self.settings.portals]
+        portals = [
+            (self.settings.portal_name(pid), self._url(request, f"/book/{pid}", lang=lang))
+            for pid in self.settings.portals
+        ]
         return self._page(request, "chooser.html", lang, portals=portals)
 
     async def book_portal(self, request: Request) -> Response:
@@ -296,6 +299,7 @@ class _Web:
                 requests=rows,
                 portals=portals,
                 holds=holds,
+                names={pid: self.settings.portal_name(pid) for pid in self.settings.portals},
                 status_filter=status,
                 statuses=REQUEST_STATUSES,
                 limit=STAFF_LIST_LIMIT,

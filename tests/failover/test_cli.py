@@ -81,6 +81,11 @@ def test_status_json_shape_before_the_service_ever_ran(cfg: Path) -> None:
     assert p["actions"]["page"] == {"desired": "off", "observed": "unknown", "last_error": None, "attempts": 0}
 
 
+def test_status_shows_the_portal_name(cfg: Path) -> None:
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("  epark:\n", "  epark:\n    name: EPARK 渋谷\n"), "utf-8")
+    assert "EPARK 渋谷 (epark): UNKNOWN" in cli(cfg, "status").output
+
+
 def test_status_shows_a_flapping_hold_and_its_end(cfg: Path) -> None:
     store = Store(cfg.parent / "pg.db")
     store.set_failover("epark", True, "public: http_status (HTTP 503)")
