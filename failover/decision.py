@@ -27,6 +27,7 @@ class Inputs:
     min_failover: float
     starts_last_hour: int  # failovers started within the last hour
     max_starts_per_hour: int
+    starts: tuple[float, ...] = ()  # when they started, if known: when a flapping hold ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class Decision:
     failover: bool
     cause: str  # why, for the audit log and `status`
     flapping: bool = False
+    held_until: float | None = None  # flapping: when the hold ends if the portal stays up (None: not known)
 
 
 def decide(i: Inputs) -> Decision:
@@ -55,6 +57,17 @@ def _switch_off(i: Inputs) -> Decision:
         return Decision(True, f"portal up; held {format_duration(i.min_failover - held_for)} more (min_failover)")
     if i.starts_last_hour >= i.max_starts_per_hour:
         return Decision(
-            True, f"portal up but failed over {i.starts_last_hour}× within an hour: held on (flapping)", True
+            True,
+            f"portal up but failed over {i.starts_last_hour}× within an hour: held on (flapping)",
+            True,
+            hold_end(i.starts, i.max_starts_per_hour),
         )
     return Decision(False, "portal up")
+
+
+def hold_end(starts: tuple[float, ...], cap: int) -> float | None:
+    """When fewer than ``cap`` of ``starts`` fall within the last hour: the hold's end, unless the
+    portal fails over again. None if the times are not known (fewer than ``cap`` of them)."""
+    if len(starts) < cap:
+        return None
+    return sorted(starts)[len(starts) - cap] + 3600.0

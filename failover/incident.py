@@ -61,12 +61,29 @@ def report(store: Store, portal: str, when: Callable[[float | None], str]) -> st
         "| time | event |",
         "|---|---|",
     ]
-    lines += [f"| {when(e.ts)} | {describe(e)} |" for e in events]
+    lines += [f"| {when(e.ts)} | {describe(e, when)} |" for e in events]
     return "\n".join(lines) + "\n"
 
 
-def describe(e: Event) -> str:
-    """One line of human text for an event (also used by `portalguard events`)."""
+# Every kind of event the code writes (a test finds each ``add_event`` in the source and checks it is here).
+EVENT_KINDS = (
+    "verdict",
+    "failover",
+    "action",
+    "notify",
+    "override",
+    "maintenance",
+    "network",
+    "service",
+    "drill",
+    "suppressed_down",
+    "login_failing",
+)
+
+
+def describe(e: Event, when: Callable[[float], str] | None = None) -> str:
+    """One line of human text for an event (also used by `portalguard events`): never a raw dict.
+    ``when`` shows a time (an override's end) as the reader's clock does."""
     d = e.detail
     if e.kind == "verdict":
         extra = f" ({d['reason']})" if d.get("reason") else ""
@@ -77,18 +94,66 @@ def describe(e: Event) -> str:
         result = "ok" if d.get("ok") else f"FAILED ({d.get('error_kind')}): {d.get('error')}"
         return f"action {e.action} {d.get('op')}: {result} (attempt {d.get('attempt')}, {d.get('ms')} ms)"
     if e.kind == "notify":
-        to = f" ({d['target']})" if d.get("target") else ""
-        return f"staff notified: {d.get('topic')}{to}" + (
-            "" if d.get("sent", True) else f" (not sent: {d.get('state')})"
-        )
+        return _notify(e)
     if e.kind == "override":
-        return f"override {d.get('mode')}" + (f" — {d['reason']}" if d.get("reason") else "")
+        if d.get("mode") == "auto":
+            return "override removed: automatic again"
+        expires = d.get("expires")
+        if expires is None:
+            until = " until `failover auto`"
+        else:
+            until = f" until {when(float(expires))}" if when else " (with an end)"
+        return f"override {d.get('mode')}{until}" + (f" — {d['reason']}" if d.get("reason") else "")
     if e.kind == "maintenance":
-        return f"maintenance {d.get('op')} #{d.get('id')}" + (f" ({d['mode']})" if d.get("mode") else "")
+        if d.get("op") == "remove":
+            return f"maintenance window #{d.get('id')} removed"
+        return f"maintenance window #{d.get('id')} added ({d.get('mode')})" + (
+            f" — {d['reason']}" if d.get("reason") else ""
+        )
     if e.kind == "network":
         return "monitor network DOWN (canaries failing)" if d.get("down") else "monitor network back"
-    parts = ", ".join(f"{k}={v}" for k, v in d.items())
+    if e.kind == "service":
+        return f"service {d.get('state')}"
+    if e.kind == "drill":
+        return _drill(d)
+    if e.kind == "suppressed_down":
+        by = "a `failover off` override" if d.get("by") == "override" else "a suppress maintenance window"
+        return f"portal DOWN while {by} keeps failover off — staff told" + (
+            f" ({d['reason']})" if d.get("reason") else ""
+        )
+    if e.kind == "login_failing":
+        return f"staff login of {d.get('endpoint')} refused for down_after — staff told ({d.get('detail')})"
+    parts = ", ".join(f"{k}={_short(v)}" for k, v in d.items())
     return f"{e.kind}{' ' + e.action if e.action else ''}: {parts}"
+
+
+def _notify(e: Event) -> str:
+    d = e.detail
+    if d.get("drill"):
+        targets, failed = d.get("targets", 0), d.get("failed", 0)
+        result = "sent" if not failed else f"{failed} of {targets} FAILED"
+        return f"drill message ({d.get('topic')}, marked [訓練/DRILL]): {result} to {targets} target(s)"
+    to = f" ({d['target']})" if d.get("target") else ""
+    outcome = "" if d.get("sent", True) else f" (not sent: {d.get('state')})"
+    again = " (possibly a duplicate)" if d.get("duplicate") else ""
+    return f"staff notified: {d.get('topic')}{to}{outcome}{again}"
+
+
+def _drill(d: dict[str, object]) -> str:
+    results = d.get("results")
+    steps = [
+        f"{r.get('action')} {'ok' if r.get('ok') else 'FAILED'}"
+        for r in (results if isinstance(results, list) else [])
+        if isinstance(r, dict)
+    ]
+    return f"drill {'PASSED' if d.get('ok') else 'FAILED'}" + (f": {', '.join(steps)}" if steps else "")
+
+
+def _short(value: object) -> str:
+    """An unknown event's value on one line: scalars as they are, containers by their size."""
+    if isinstance(value, dict | list | tuple):
+        return f"({len(value)} items)"
+    return str(value).replace("\n", " ")
 
 
 def _messages_sent(events: list[Event]) -> int:

@@ -32,7 +32,9 @@ from failover.settings import Settings
 from failover.store import ActionRow, Maintenance, Override, PortalRow, StoreError
 from watchdog.clock import PUBLISHED_KEY, SteadyClock, steady_time
 from watchdog.monitor import PortalHealth
-from watchdog.verdict import Health
+from watchdog.result import FailureKind
+from watchdog.targets import endpoint_role
+from watchdog.verdict import SLACK, Health
 
 if TYPE_CHECKING:
     from failover.staff import StaffAlerts
@@ -64,6 +66,9 @@ class _Seen:
     override: Override | None = None
     maintenance: Maintenance | None = None
     starts_last_hour: int = 0
+    starts: tuple[float, ...] = ()  # when the failovers of the last hour started
+    hold: dict[str, object] | str | None = "unknown"  # the flapping hold last published (without its since)
+    hold_since: float = 0.0
 
 
 def backoff(attempts: int, cap: float, rng: random.Random) -> float:
@@ -101,6 +106,7 @@ class Orchestrator:
         self._started = clock()
         self._settling_until: dict[tuple[str, str], float] = {}  # after a switch; all at start
         self._seen: dict[str, _Seen] = {}
+        self._episodes: dict[str, bool] = {}  # episode key -> open (told); unknown until read from the store
         self._switch_ons: dict[str, list[float]] = {}  # this process's, also when the event was not written
         self._store_alert: str | None = None  # the claim of the current store-failing episode's alert
         self._clock_published: tuple[float, float] | None = None  # (offset, when)
@@ -178,11 +184,22 @@ class Orchestrator:
                 min_failover=self.settings.portals[pid].min_failover,
                 starts_last_hour=seen.starts_last_hour,
                 max_starts_per_hour=self.settings.failover.max_switches_per_hour,
+                starts=seen.starts,
             )
         )
         self.last_decision[pid] = decision
+        await self._check_suppressed(pid, health, seen, decision.failover, now)
+        await self._check_logins(pid, health, now)
+        self._publish_hold(pid, decision, seen.starts_last_hour)
         if decision.flapping:
-            await self._alert_once(f"flapping:{pid}:{row.incident}", "flapping", pid, cause=decision.cause)
+            await self._alert_once(
+                f"flapping:{pid}:{row.incident}",
+                "flapping",
+                pid,
+                cause=decision.cause,
+                count=seen.starts_last_hour,
+                held_until=decision.held_until,
+            )
         if decision.failover != row.failover:
             reason = health.reason() if decision.failover and decision.cause == "portal down" else decision.cause
             row = await self.store.set_failover(pid, decision.failover, reason)  # memory even if not written
@@ -196,6 +213,98 @@ class Orchestrator:
             log.warning("portal %s: failover %s (%s)", pid, to.upper(), decision.cause)
         return row
 
+    async def _episode(self, key: str, active: bool, since: float) -> int | None:
+        """An episode (a condition staff are told of once) kept in the store under ``key``, across
+        restarts: while ``active``, its number the first time (None once it is open); inactive,
+        it is closed so the next one gets a new number."""
+        known = self._episodes.get(key)
+        if not active:
+            if known is not False:  # unknown after a start: look, and close a stored open one
+                episode = await self.store.value(key, {})
+                if episode.get("open"):
+                    await self.store.set_value(key, {**episode, "open": False})
+                self._episodes[key] = False
+            return None
+        if known:
+            return None
+        self._episodes[key] = True
+        episode = await self.store.value(key, {})
+        if episode.get("open"):
+            return None
+        n = int(episode.get("n", 0)) + 1
+        await self.store.set_value(key, {"n": n, "open": True, "since": since})
+        return n
+
+    async def _check_suppressed(self, pid: str, health: PortalHealth, seen: _Seen, failover: bool, now: float) -> None:
+        """The portal is DOWN but a human keeps failover off (``failover off`` or a ``suppress``
+        maintenance window): tell staff once per incident, so a forgotten override never leaves the
+        clinic unbookable in silence. An incident lasts from DOWN until UP again (a flap through
+        RECOVERING is the same one); its number is kept in the store, across restarts."""
+        key = f"suppressed_down:{pid}"
+        if health.health is Health.UP:
+            await self._episode(key, False, now)
+            return
+        if health.health is not Health.DOWN or failover:
+            return
+        override, window = seen.override, seen.maintenance
+        if override is not None and override.mode == "off":
+            fields: dict[str, object] = {"by": "override", "why": override.reason, "until": override.expires}
+        elif override is None and window is not None and window.mode == "suppress":
+            fields = {"by": "maintenance", "why": window.reason, "until": window.end, "window": window.id}
+        else:
+            return
+        n = await self._episode(key, True, health.since)
+        if n is None:
+            return
+        self.store.submit_write("add_event", "suppressed_down", pid, by=fields["by"], reason=fields["why"])
+        log.warning("portal %s: DOWN while failover is kept off (%s)", pid, fields["by"])
+        await self._alert_once(
+            f"suppressed_down:{pid}:{n}",
+            "down_while_suppressed",
+            pid,
+            since=health.since,
+            reason=health.reason(),
+            **fields,
+        )
+
+    async def _check_logins(self, pid: str, health: PortalHealth, now: float) -> None:
+        """A staff login (an admin endpoint with ``login``) refused for the portal's ``down_after``
+        thresholds tells staff once per episode, whatever ``trigger`` counts: a changed password
+        must not go unnoticed until the day the portal fails. Ends when that endpoint logs in again."""
+        threshold = self.settings.portals[pid].down_after
+        for name, view in health.endpoints.items():
+            if endpoint_role(name) != "admin":
+                continue
+            refused = view.result.error_kind is FailureKind.LOGIN
+            if refused and (view.streak < threshold.failures or view.checked - view.since < threshold.seconds - SLACK):
+                continue  # not yet for long enough; neither a new episode nor the end of one
+            n = await self._episode(f"login_failing:{pid}:{name}", refused, view.since)
+            if n is None:
+                continue
+            self.store.submit_write("add_event", "login_failing", pid, endpoint=name, detail=view.result.detail)
+            log.warning("portal %s: staff login of %s refused since %.0f", pid, name, view.since)
+            await self._alert_once(
+                f"login_failing:{pid}:{name}:{n}",
+                "login_failed",
+                pid,
+                since=view.since,
+                endpoint=name,
+                error=view.result.detail or "login",
+                config_key=f"portals.{pid}.endpoints.{name}.login",
+            )
+
+    def _publish_hold(self, pid: str, decision: Decision, starts: int) -> None:
+        """A flapping hold, for `status` and /staff (store value ``flapping_hold:PID``): since when,
+        the failovers of the hour, and when it ends if the portal stays up. Written when it changes."""
+        seen = self._seen[pid]
+        hold = {"count": starts, "until": decision.held_until} if decision.flapping else None
+        if hold == seen.hold:
+            return
+        if hold is not None and seen.hold is None:
+            seen.hold_since = self.clock()
+        seen.hold = hold
+        self.store.submit_write("set_value", f"flapping_hold:{pid}", hold and {**hold, "since": seen.hold_since})
+
     async def _read_inputs(self, pid: str, now: float) -> _Seen:
         """Override, maintenance window and recent switches; the last known ones if the store
         cannot be read (deciding must go on: the verdict alone still decides)."""
@@ -204,14 +313,15 @@ class Orchestrator:
             seen.override = await self.store.override(pid, now)
             seen.maintenance = await self.store.active_maintenance(pid, now)
             events = await self.store.events(pid, since=now - 3600, kinds=("failover",))
-            stored = sum(1 for e in events if e.detail.get("to") == "on")
+            stored = tuple(e.ts for e in events if e.detail.get("to") == "on")
         except READ_ERRORS as err:
             log.error("portal %s: store unreadable, deciding with what it said last: %s", pid, err)
-            stored = seen.starts_last_hour
+            stored = tuple(t for t in seen.starts if t >= now - 3600)
         # Our own switches count too: their events may not be written yet (fire-and-forget, full disk).
         ours = self._switch_ons.setdefault(pid, [])
         ours[:] = [t for t in ours if t >= now - 3600]
-        seen.starts_last_hour = max(stored, len(ours))
+        seen.starts = stored if len(stored) >= len(ours) else tuple(ours)
+        seen.starts_last_hour = len(seen.starts)
         return seen
 
     def _publish(self, pid: str, row: PortalRow) -> None:

@@ -293,6 +293,15 @@ class ResilientStore(AsyncStore):
         self._succeeded()
         return int(number)
 
+    async def add_form_request(self, portal: str, data: dict[str, Any], form: str) -> tuple[int, bool]:
+        try:  # like add_request: never kept in memory
+            number, new = await super().add_form_request(portal, data, form)
+        except WRITE_ERRORS as err:
+            self.health.failed(err)
+            raise
+        self._succeeded()
+        return int(number), new
+
     # -- the appointment mirror: counted when it fails, never kept --------------------------------
 
     async def apply_mirror_day(self, portal: str, listing: DayListing, source: str, now: float) -> DayChanges:

@@ -84,6 +84,7 @@ def staff_directory(settings: Settings) -> StaffDirectory:
         timezone=settings.clinic.timezone,
         staff_url=server.staff_url or f"{base}/staff",
         public_url=server.public_url,
+        names={pid: settings.portal_name(pid) for pid in settings.portals},
     )
 
 

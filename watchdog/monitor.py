@@ -24,6 +24,7 @@ class EndpointView:
     result: ProbeResult
     checked: float  # when this result arrived
     since: float  # when this endpoint began being ok / failing this way
+    streak: int = 1  # consecutive results ok / failing this way, this one included
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,11 @@ class Monitor:
         self.metrics.observe_probe(pid, endpoint, result, now)
         prev = self._endpoints[pid].get(endpoint)
         same = prev is not None and (prev.result.ok, prev.result.error_kind) == (result.ok, result.error_kind)
-        view = EndpointView(endpoint, result, now, prev.since if same and prev else now)
+        view = (
+            EndpointView(endpoint, result, now, prev.since, prev.streak + 1)
+            if same and prev
+            else EndpointView(endpoint, result, now, now)
+        )
         self._endpoints[pid][endpoint] = view
         if not same:
             for listener in self.endpoint_listeners:

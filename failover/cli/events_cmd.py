@@ -29,7 +29,7 @@ def events(app: App, portal: str | None, since: str, kinds: tuple[str, ...], as_
     if not rows:
         click.echo(f"no events in the last {since}")
     for e in rows:
-        click.echo(f"{app.when(e.ts)}  {e.portal or '-':<16} {describe(e)}")
+        click.echo(f"{app.when(e.ts)}  {e.portal or '-':<16} {describe(e, app.when)}")
 
 
 @click.group("incident")

@@ -17,6 +17,28 @@ def failover_group() -> None:
     """
 
 
+MAX_OFF = 7 * 86400.0  # an "off" override longer than a week is forgotten, not decided
+
+
+def _off_for(for_: str | None, yes_really: bool) -> str | None:
+    """An "off" override switches protection off: it must say for how long (at most 7 days), and
+    "never" needs ``--yes-really``. Returns the duration to pass on (None: never)."""
+    if for_ is None:
+        raise click.UsageError(
+            "failover off needs --for DURATION (at most 7d), e.g. --for 2h: a forgotten override would leave "
+            "the portal unprotected. For an override without end: --for never --yes-really"
+        )
+    if for_.strip().lower() == "never":
+        if not yes_really:
+            raise click.UsageError(
+                "--for never keeps failover off until `failover auto`, through any outage: add --yes-really"
+            )
+        return None
+    if duration_arg(for_) > MAX_OFF:
+        raise click.BadParameter(f'"{for_}" is longer than 7d (use --for never --yes-really)', param_hint="--for")
+    return for_
+
+
 def _set(app: App, portal: str, mode: str, reason: str, for_: str | None) -> None:
     (pid,) = app.portal_ids(portal)
     now = app.store.clock()
@@ -47,11 +69,20 @@ def force_on(app: App, portal: str, reason: str, for_: str | None) -> None:
 @failover_group.command("off")
 @click.argument("portal")
 @_reason
-@_for
+@click.option(
+    "--for",
+    "for_",
+    metavar="DURATION",
+    help="Required: expire after this long, at most 7d (e.g. 2h); `never` only with --yes-really.",
+)
+@click.option("--yes-really", is_flag=True, help="Allow --for never (failover stays off until `failover auto`).")
 @click.pass_obj
-def force_off(app: App, portal: str, reason: str, for_: str | None) -> None:
-    """Force failover OFF (e.g. a known false alarm), whatever the verdict says."""
-    _set(app, portal, "off", reason, for_)
+def force_off(app: App, portal: str, reason: str, for_: str | None, yes_really: bool) -> None:
+    """Force failover OFF (e.g. a known false alarm), whatever the verdict says.
+
+    Staff are told once per incident if the portal goes DOWN meanwhile.
+    """
+    _set(app, portal, "off", reason, _off_for(for_, yes_really))
 
 
 @failover_group.command("auto")

@@ -14,7 +14,7 @@ from watchdog.http_client import make_probe_client
 from watchdog.metrics import WatchdogMetrics, canary_label
 from watchdog.monitor import Monitor
 from watchdog.probes import run_probe
-from watchdog.result import ProbeResult
+from watchdog.result import FailureKind, ProbeResult
 from watchdog.scheduler import ProbeJob, Scheduler
 
 
@@ -53,6 +53,9 @@ def probe(app: App, portal: str | None, as_json: bool) -> None:
                 ["portal", "endpoint", "ok", "status", "ms", "tls_days", "failure", "detail"],
             )
         )
+        for r in rows:
+            if r.get("check"):
+                click.echo(f"{r['portal']}/{r['endpoint']}: the staff login failed: check {r['check']}")
     raise SystemExit(0 if all(r["ok"] for r in rows) else 1)
 
 
@@ -72,7 +75,7 @@ async def _round(app: App, wanted: set[str]) -> list[tuple[ProbeJob, ProbeResult
 
 
 def _row(job: ProbeJob, res: ProbeResult, now: float) -> dict[str, object]:
-    return {
+    row = {
         "portal": job.portal,
         "endpoint": job.endpoint if job.portal else canary_label(job.endpoint),
         "ok": res.ok,
@@ -82,6 +85,10 @@ def _row(job: ProbeJob, res: ProbeResult, now: float) -> dict[str, object]:
         "failure": res.error_kind.value if res.error_kind else None,
         "detail": res.detail,
     }
+    if res.error_kind is FailureKind.LOGIN:  # which credentials: a changed password is the usual cause
+        key = f"portals.{job.portal}.endpoints.{job.endpoint}.login"
+        row["check"] = f"{key}.username and {key}.password (was the password changed?)"
+    return row
 
 
 def _days_left(expiry: float | None, now: float) -> int | None:

@@ -34,12 +34,15 @@ def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
     window = store.active_maintenance(pid, now)
     actions = {a.action: a for a in store.actions(pid)}
     return {
+        "name": app.settings.portal_name(pid),
         "verdict": row.verdict,
         "verdict_since": row.verdict_since,
         "failover": row.failover,
         "failover_since": row.since,
         "reason": row.reason,
         "incident": row.incident,
+        # A flapping hold (the orchestrator's): failover stays on although the portal is up.
+        "hold": store.value(f"flapping_hold:{pid}") if row.failover else None,
         "override": None
         if override is None
         else {
@@ -136,10 +139,20 @@ def status(app: App, as_json: bool) -> None:
     for pid, p in data["portals"].items():
         click.echo("")
         state = "FAILOVER ON" if p["failover"] else "failover off"
+        hold = p["hold"]
+        why = "held on: switching too often" if hold else p["reason"]
+        named = pid if p["name"] == pid else f"{p['name']} ({pid})"
         click.echo(
-            f"{pid}: {p['verdict'].upper()} since {app.when(p['verdict_since'])} — {state}"
-            + (f" since {app.when(p['failover_since'])} ({p['reason']})" if p["failover"] else "")
+            f"{named}: {p['verdict'].upper()} since {app.when(p['verdict_since'])} — {state}"
+            + (f" since {app.when(p['failover_since'])} ({why})" if p["failover"] else "")
         )
+        if hold:
+            ends = app.when(hold["until"]) if hold.get("until") else "not known"
+            click.echo(
+                f"  held on since {app.when(hold['since'])}: {hold['count']} failovers within an hour "
+                f"(failover.max_switches_per_hour); ends at {ends} if the portal stays up — "
+                f"decide sooner: portalguard failover on|off|auto {pid}"
+            )
         if p["override"]:
             o = p["override"]
             until = f" until {app.when(o['expires'])}" if o["expires"] else " (until `failover auto`)"

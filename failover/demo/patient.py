@@ -55,5 +55,6 @@ async def request_booking(book_url: str, timezone: str, name: str = "山田 花�
             "consent": "yes",
             "homepage": "",
         }
-        resp = await client.post(f"{book_url}/request", data=form)
+        # A stored request is a 303 to its confirmation (Post/Redirect/Get): follow it like a browser.
+        resp = await client.post(f"{book_url}/request", data=form, follow_redirects=True)
         return resp.status_code

@@ -27,6 +27,7 @@ ENV_VAR = "PORTALGUARD_CONFIG"
 DEFAULT_FILE = "portalguard.yaml"
 MAX_CONFIG_CHARS = 1 << 20
 MAX_CONFIG_DEPTH = 32
+MIN_SECRET_CHARS = 6  # shorter values are no secret: masking them would mangle ordinary words
 _REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Fields whose values are never shown in an error message.
@@ -68,13 +69,14 @@ def load(path: Path, environ: Mapping[str, str] | None = None, *, secrets_requir
     notify/webhook URLs) then loads as ``SECRET_PLACEHOLDER`` instead of failing; any other missing
     variable still fails."""
     raw = _read_yaml(path)
-    optional = set() if secrets_required else set(_secret_locs(raw, Settings, ()))
+    secret_locs = set(_secret_locs(raw, Settings, ()))
+    optional = set() if secrets_required else secret_locs
     refs = _Refs(os.environ if environ is None else environ, optional)
     expanded = refs.expand(raw, ())
     if refs.missing:
         raise ConfigError(
             [
-                f"{path.name}: {'.'.join(loc)}: environment variable {name} is not set "
+                f"{path}: {'.'.join(loc)}: environment variable {name} is not set "
                 "(set it where portalguard runs, e.g. in the systemd EnvironmentFile)"
                 for loc, name in refs.missing
             ]
@@ -82,8 +84,8 @@ def load(path: Path, environ: Mapping[str, str] | None = None, *, secrets_requir
     try:
         return Settings.model_validate(expanded)
     except ValidationError as err:
-        lines = explain(err, hidden=refs.from_env, redact=refs.used)
-        raise ConfigError([f"{path.name}: {line}" for line in lines]) from None
+        lines = explain(err, hidden=refs.from_env, redact=refs.secrets(secret_locs))
+        raise ConfigError([f"{path}: {line}" for line in lines]) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -99,23 +101,53 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError([f"{path}: cannot read: {err}"]) from None
     if len(text) > MAX_CONFIG_CHARS:
-        raise ConfigError([f"{path.name}: {len(text):,} characters is too long for a config file (at most 1 MiB)"])
+        raise ConfigError([f"{path}: {len(text):,} characters is too long for a config file (at most 1 MiB)"])
     try:
         _check_shape(path, text)
         data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError([f"{path.name}: {where}invalid YAML: {problem}"]) from None
+        raise ConfigError(_yaml_error(path, text, err)) from None
     if data is None:
-        raise ConfigError([f"{path.name}: the file is empty (config/example.yaml is a commented start)"])
+        raise ConfigError([f"{path}: the file is empty (config/example.yaml is a commented start)"])
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else "a single value"
-        raise ConfigError(
-            [f"{path.name}: the top level must be a mapping (clinic:, canaries:, portals:, ...), not {kind}"]
-        )
+        raise ConfigError([f"{path}: the top level must be a mapping (clinic:, canaries:, portals:, ...), not {kind}"])
     return data
+
+
+_INDENTATION = "the indentation does not line up with the lines above (spaces only, the same number per level)"
+# PyYAML's problems, in words: what to change in the file.
+_YAML_WORDS = (
+    ("mapping values are not allowed", 'a second colon in a value: put a value that contains ": " in quotes'),
+    ("cannot start any token", "a character no value can start with (a tab? indent with spaces only)"),
+    ("could not find expected ':'", "a key without its colon, or a quote not closed: write key: value"),
+    ("did not find expected key", _INDENTATION),
+    ("expected <block end>", _INDENTATION),
+    ("expected ',' or '}'", "a { … } mapping is not closed: add the }, or a comma between its entries"),
+    ("expected ',' or ']'", "a [ … ] list is not closed: add the ], or a comma between its items"),
+    ("found unexpected end of stream", "the file ends inside a quote or a bracket: close it"),
+    ("found undefined alias", "a * that is not a YAML alias here: put the value in quotes"),
+)
+
+
+def _yaml_error(path: Path, text: str, err: yaml.YAMLError) -> list[str]:
+    """Where (line, column, the line itself with a caret) and what, in words."""
+    mark = getattr(err, "problem_mark", None)
+    problem = str(getattr(err, "problem", None) or err)
+    words = next((w for p, w in _YAML_WORDS if p in problem), problem)
+    if mark is None:
+        return [f"{path}: invalid YAML: {words}"]
+    context = getattr(err, "context_mark", None)
+    if context is not None and context.line != mark.line and words != problem:
+        words += f" (it begins on line {context.line + 1})"
+    lines = text.splitlines()
+    shown = lines[mark.line] if mark.line < len(lines) else ""
+    number = str(mark.line + 1)
+    return [
+        f"{path}: line {number}, column {mark.column + 1}: invalid YAML: {words}",
+        f"  {number} | {shown}",
+        f"  {' ' * len(number)} | {' ' * mark.column}^",
+    ]
 
 
 def _check_shape(path: Path, text: str) -> None:
@@ -125,7 +157,7 @@ def _check_shape(path: Path, text: str) -> None:
     depth = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         mark = event.start_mark
-        where = f"{path.name}: line {mark.line + 1}, column {mark.column + 1}"
+        where = f"{path}: line {mark.line + 1}, column {mark.column + 1}"
         if isinstance(event, yaml.AliasEvent):
             raise ConfigError([f"{where}: YAML aliases (*{event.anchor}) are not supported here: write the value out"])
         if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
@@ -168,6 +200,7 @@ class _Refs:
         self.optional = optional
         self.missing: list[tuple[tuple[str, ...], str]] = []  # (key path, variable) not set
         self.used: dict[str, str] = {}  # variable -> value, to keep values out of messages
+        self.used_at: dict[str, set[tuple[str, ...]]] = {}  # variable -> the key paths it is used at
         self.from_env: set[tuple[str, ...]] = set()  # key paths whose value holds a variable
 
     def expand(self, node: Any, loc: tuple[str, ...]) -> Any:
@@ -190,9 +223,21 @@ class _Refs:
                     self.missing.append((loc, name))
                 return ""
             self.used[name] = self.env[name]
+            self.used_at.setdefault(name, set()).add(loc)
             return self.env[name]
 
         return _REF.sub(sub, node)
+
+    def secrets(self, secret_locs: Collection[tuple[str, ...]]) -> dict[str, str]:
+        """The variables whose values are masked in messages: those used at a key that holds a
+        secret, and long enough to be one. An ordinary word (``PORTAL_USER=staff``) is never masked:
+        replacing it everywhere would hide an action named ``staff`` in the text."""
+        return {
+            name: value
+            for name, value in self.used.items()
+            if len(value) >= MIN_SECRET_CHARS
+            and any(loc in secret_locs or _SECRET_KEYS.intersection(loc) for loc in self.used_at.get(name, ()))
+        }
 
 
 def _secret_locs(node: Any, annotation: Any, loc: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
@@ -231,7 +276,7 @@ def explain(
         if e["type"] == "value_error" and (sub := _SUBKEY.match(message)):
             loc, message = [*loc, *sub.group(1).split(".")], sub.group(2)
         for name, value in (redact or {}).items():
-            if len(value) >= 4:  # shorter values are no secret and would mangle the text
+            if len(value) >= MIN_SECRET_CHARS:  # shorter values are no secret and would mangle the text
                 message = message.replace(value, f"${{{name}}}")
         lines.append(f"{'.'.join(loc) or '(top level)'}: {message}")
     return lines

@@ -144,6 +144,12 @@ class FailoverTuning(StrictModel):
 
 
 class FailoverPortal(Portal):
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=80,
+        description="The name people read (messages, pages, status); default: the id.",
+    )
     book_url: HttpUrl = Field(description="Where /book sends patients while the portal is up.")
     actions: list[str] = Field(default_factory=list, description="Names from the top-level `actions`.")
     min_failover: Duration = 300.0
@@ -220,3 +226,7 @@ class Settings(WatchdogConfig):
 
     def portal_actions(self, portal_id: str) -> dict[str, ActionConfig]:
         return {name: self.actions[name] for name in self.portals[portal_id].actions}
+
+    def portal_name(self, portal_id: str) -> str:
+        """What people read for a portal: its `name`, else its id."""
+        return self.portals[portal_id].name or portal_id

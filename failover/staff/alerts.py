@@ -274,7 +274,8 @@ class StaffAlerts:
     ) -> dict[str, tuple[str, str]]:
         d = self.directory
         values = {
-            "portal": portal,
+            "portal": d.names.get(portal, portal) if portal else None,  # the name people read
+            "portal_id": portal,  # the id the commands in the messages take
             "clinic": d.clinic,
             "tz": d.timezone,
             "now": now,

@@ -5,7 +5,7 @@ which actions, plus what every message links to. Built from the settings by the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from failover.redact import url_origin
 
@@ -37,6 +37,7 @@ class StaffDirectory:
     timezone: str
     staff_url: str  # the link to /staff in every message
     public_url: str | None  # for the fallback page's link; None: no link (a loopback one would mislead)
+    names: Mapping[str, str] = field(default_factory=dict)  # portal id -> the name people read (default the id)
 
     def targets(self, portal: str | None, via: str | None = None) -> list[Target]:
         """The targets of ``via``, else of the portal's notify actions, else of every notify action."""

@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from watchdog.duration import parse_duration
+
 DRILL_PREFIX = "[訓練/DRILL] "
 LANGUAGES = ("ja", "en")
 TOPICS = (
@@ -25,6 +27,8 @@ TOPICS = (
     "network_degraded",
     "network_restored",
     "flapping",
+    "down_while_suppressed",
+    "login_failed",
     "booking_request",
     "ads_max_active",
     "store_failing",
@@ -65,7 +69,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{clinic}\n予約サイト「{portal}」は{since}から使えないままです（{duration}）。\n"
             "代替受付を続けています：{measures}\n代替予約ページ：{fallback_url}\n\n"
             "復旧すると自動で元に戻します。予約サイトが使えると確認できた場合は手動で戻せます：\n"
-            '  portalguard failover off {portal} --reason "確認済み"',
+            '  portalguard failover off {portal_id} --for 2h --reason "確認済み"',
         ),
         "en": (
             "[Still down] {portal}: booking portal down for {duration}",
@@ -73,7 +77,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "Fallback measures stay on: {measures}\nFallback booking page: {fallback_url}\n\n"
             "They switch off by themselves on recovery. If you have confirmed the portal works, "
             "switch back by hand:\n"
-            '  portalguard failover off {portal} --reason "checked"',
+            '  portalguard failover off {portal_id} --for 2h --reason "checked"',
         ),
     },
     "recovered": {
@@ -135,21 +139,60 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "【要判断】{portal}：切り替えが頻発しています",
             "{clinic}\n予約サイト「{portal}」の状態が不安定で、切り替えが繰り返されています。\n"
             "状況：{cause}\n代替受付はひとまず続けます。予約サイトが使えていて、直近1時間の切り替え回数が"
-            "上限（failover.max_switches_per_hour）を下回ると、自動で通常に戻します。"
+            "上限（failover.max_switches_per_hour）を下回ると、自動で通常に戻します"
+            "（このまま使えていれば {held_until} ごろ）。"
             "それまでに判断する場合：\n"
-            '  代替受付を続ける：portalguard failover on {portal} --reason "..."\n'
-            '  通常に戻す：　　　portalguard failover off {portal} --reason "..."\n'
-            "  自動に任せる：　　portalguard failover auto {portal}",
+            '  代替受付を続ける：portalguard failover on {portal_id} --reason "..."\n'
+            '  通常に戻す：　　　portalguard failover off {portal_id} --for 2h --reason "..."\n'
+            "  自動に任せる：　　portalguard failover auto {portal_id}",
         ),
         "en": (
             "[Decision needed] {portal}: switching too often",
             '{clinic}\nThe booking portal "{portal}" is unstable and failover keeps switching.\n'
             "Situation: {cause}\nThe fallback stays on for now. It switches back by itself once the portal "
             "is up and the failovers within the last hour fall below the limit "
-            "(failover.max_switches_per_hour). To decide sooner:\n"
-            '  keep the fallback:  portalguard failover on {portal} --reason "..."\n'
-            '  back to normal:     portalguard failover off {portal} --reason "..."\n'
-            "  leave it automatic: portalguard failover auto {portal}",
+            "(failover.max_switches_per_hour): at about {held_until} if it stays up. To decide sooner:\n"
+            '  keep the fallback:  portalguard failover on {portal_id} --reason "..."\n'
+            '  back to normal:     portalguard failover off {portal_id} --for 2h --reason "..."\n'
+            "  leave it automatic: portalguard failover auto {portal_id}",
+        ),
+    },
+    "down_while_suppressed": {  # DOWN while `failover off` or a suppress window keeps failover off
+        "ja": (
+            "【要確認】{portal}：停止中ですが手動で切り替えを止めています",
+            "{clinic}\n予約サイト「{portal}」が{since}から使えません（{reason}）。\n"
+            "停止中ですが手動で切り替えを止めています：{suppressed_by}\n"
+            "代替予約ページ・広告には切り替えていません。患者さんは予約できない状態です。\n\n"
+            "予約サイトが本当に使えない場合は、止めている設定を外してください：\n"
+            "  自動に任せる：　　portalguard failover auto {portal_id}\n"
+            '  すぐ切り替える：　portalguard failover on {portal_id} --reason "..."',
+        ),
+        "en": (
+            "[Please check] {portal}: down, but failover is kept off by hand",
+            '{clinic}\nThe booking portal "{portal}" has been unusable since {since} ({reason}).\n'
+            "It is down, but failover is kept off by hand: {suppressed_by}\n"
+            "No fallback page or ads were switched on: patients cannot book.\n\n"
+            "If the portal really is down, remove what keeps failover off:\n"
+            "  leave it automatic: portalguard failover auto {portal_id}\n"
+            '  switch on now:      portalguard failover on {portal_id} --reason "..."',
+        ),
+    },
+    "login_failed": {  # an admin endpoint's staff login refused for down_after, whatever the trigger
+        "ja": (
+            "【要確認】{portal}：スタッフ用ログインに失敗しています",
+            "{clinic}\n予約サイト「{portal}」のスタッフ用ログイン（{endpoint}）が{since}から失敗しています。\n"
+            "スタッフ用ログインに失敗しています。パスワードが変わっていないか確認してください。\n"
+            "エラー：{error}\n"
+            "確認する設定：{config_key}.username と {config_key}.password\n"
+            "（パスワードを変えた場合は設定を更新して portalguard を再起動し、portalguard probe で確認してください）",
+        ),
+        "en": (
+            "[Please check] {portal}: the staff login fails",
+            '{clinic}\nThe staff login ({endpoint}) of booking portal "{portal}" has been failing since {since}.\n'
+            "The staff login fails: check whether the password was changed.\n"
+            "Error: {error}\n"
+            "Settings to check: {config_key}.username and {config_key}.password\n"
+            "(If the password changed, update the config, restart portalguard and check with portalguard probe.)",
         ),
     },
     "booking_request": {  # one message per batch: the requests of a minute (failover.staff.bookings)
@@ -173,13 +216,13 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "【要確認】{portal}：広告を{max_active}で自動停止しました",
             "{clinic}\n広告「{action}」が上限の{max_active}続いたため、費用を抑えるため停止しました。\n"
             "予約サイト「{portal}」がまだ使えず広告を再開する場合は、手動で切り替えてください：\n"
-            '  portalguard failover on {portal} --reason "広告継続を確認"',
+            '  portalguard failover on {portal_id} --reason "広告継続を確認"',
         ),
         "en": (
             "[Please confirm] {portal}: ads paused after {max_active}",
             '{clinic}\nThe ads "{action}" ran for their maximum of {max_active} and were paused to cap spend.\n'
             'If the booking portal "{portal}" is still down and the ads should run on, confirm by hand:\n'
-            '  portalguard failover on {portal} --reason "ads confirmed"',
+            '  portalguard failover on {portal_id} --reason "ads confirmed"',
         ),
     },
     "store_failing": {
@@ -274,7 +317,8 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
     since, ended, now = f.get("since"), f.get("ended"), f.get("now")
     end = ended if ended is not None else now
     out = {k: str(v) for k, v in f.items() if isinstance(v, str | int) and not isinstance(v, bool)}
-    out["portal"] = str(f.get("portal") or f.get("portal_id") or _MISSING)
+    out["portal"] = str(f.get("portal") or f.get("portal_id") or _MISSING)  # the name people read
+    out["portal_id"] = str(f.get("portal_id") or f.get("portal") or _MISSING)  # what commands take
     out["since"] = format_time(since, tz) if since is not None else _MISSING
     out["ended"] = format_time(ended, tz) if ended is not None else _MISSING
     if since is not None and end is not None:
@@ -289,11 +333,33 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
         out["count_en"] = f"{count} new booking request{'s' if count != 1 else ''}"
     if isinstance(f.get("reason"), str):
         out["reason"] = cause_in_words(f["reason"], lang)
+    if isinstance(f.get("cause"), str):
+        out["cause"] = cause_in_words(f["cause"], lang)
+    if "held_until" in f:
+        held = f["held_until"]
+        out["held_until"] = format_time(held, tz) if held is not None else ("未定" if lang == "ja" else "not known")
     if not f.get("fallback_url"):
         out["fallback_url"] = "（未設定：server.public_url）" if lang == "ja" else "(not set: server.public_url)"
     out["what_next"] = _WHAT_NEXT[(lang, bool(f.get("permanent")))].format(action=out.get("action", "?"))
     out["mirror_line"] = _mirror_line(f, tz, lang)
+    if f.get("by"):
+        out["suppressed_by"] = _suppressed_by(f, tz, lang)
     return out
+
+
+def _suppressed_by(f: Mapping[str, Any], tz: ZoneInfo, lang: str) -> str:
+    """What keeps failover off, in words: the override or the maintenance window, its reason and end."""
+    until = f.get("until")
+    why = str(f.get("why") or _MISSING)
+    if f["by"] == "maintenance":
+        if lang == "ja":
+            return f"メンテナンス枠 No.{f.get('window')}（切り替えない、理由：{why}、{format_time(until, tz)}まで）"
+        return f"maintenance window No. {f.get('window')} (suppress; reason: {why}; until {format_time(until, tz)})"
+    if lang == "ja":
+        end = f"{format_time(until, tz)}まで" if until is not None else "期限なし（failover auto まで）"
+        return f"portalguard failover off（理由：{why}、{end}）"
+    end = f"until {format_time(until, tz)}" if until is not None else "no end (until failover auto)"
+    return f"portalguard failover off (reason: {why}; {end})"
 
 
 def _mirror_line(f: Mapping[str, Any], tz: ZoneInfo, lang: str) -> str:
@@ -322,9 +388,26 @@ _MAINTENANCE_WORDS = {
 _MAINTENANCE_MODES = {"ja": {"failover": "代替受付に切り替え", "suppress": "切り替えない"}, "en": {}}
 
 
+_DECISIONS = {  # the decision's own texts (``failover.decision``), as staff read them
+    re.compile(r"^portal up but failed over (\d+)× within an hour: held on \(flapping\)$"): {
+        "ja": "予約サイトは使えていますが、1時間に{0}回切り替わったため代替受付を続けています（切り替えの頻発）",
+        "en": "the portal is up but failed over {0}× within an hour: the fallback stays on (switching too often)",
+    },
+    re.compile(r"^portal up; held (.+) more \(min_failover\)$"): {
+        "ja": "予約サイトは使えていますが、最低継続時間（min_failover）のため、あと{0}代替受付を続けます",
+        "en": "the portal is up; the fallback stays on {0} more (min_failover)",
+    },
+    re.compile(r"^portal down$"): {"ja": "予約サイトが使えません", "en": "the portal is down"},
+    re.compile(r"^portal up$"): {"ja": "予約サイトが使えます", "en": "the portal is up"},
+}
+
+
 def cause_in_words(reason: str, lang: str) -> str:
     """Why failover switched, in the staff's language: a manual decision or a maintenance window in
     words ("手動で切り替えました（理由：…）"), not the decision's internal text; probe findings as they are."""
+    for pattern, by_lang in _DECISIONS.items():
+        if m := pattern.match(reason):
+            return by_lang[lang].format(*(_span_words(g, lang) for g in m.groups()))
     for prefix, words in _CAUSES.items():
         if reason.startswith(prefix):
             return words[lang].format(reason.removeprefix(prefix))
@@ -334,6 +417,14 @@ def cause_in_words(reason: str, lang: str) -> str:
         mode = _MAINTENANCE_MODES[lang].get(m.group(2), m.group(2))
         return _MAINTENANCE_WORDS[lang].format(m.group(1), mode)
     return reason
+
+
+def _span_words(text: str, lang: str) -> str:
+    """A duration as the decision wrote it (``4m 30s``) in the staff's words; other text as it is."""
+    try:
+        return format_span(parse_duration(text.replace(" ", "")), lang) if not text.isdigit() else text
+    except ValueError:
+        return text
 
 
 def _measures(measures: Iterable[tuple[str, Mapping[str, str]]], lang: str) -> str:

@@ -275,6 +275,9 @@ class AsyncStore:
     async def add_request(self, portal: str, data: dict[str, Any]) -> int:
         return await self._write(self.sync.add_request, portal, data)
 
+    async def add_form_request(self, portal: str, data: dict[str, Any], form: str) -> tuple[int, bool]:
+        return await self._write(self.sync.add_form_request, portal, data, form)
+
     async def request(self, request_id: int) -> BookingRequest | None:
         return await self._read(self.sync.request, request_id)
 

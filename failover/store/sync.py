@@ -424,18 +424,37 @@ class Store:
 
     def add_request(self, portal: str, data: dict[str, Any]) -> int:
         """Store a booking request durably (sealed, with a data key); returns its number."""
+        with self._write() as conn:
+            return self._insert_request(conn, portal, data)
+
+    def add_form_request(self, portal: str, data: dict[str, Any], form: str) -> tuple[int, bool]:
+        """Store the request a rendered form (its one-time id ``form``) sent, at most once:
+        (its number, True) the first time; (the first one's number, False) for every replay, which
+        stores nothing. The form's claim (``form:ID:NUMBER``) is taken in the same transaction, and
+        goes with the audit claims (``purge_audit``), long after the form's CSRF cookie expired."""
+        c = t.claims
+        with self._write() as conn:
+            prefix = f"form:{form}:"
+            # Range, not LIKE: the id's "_" would be a wildcard. ";" follows ":" in ASCII.
+            seen = conn.execute(select(c.c.key).where(c.c.key > prefix, c.c.key < f"form:{form};")).first()
+            if seen is not None:
+                return int(seen.key.removeprefix(prefix)), False
+            number = self._insert_request(conn, portal, data)
+            insert_if_absent(conn, c, {"key": f"{prefix}{number}", "ts": self.clock()})
+            return number, True
+
+    def _insert_request(self, conn: Connection, portal: str, data: dict[str, Any]) -> int:
         b = t.booking_requests
         text = _json(self.path, data)
-        with self._write() as conn:
-            if self.data_key is None:
-                result = conn.execute(b.insert().values(portal=portal, created=self.clock(), data=text))
-                return int(result.inserted_primary_key[0])
-            # The row's number is part of what the seal binds: known once inserted, sealed in the same
-            # transaction (nothing of the placeholder is ever committed).
-            result = conn.execute(b.insert().values(portal=portal, created=self.clock(), data=""))
-            number = int(result.inserted_primary_key[0])
-            conn.execute(update(b).where(b.c.id == number).values(data=self._seal_request(number, text)))
-            return number
+        if self.data_key is None:
+            result = conn.execute(b.insert().values(portal=portal, created=self.clock(), data=text))
+            return int(result.inserted_primary_key[0])
+        # The row's number is part of what the seal binds: known once inserted, sealed in the same
+        # transaction (nothing of the placeholder is ever committed).
+        result = conn.execute(b.insert().values(portal=portal, created=self.clock(), data=""))
+        number = int(result.inserted_primary_key[0])
+        conn.execute(update(b).where(b.c.id == number).values(data=self._seal_request(number, text)))
+        return number
 
     def request(self, request_id: int) -> BookingRequest | None:
         rows = self._rows(select(t.booking_requests).where(t.booking_requests.c.id == request_id))

@@ -150,6 +150,7 @@ class _Web:
             Route("/book", self.book_index, methods=["GET"]),
             Route("/book/{portal}", self.book_portal, methods=["GET"]),
             Route("/book/{portal}/request", self.book_request, methods=["POST"]),
+            Route("/book/{portal}/done/{number:int}", self.book_done, methods=["GET"]),
             Route("/staff", self.staff, methods=["GET"]),
             Route("/staff/requests/{request_id:int}/status", self.staff_status, methods=["POST"]),
             Route("/staff/appointments", self.staff_appointments, methods=["GET"]),
@@ -164,7 +165,10 @@ class _Web:
         if len(self.settings.portals) == 1:
             return await self._book(request, next(iter(self.settings.portals)))
         lang = self._lang(request)
-        portals = [(pid, self._url(request, f"/book/{pid}", lang=lang)) for pid in self.settings.portals]
+        portals = [
+            (self.settings.portal_name(pid), self._url(request, f"/book/{pid}", lang=lang))
+            for pid in self.settings.portals
+        ]
         return self._page(request, "chooser.html", lang, portals=portals)
 
     async def book_portal(self, request: Request) -> Response:
@@ -185,6 +189,10 @@ class _Web:
         return self._form(request, pid, lang, preview=preview if drill else None)
 
     async def book_request(self, request: Request) -> Response:
+        """Post/Redirect/Get: a stored request answers 303 to its confirmation (a GET that shows only
+        the number), so a reload never posts again; and each rendered form's token is good for one
+        request: a replay (back and send again, a double tap) gets the first one's confirmation,
+        stores nothing and notifies nobody."""
         pid = self._portal_id(request)
         if not self.limiter.allow(_client(request)):
             raise Rejected(429, "e429", {"retry-after": "60"})
@@ -193,7 +201,8 @@ class _Web:
         preview = fields.get("preview") or None
         drill = preview is not None and preview_ok(self.key, pid, preview)
         preview = preview if drill else None
-        if not self.csrf.valid(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, "")):
+        form = self.csrf.form_of(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, ""))
+        if form is None:
             if not drill and not (await self.store.portal(pid)).page_on:
                 # The portal is back: no new form, whose fresh token anyone could post while it is up.
                 return self._portal_is_back(request, pid, lang)
@@ -206,20 +215,41 @@ class _Web:
         if result.data is None:
             return self._form(request, pid, lang, result.values, result.errors, 422, preview=preview)
         data = {**result.data, "lang": lang, **({"drill": True} if drill else {})}
-        number = await self._store_request(pid, data)
-        self._announce(pid, number)
-        return self._done(request, pid, lang, number, drill)
+        number, new = await self._store_request(pid, data, form)
+        if new:
+            self._announce(pid, number)
+        else:
+            log.info("booking form for %s sent again: request %d shown, nothing stored", pid, number)
+        done = self._url(
+            request,
+            f"/book/{pid}/done/{number}",
+            lang=lang,
+            drill="1" if drill else None,
+            t=self.csrf.done_token(pid, number, drill),
+        )
+        return Response(status_code=303, headers={"location": done})
 
-    async def _store_request(self, pid: str, data: dict[str, Any]) -> int:
+    async def book_done(self, request: Request) -> Response:
+        """The confirmation: the number only (the URL carries no patient data), signed so that only
+        numbers this service gave out are confirmed."""
+        pid = self._portal_id(request)
+        number = int(request.path_params["number"])
+        drill = request.query_params.get("drill") == "1"
+        if not self.csrf.done_ok(pid, number, drill, request.query_params.get("t", "")):
+            raise Rejected(404, "e404")
+        return self._done(request, pid, self._lang(request), number, drill)
+
+    async def _store_request(self, pid: str, data: dict[str, Any], form: str) -> tuple[int, bool]:
         # Awaited (the patient's number is its row) but off the loop: the commit fsyncs.
         try:
-            number = await self.store.add_request(pid, data)
+            number, new = await self.store.add_form_request(pid, data, form)
         except (StoreError, sqlite3.Error, OSError) as err:
             log.error("booking request for %s NOT stored: %s", pid, type(err).__name__)
             raise Rejected(503, "e503") from None
-        self.metrics.booking_requests.labels(pid).inc()
-        log.info("booking request %d stored for %s", number, pid)
-        return number
+        if new:
+            self.metrics.booking_requests.labels(pid).inc()
+            log.info("booking request %d stored for %s", number, pid)
+        return number, new
 
     def _announce(self, pid: str, number: int) -> None:
         if self.notify is None:
@@ -248,6 +278,7 @@ class _Web:
             log.error("/staff cannot show the booking requests: %s", err)
             raise Rejected(503, "e503") from None
         portals = [await self.store.portal(pid) for pid in self.settings.portals]
+        holds = {p.portal: await self.store.value(f"flapping_hold:{p.portal}") for p in portals if p.failover}
 
         def filter_url(s: str | None) -> str:
             return self._url(request, "/staff", lang=lang, status=s)
@@ -268,6 +299,8 @@ class _Web:
                 csrf=csrf,
                 requests=rows,
                 portals=portals,
+                holds=holds,
+                names={pid: self.settings.portal_name(pid) for pid in self.settings.portals},
                 status_filter=status,
                 statuses=REQUEST_STATUSES,
                 limit=STAFF_LIST_LIMIT,
@@ -530,7 +563,7 @@ class _Web:
             )
 
         if values is not None:
-            return self._with_csrf(request, lambda csrf: HTMLResponse(render(csrf), status_code=status))
+            return self._with_csrf(request, lambda csrf: HTMLResponse(render(csrf), status_code=status), form=True)
         # Rendering is most of a request's CPU, and the blank form differs between patients only in
         # the CSRF token: render it once per portal, language and day, then fill the token in.
         key = (pid, lang, preview, date_min, request.scope.get("root_path", ""))
@@ -539,18 +572,19 @@ class _Web:
             if len(self._blank_forms) >= BLANK_FORMS_KEPT:
                 self._blank_forms.clear()  # mostly days gone by
             html = self._blank_forms[key] = render(CSRF_SLOT)
-        return self._with_csrf(request, lambda csrf: HTMLResponse(html.replace(CSRF_SLOT, csrf, 1)))
+        return self._with_csrf(request, lambda csrf: HTMLResponse(html.replace(CSRF_SLOT, csrf, 1)), form=True)
 
     def _done(self, request: Request, pid: str, lang: str, number: int | None, drill: bool) -> Response:
         back = self._url(request, f"/book/{pid}", lang=lang)
         return self._page(request, "done.html", lang, number=number, drill=drill, back_url=back)
 
-    def _with_csrf(self, request: Request, render: Callable[[str], Response]) -> Response:
-        """Render a page with a form: reuse the browser's CSRF cookie, or set a new one."""
+    def _with_csrf(self, request: Request, render: Callable[[str], Response], *, form: bool = False) -> Response:
+        """Render a page with a form: reuse the browser's CSRF cookie, or set a new one. ``form``:
+        the booking form, whose token is good for one request."""
         cookie = self.csrf.cookie_of(request.cookies)
         fresh = cookie is None
         cookie = cookie or self.csrf.new_cookie()
-        response = render(self.csrf.token(cookie))
+        response = render(self.csrf.form_token(cookie) if form else self.csrf.token(cookie))
         if fresh:
             response.headers.append("set-cookie", csrf_cookie_header(cookie, request.url.scheme == "https"))
         return response

@@ -126,6 +126,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "staff_list": "受け付けたご希望",
         "staff_portal": "窓口",
         "staff_failover_on": "フェイルオーバー中",
+        "staff_held": (
+            "切り替えが頻発（1時間に{count}回）のため代替受付を継続中："
+            "予約サイトが使えていれば {until} ごろ自動で戻ります"
+        ),
+        "staff_held_unknown": "未定",
         "staff_failover_off": "通常",
         "staff_page_on": "臨時ページ表示中",
         "staff_page_off": "予約サイトへ転送中",
@@ -260,6 +265,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "staff_list": "Requests received",
         "staff_portal": "Portal",
         "staff_failover_on": "in failover",
+        "staff_held": (
+            "held in failover: switching too often ({count}× within an hour); "
+            "back by itself at about {until} if the portal stays up"
+        ),
+        "staff_held_unknown": "not known",
         "staff_failover_off": "normal",
         "staff_page_on": "fallback page shown",
         "staff_page_off": "redirecting to the portal",

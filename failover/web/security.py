@@ -24,6 +24,7 @@ SECRET_BYTES = 32
 CSRF_COOKIE = "pg_csrf"
 CSRF_FIELD = "csrf"
 _COOKIE_FORM = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
+_FORM_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")  # secrets.token_urlsafe(16)
 
 # No script at all, styles and images only from us, forms post only to us, never framed.
 CSP = (
@@ -133,6 +134,27 @@ class Csrf:
         if cookie is None:
             return False
         return hmac.compare_digest(self.token(cookie).encode(), token.encode("utf-8", "replace"))
+
+    def form_token(self, cookie: str) -> str:
+        """The token of one rendered booking form: a fresh id and a MAC of it with the cookie, so
+        the form can be sent once (``failover.store`` keeps which request each id made)."""
+        form = secrets.token_urlsafe(16)
+        return f"{form}.{_mac(self._key, 'form', f'{cookie}.{form}')}"
+
+    def form_of(self, cookie: str | None, token: str) -> str | None:
+        """The form id of a valid form token (None: not ours, or not this browser's)."""
+        form, _, mac = token.partition(".")
+        if cookie is None or not _FORM_ID.match(form):
+            return None
+        expected = _mac(self._key, "form", f"{cookie}.{form}")
+        return form if hmac.compare_digest(expected.encode(), mac.encode("utf-8", "replace")) else None
+
+    def done_token(self, portal: str, number: int, drill: bool) -> str:
+        """The confirmation page's URL token: only numbers this service gave out are confirmed."""
+        return _mac(self._key, "done", f"{portal}:{number}:{int(drill)}")
+
+    def done_ok(self, portal: str, number: int, drill: bool, token: str) -> bool:
+        return hmac.compare_digest(self.done_token(portal, number, drill).encode(), token.encode("utf-8", "replace"))
 
 
 def csrf_cookie_header(value: str, secure: bool) -> str:

@@ -43,7 +43,7 @@ def test_fallback_load_loses_no_booking_request() -> None:
         "fallback_load.py", "--seconds", "1", "--warmup", "0.2", "--connections", "4", "--post-connections", "2"
     )
     assert done.returncode in (0, 1), done.stderr[-3000:]  # 1: a goal missed at this size; not judged here
-    counts = re.search(r"acknowledged \(200 \+ number\): ([\d,]+); in the store: ([\d,]+)", done.stdout)
+    counts = re.search(r"acknowledged \(303 \+ number\): ([\d,]+); in the store: ([\d,]+)", done.stdout)
     assert counts, done.stdout
     acknowledged, stored = (int(n.replace(",", "")) for n in counts.groups())
     assert acknowledged > 0 and acknowledged == stored, done.stdout

@@ -26,6 +26,7 @@ DEPLOY = REPO / "deploy"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 ALERTS = {
     "PortalDown",
+    "PortalDownWhileSuppressed",
     "FailoverActive",
     "FailoverActionFailing",
     "ActionNotReady",
@@ -335,6 +336,17 @@ def test_portalguard_stale_inhibits_the_alerts_it_makes_meaningless() -> None:
         for target in others:
             assert inhibited(target, source) is (target["instance"] == source["instance"]), (source, target)
     assert not any(inhibited(s, s) for s in stale), "the cause itself must stay visible"
+
+
+def test_portal_down_while_suppressed_replaces_portal_down_of_its_portal_only() -> None:
+    fired = fired_alerts()
+    down = next(a for a in fired if a["alertname"] == "PortalDown")
+    suppressed = next(
+        a for a in fired if a["alertname"] == "PortalDownWhileSuppressed" and a["portal"] == down["portal"]
+    )
+    assert inhibited(down, suppressed), "one page for one portal, the one that says what to do"
+    assert not inhibited({**down, "portal": "other"}, suppressed)
+    assert not inhibited(suppressed, down) and not inhibited(suppressed, suppressed)
 
 
 def compose() -> dict[str, Any]:

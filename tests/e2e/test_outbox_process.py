@@ -126,7 +126,7 @@ async def _post(web: httpx.AsyncClient) -> None:
     page = await web.get(f"/book/{PORTAL}")
     token = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert token, "no CSRF field"
-    done = await web.post(f"/book/{PORTAL}/request", data={"csrf": token.group(1), **FORM})
+    done = await web.post(f"/book/{PORTAL}/request", data={"csrf": token.group(1), **FORM}, follow_redirects=True)
     assert done.status_code == 200, done.status_code
 
 

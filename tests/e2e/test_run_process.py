@@ -283,7 +283,9 @@ async def test_booking_requests_survive_kill9_right_after_the_confirmation(rig: 
                 page = await web.get(f"/book/{PORTAL}")
                 token = re.search(r'name="csrf" value="([^"]+)"', page.text)
                 assert token, "no CSRF field"
-                done = await web.post(f"/book/{PORTAL}/request", data={"csrf": token.group(1), **FORM})
+                done = await web.post(
+                    f"/book/{PORTAL}/request", data={"csrf": token.group(1), **FORM}, follow_redirects=True
+                )
                 assert done.status_code == 200, done.status_code
             await rig.kill9()  # right after the last confirmation
             await rig.start()

@@ -81,6 +81,24 @@ def test_status_json_shape_before_the_service_ever_ran(cfg: Path) -> None:
     assert p["actions"]["page"] == {"desired": "off", "observed": "unknown", "last_error": None, "attempts": 0}
 
 
+def test_status_shows_the_portal_name(cfg: Path) -> None:
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("  epark:\n", "  epark:\n    name: EPARK 渋谷\n"), "utf-8")
+    assert "EPARK 渋谷 (epark): UNKNOWN" in cli(cfg, "status").output
+
+
+def test_status_shows_a_flapping_hold_and_its_end(cfg: Path) -> None:
+    store = Store(cfg.parent / "pg.db")
+    store.set_failover("epark", True, "public: http_status (HTTP 503)")
+    now = store.clock()
+    store.set_value("flapping_hold:epark", {"count": 4, "until": now + 1800, "since": now - 60})
+    store.close()
+    out = cli(cfg, "status").output
+    assert "FAILOVER ON since" in out and "(held on: switching too often)" in out and "HTTP 503" not in out
+    assert "4 failovers within an hour (failover.max_switches_per_hour); ends at" in out
+    assert "decide sooner: portalguard failover on|off|auto epark" in out
+    assert json.loads(cli(cfg, "status", "--json").output)["portals"]["epark"]["hold"]["count"] == 4
+
+
 def test_failover_override_round_trip(cfg: Path) -> None:
     r = cli(cfg, "failover", "on", "epark", "--reason", "portal vendor announced outage", "--for", "2h")
     assert r.exit_code == 0 and "forced ON for 2h" in r.output
@@ -100,6 +118,24 @@ def test_failover_needs_a_reason_and_a_known_portal(cfg: Path) -> None:
     assert r.exit_code == 2 and "unknown portal 'nope' (configured: epark)" in r.output
     r = CliRunner().invoke(main, ["-c", str(cfg), "failover", "on", "epark", "--reason", "x", "--for", "2"])
     assert r.exit_code == 2 and "is not a duration" in r.output
+
+
+def test_failover_off_needs_a_bounded_for(cfg: Path) -> None:
+    """Protection is never switched off for ever by accident: --for is required, at most 7 days,
+    and "never" only with --yes-really. Nothing is stored when refused."""
+    run = lambda *a: CliRunner().invoke(main, ["-c", str(cfg), "failover", "off", "epark", "--reason", "x", *a])  # noqa: E731
+    r = run()
+    assert r.exit_code == 2 and "failover off needs --for DURATION (at most 7d)" in r.output
+    r = run("--for", "8d")
+    assert r.exit_code == 2 and "longer than 7d" in r.output
+    r = run("--for", "never")
+    assert r.exit_code == 2 and "--yes-really" in r.output
+    assert json.loads(cli(cfg, "status", "--json").output)["portals"]["epark"]["override"] is None
+    r = run("--for", "7d")
+    assert r.exit_code == 0 and "forced OFF for 7d" in r.output
+    r = run("--for", "never", "--yes-really")
+    assert r.exit_code == 0 and "forced OFF until `failover auto`" in r.output
+    assert json.loads(cli(cfg, "status", "--json").output)["portals"]["epark"]["override"]["expires"] is None
 
 
 def test_maintenance_add_list_remove(cfg: Path) -> None:

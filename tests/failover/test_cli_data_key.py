@@ -107,7 +107,7 @@ def test_a_malformed_key_in_the_environment_is_a_config_error_that_does_not_show
     with pytest.raises(ConfigError) as info:
         load(config(tmp_path))
     assert info.value.messages == [
-        "portalguard.yaml: data_key: is not a portalguard data key (it starts with pgk1:); "
+        f"{config(tmp_path)}: data_key: is not a portalguard data key (it starts with pgk1:); "
         "run `portalguard keygen` for a new one"
     ]
     r = cli(config(tmp_path), "status")

@@ -96,3 +96,15 @@ async def test_tls_days_left_for_https_endpoints_only(tmp_path: Path) -> None:
     header, _, *lines = as_table.output.splitlines()
     start = header.index("tls_days")
     assert [line[start : start + len("tls_days")].strip() for line in lines] == ["9", "9", ""]
+
+
+async def test_a_refused_login_names_the_credentials_to_check(tmp_path: Path) -> None:
+    async with PortalSimulator() as sim:
+        sim.set_mode("login_rejected", endpoints=("admin",))
+        config = write_config(tmp_path, sim)
+        as_json, as_table = await probe(config, "--json"), await probe(config)
+    rows = {row["endpoint"]: row for row in json.loads(as_json.output)}
+    key = "portals.sakura.endpoints.admin.login"
+    assert rows["admin"]["check"] == f"{key}.username and {key}.password (was the password changed?)"
+    assert "check" not in rows["public"]
+    assert f"sakura/admin: the staff login failed: check {key}.username and {key}.password" in as_table.output

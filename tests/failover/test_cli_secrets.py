@@ -130,6 +130,6 @@ def test_a_url_key_that_is_no_secret_field_is_still_required(tmp_path: Path) -> 
     with pytest.raises(ConfigError) as err:
         load(path, environ={}, secrets_required=False)
     assert err.value.messages == [
-        "portalguard.yaml: portals.epark.endpoints.admin.url: environment variable ADMIN_URL is not set "
+        f"{path}: portals.epark.endpoints.admin.url: environment variable ADMIN_URL is not set "
         "(set it where portalguard runs, e.g. in the systemd EnvironmentFile)"
     ]

@@ -302,3 +302,55 @@ def _check_summary(summary: dict[str, Any]) -> None:
     assert [h["status"] for h in summary["campaign"]["history"]] == ["ENABLED", "PAUSED"]
     assert summary["campaign"]["now"] == "PAUSED"
     assert summary["booking_requests"] == 1
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_simulator_only_takes_ports_and_prints_a_config_that_config_check_accepts(tmp_path: Path) -> None:
+    """`demo --simulator-only --port …` listens where told and prints a whole config for trying
+    portalguard against it; `config check` accepts it as printed, and `probe` finds it all up."""
+    from failover.cli.demo_cmd import SNIPPET_END, SNIPPET_START
+
+    public, admin, control = _free_ports(3)
+    portalguard = Path(sys.executable).parent / "portalguard"
+    args = ["demo", "--simulator-only", "--port", str(public), "--admin-port", str(admin)]
+    proc = subprocess.Popen(
+        [str(portalguard), *args, "--control-port", str(control)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("running until Ctrl-C"):
+                break
+        snippet = "\n".join(lines[lines.index(SNIPPET_START) + 1 : lines.index(SNIPPET_END)]) + "\n"
+        assert f"http://127.0.0.1:{public}/" in snippet and f"http://127.0.0.1:{admin}/" in snippet
+        assert f"http://127.0.0.1:{control}/generate_204" in snippet and "book_url:" in snippet
+        config = tmp_path / "portalguard.yaml"
+        config.write_text(snippet, encoding="utf-8")
+        check = subprocess.run(
+            [str(portalguard), "-c", str(config), "config", "check"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        probe = subprocess.run(
+            [str(portalguard), "-c", str(config), "probe"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)

@@ -32,6 +32,12 @@ FIELDS = {
     "count": 3,
     "numbers": [40, 41, 42],
     "max_active": 86400.0,
+    "by": "override",
+    "why": "known false alarm",
+    "until": SINCE + 7200,
+    "endpoint": "admin",
+    "config_key": "portals.epark.endpoints.admin.login",
+    "held_until": SINCE + 3600,
 }
 
 
@@ -122,6 +128,63 @@ def test_flapping_gives_the_commands() -> None:
     _, body = render("flapping", "ja", **FIELDS)
     for mode in ("on", "off", "auto"):
         assert f"portalguard failover {mode} epark" in body
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_flapping_says_the_hold_and_its_end_in_the_staff_language(language: str) -> None:
+    _, body = render("flapping", language, **FIELDS)
+    assert "held on" not in body and "(flapping)" not in body, "no English decision text in the message"
+    if language == "ja":
+        assert "1時間に4回切り替わったため代替受付を続けています" in body and "2027-01-15 18:00 JST ごろ" in body
+    else:
+        assert (
+            "failed over 4× within an hour: the fallback stays on" in body and "at about 2027-01-15 18:00 JST" in body
+        )
+    _, unknown = render("flapping", language, **{**FIELDS, "held_until": None})
+    assert ("未定" if language == "ja" else "not known") in unknown
+
+
+def test_min_failover_hold_in_words() -> None:
+    from failover.staff.messages import cause_in_words
+
+    assert cause_in_words("portal up; held 4m30s more (min_failover)", "ja") == (
+        "予約サイトは使えていますが、最低継続時間（min_failover）のため、あと4分代替受付を続けます"
+    )
+
+
+def test_flapping_and_reminder_commands_are_accepted_as_written() -> None:
+    """The `failover off` they suggest carries the --for it needs (a bare one is refused)."""
+    for topic in ("flapping", "reminder"):
+        for lang in ("ja", "en"):
+            (line,) = [x for x in render(topic, lang, **FIELDS)[1].splitlines() if "failover off" in x]
+            assert "failover off epark --for 2h --reason" in line
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_down_while_suppressed_says_what_keeps_failover_off(language: str) -> None:
+    title, body = render("down_while_suppressed", language, **FIELDS)
+    if language == "ja":
+        assert "停止中ですが手動で切り替えを止めています" in title + body
+        assert "portalguard failover off（理由：known false alarm、2027-01-15 19:00 JSTまで）" in body
+    else:
+        assert "kept off by hand" in title and "until 2027-01-15 19:00 JST" in body
+    assert "portalguard failover auto epark" in body and "HTTP 503" in body
+    window = {**FIELDS, "by": "maintenance", "window": 4, "why": "vendor upgrade"}
+    _, body = render("down_while_suppressed", language, **window)
+    assert ("メンテナンス枠 No.4" if language == "ja" else "maintenance window No. 4") in body
+    _, forever = render("down_while_suppressed", language, **{**FIELDS, "until": None})
+    assert ("期限なし" if language == "ja" else "no end") in forever
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_login_failed_names_the_credentials_to_check(language: str) -> None:
+    _, body = render("login_failed", language, **FIELDS)
+    if language == "ja":
+        assert "スタッフ用ログインに失敗しています。パスワードが変わっていないか確認してください" in body
+    else:
+        assert "check whether the password was changed" in body
+    assert "portals.epark.endpoints.admin.login.username" in body
+    assert "portals.epark.endpoints.admin.login.password" in body
 
 
 def test_network_degraded_says_no_failover_was_done() -> None:

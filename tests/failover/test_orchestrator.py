@@ -304,8 +304,13 @@ async def test_flapping_portal_is_held_on_and_escalated_once(rig: Rig) -> None:
     for _ in range(3):
         await rig.tick(1)
     assert [s[0] for s in rig.staff.sent].count("flapping") == 1
+    (flapping,) = [s[2] for s in rig.staff.sent if s[0] == "flapping"]
+    hold = rig.store.sync.value(f"flapping_hold:{PORTAL}")
+    first_start = min(e.ts for e in rig.store.sync.events(PORTAL) if e.kind == "failover" and e.detail["to"] == "on")
+    assert hold["count"] == 3 and hold["until"] == first_start + 3600 == flapping["held_until"]
     await rig.tick(3600)
     assert not rig.page.on
+    assert rig.store.sync.value(f"flapping_hold:{PORTAL}", "gone") is None, "the hold's end is published"
 
 
 async def test_restart_resumes_without_repeating_effects(tmp_path: Any, clock: Any) -> None:
@@ -474,3 +479,98 @@ async def test_a_crashing_action_is_logged_without_its_text(rig: Rig, caplog: py
     assert "RuntimeError" in caplog.text and "ads" in caplog.text
     assert "s3cret" not in caplog.text and "hooks.example.com" not in caplog.text
     assert rig.row("ads").last_error == "ads: internal error RuntimeError"
+
+
+async def test_down_while_forced_off_tells_staff_once_per_incident(rig: Rig, tmp_path: Any) -> None:
+    """A forgotten `failover off` never leaves the clinic unbookable in silence: DOWN while kept off
+    tells staff once, not at every tick nor after a flap through RECOVERING; a new DOWN after UP does."""
+    rig.store.sync.set_override(PORTAL, "off", "known false alarm", rig.clock() + 7 * 86400)
+    rig.health = Health.DOWN
+    for _ in range(3):
+        await rig.tick()
+    assert not rig.page.on
+    told = [s for s in rig.staff.sent if s[0] == "down_while_suppressed"]
+    assert len(told) == 1 and told[0][1] == PORTAL
+    assert told[0][2]["by"] == "override" and told[0][2]["why"] == "known false alarm"
+    rig.health = Health.RECOVERING
+    await rig.tick()
+    rig.health = Health.DOWN
+    await rig.tick()
+    assert [s[0] for s in rig.staff.sent].count("down_while_suppressed") == 1, "a flap is the same incident"
+    # a restart in the middle of the incident: not told again
+    second = Rig(tmp_path, rig.clock, ResilientStore(rig.settings.store, rig.clock))
+    second.health = Health.DOWN
+    await second.tick()
+    assert not [s for s in second.staff.sent if s[0] == "down_while_suppressed"]
+    rig.health = Health.UP
+    await rig.tick()
+    rig.health = Health.DOWN
+    await rig.tick()
+    assert [s[0] for s in rig.staff.sent].count("down_while_suppressed") == 2, "a new incident is told"
+
+
+async def test_down_during_a_suppress_window_tells_staff_once(rig: Rig) -> None:
+    now = rig.clock()
+    rig.store.sync.add_maintenance(PORTAL, now - 10, now + 3600, "suppress", "vendor upgrade")
+    rig.health = Health.DOWN
+    await rig.tick()
+    await rig.tick()
+    (told,) = [s for s in rig.staff.sent if s[0] == "down_while_suppressed"]
+    assert told[2]["by"] == "maintenance" and told[2]["window"] >= 1 and not rig.page.on
+    kinds = [e.kind for e in rig.store.sync.events(PORTAL)]
+    assert "suppressed_down" in kinds
+
+
+async def test_down_without_suppression_or_with_a_failover_window_tells_nothing_extra(rig: Rig) -> None:
+    now = rig.clock()
+    rig.store.sync.add_maintenance(PORTAL, now - 10, now + 3600, "failover", "vendor upgrade")
+    rig.health = Health.DOWN
+    await rig.tick()
+    rig.store.sync.set_override(PORTAL, "on", "sure", None)
+    await rig.tick()
+    assert not [s for s in rig.staff.sent if s[0] == "down_while_suppressed"] and rig.page.on
+
+
+async def test_a_refused_staff_login_tells_staff_once_whatever_the_trigger(tmp_path: Any, clock: Any) -> None:
+    """trigger: public ignores the admin endpoint for the verdict, but a login refused for the
+    portal's down_after thresholds (3 results over 30 s) sends one message naming the credentials;
+    a success ends the episode, the next refusal is a new one."""
+    from watchdog.metrics import WatchdogMetrics
+    from watchdog.monitor import Monitor
+    from watchdog.result import FailureKind, ProbeResult
+    from watchdog.scheduler import ProbeJob
+
+    raw = make_settings(tmp_path).model_dump(mode="json")
+    raw["portals"][PORTAL]["endpoints"]["admin"] = {
+        "url": "http://127.0.0.1:9/admin",
+        "login": {"username": "staff", "password": "a-password-long-enough", "success_contains": ["Logout"]},
+    }
+    settings = Settings.model_validate(raw)
+    assert settings.portals[PORTAL].trigger == "public"
+    metrics = FailoverMetrics(CollectorRegistry())
+    store = ResilientStore(settings.store, clock, metrics)
+    staff = StaffRecorder(store)
+    monitor = Monitor(settings, WatchdogMetrics(CollectorRegistry()), clock)
+    orch = Orchestrator(settings, store, metrics, staff, {PORTAL: {}}, monitor.health, lambda: False, clock)  # type: ignore[arg-type]
+    (admin,) = [j for j in monitor.jobs() if j.endpoint == "admin"]
+    public = ProbeJob("p", PORTAL, "public", "http", settings.portals[PORTAL].endpoints["public"], 15, 10)
+    refused = ProbeResult(False, 0.1, 200, FailureKind.LOGIN, 'login not accepted: missing text "Logout"')
+
+    async def probe(result: ProbeResult, advance: float = 15.0) -> None:
+        clock.advance(advance)
+        monitor.on_result(public, ProbeResult(True, 0.1, 200))
+        monitor.on_result(admin, result)
+        await orch.tick()
+
+    told = lambda: [s for s in staff.sent if s[0] == "login_failed"]  # noqa: E731
+    for _ in range(2):  # two refusals over 15 s: not yet the thresholds
+        await probe(refused)
+    assert not told() and monitor.health(PORTAL).health is Health.UP
+    await probe(refused)  # the third, 30 s after the first
+    await probe(refused)
+    (message,) = told()
+    assert message[2]["config_key"] == f"portals.{PORTAL}.endpoints.admin.login" and message[2]["endpoint"] == "admin"
+    await probe(ProbeResult(True, 0.1, 200))
+    for _ in range(3):
+        await probe(refused)
+    assert len(told()) == 2, "a refusal after a good login is a new episode"

@@ -6,6 +6,7 @@ messages, one per line). Add a case by adding the two files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -71,8 +72,9 @@ def write(tmp_path: Path, text: str, name: str = "portalguard.yaml") -> Path:
 
 
 def messages(path: Path, environ: dict[str, str]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load(path, environ=environ)
+    """The messages for ``path`` given as its name from its own directory (they show the path as given)."""
+    with contextlib.chdir(path.parent), pytest.raises(ConfigError) as info:
+        load(Path(path.name), environ=environ)
     return info.value.messages
 
 
@@ -168,7 +170,7 @@ def test_config_path_precedence(
 def test_missing_file_says_how_to_give_one(tmp_path: Path) -> None:
     path = tmp_path / "nope.yaml"
     assert messages(path, {}) == [
-        f"{path}: no such file (give -c FILE, set PORTALGUARD_CONFIG, or create ./portalguard.yaml; "
+        "nope.yaml: no such file (give -c FILE, set PORTALGUARD_CONFIG, or create ./portalguard.yaml; "
         "config/example.yaml is a commented start)"
     ]
 
@@ -381,11 +383,77 @@ def test_hostile_yaml_is_refused_quickly_by_config_check(name: str) -> None:
     path = CONFIGS / "invalid" / f"{name}.yaml"
     portalguard = Path(sys.executable).parent / "portalguard"
     done = subprocess.run(
-        [str(portalguard), "-c", str(path), "config", "check"],
+        [str(portalguard), "-c", f"invalid/{path.name}", "config", "check"],
         capture_output=True,
         text=True,
         timeout=30,
+        cwd=CONFIGS,
     )
     assert done.returncode == 2
     expected = path.with_suffix(".expected").read_text(encoding="utf-8").strip()
-    assert done.stderr.strip() == f"portalguard: {expected}"
+    assert done.stderr.strip() == f"portalguard: invalid/{expected}", "the path as given"
+
+
+# -- issue 14 item 15: messages that help ---------------------------------------------------------
+
+
+def test_messages_show_the_path_as_given(tmp_path: Path) -> None:
+    (tmp_path / "typo").mkdir()
+    (tmp_path / "typo" / "a.yaml").write_text(MINIMAL.replace("book_url:", "book_urll:"), encoding="utf-8")
+    with contextlib.chdir(tmp_path), pytest.raises(ConfigError) as info:
+        load(Path("typo/a.yaml"), environ={})
+    assert info.value.messages[0].startswith("typo/a.yaml: portals.epark-shibuya.book_url: is required")
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "line"),
+    [
+        pytest.param(
+            MINIMAL.replace("book_url:", "\tbook_url:"),
+            "line 9, column 5: invalid YAML: a character no value can start with (a tab? indent with spaces only)",
+            '    \tbook_url: "https://portal.example.jp/c/1/book"',
+            id="tab",
+        ),
+        pytest.param(
+            MINIMAL + "failover:\n  tick: 1s: 2s\n",
+            'invalid YAML: a second colon in a value: put a value that contains ": " in quotes',
+            "  tick: 1s: 2s",
+            id="colon",
+        ),
+        pytest.param(
+            MINIMAL.replace('    book_url: "', '   book_url: "'),
+            "invalid YAML: the indentation does not line up with the lines above",
+            '   book_url: "https://portal.example.jp/c/1/book"',
+            id="indentation",
+        ),
+    ],
+)
+def test_yaml_syntax_errors_in_words_with_the_line(tmp_path: Path, text: str, first: str, line: str) -> None:
+    got = messages(write(tmp_path, text), {})
+    assert got[0].startswith("portalguard.yaml: line ") and first in got[0], got
+    number = got[0].split("line ", 1)[1].split(",", 1)[0]
+    column = int(got[0].split("column ", 1)[1].split(":", 1)[0])
+    assert got[1] == f"  {number} | {line}"
+    assert got[2] == f"  {' ' * len(number)} | {' ' * (column - 1)}^"
+
+
+def test_an_ordinary_word_from_the_environment_is_not_masked(tmp_path: Path) -> None:
+    """PORTAL_USER=staff at a username (no secret) must not hide the action named `staff`."""
+    text = (
+        MINIMAL.replace("username: u", 'username: "${PORTAL_USER}"').replace(
+            "    book_url:", "    actions: [ads, staff, page, nope]\n    book_url:"
+        )
+        + "actions:\n  staff: {type: notify, urls: ['json://127.0.0.1:9/']}\n  page: {type: fallback_page}\n"
+    )
+    got = messages(write(tmp_path, text), {"PORTAL_USER": "staff"})
+    assert any("staff" in line and "${PORTAL_USER}" not in line for line in got), got
+
+
+def test_a_secret_is_masked_only_when_long_enough(tmp_path: Path) -> None:
+    long_secret, short = "hunter2-long-pw", "abc12"
+    for value, masked in ((long_secret, True), (short, False)):
+        text = MINIMAL.replace('"PASSWORD"', '"${PORTAL_PASSWORD}"').replace(
+            "    book_url:", f"    actions: [{value}]\n    book_url:"
+        )
+        got = "\n".join(messages(write(tmp_path, text), {"PORTAL_PASSWORD": value}))
+        assert (value not in got) is masked and ("${PORTAL_PASSWORD}" in got) is masked, got

@@ -169,6 +169,23 @@ async def test_a_patient_books_on_a_phone(site: Site, browser: BrowserContext) -
     assert all(url.startswith(site.base) for url in requested), "the page loaded something from elsewhere"
 
 
+async def test_reloading_the_confirmation_stores_one_request(site: Site, browser: BrowserContext) -> None:
+    """Chromium's reload of a POST result would post again; after Post/Redirect/Get it is a GET of the
+    number. (A replayed form token is test_web_request's: Back loads a fresh form, the page is no-store.)"""
+    page = await browser.new_page()
+    await page.goto(f"{site.base}/book/{PORTAL}")
+    await fill_valid(page)
+    await page.get_by_role("button", name="送信する").click()
+    await expect(page.get_by_role("heading", name="ご予約のご希望を受け付けました")).to_be_visible()
+    number = await page.locator("#request-number").inner_text()
+    assert f"/book/{PORTAL}/done/{number}?" in page.url and "090" not in page.url and "hanako" not in page.url
+    for _ in range(2):
+        response = await page.reload()
+        assert response is not None and response.status == 200 and response.request.method == "GET"
+        await expect(page.locator("#request-number")).to_have_text(number)
+    assert site.store.sync.count_requests() == 1
+
+
 async def test_an_invalid_form_shows_the_errors_next_to_the_fields(site: Site, browser: BrowserContext) -> None:
     page = await browser.new_page()
     await page.goto(f"{site.base}/book/{PORTAL}")

@@ -69,6 +69,16 @@ async def test_several_portals_get_a_chooser(tmp_path: Path, clock) -> None:
         assert (await c.get("/book/other")).headers["location"] == "https://other.example.jp/b"
 
 
+async def test_the_chooser_and_staff_show_portal_names(tmp_path: Path, clock) -> None:
+    portals = two_portals()
+    portals["other"]["name"] = "ホットペッパー <予約>"
+    web = make_web(tmp_path, clock, portals=portals)
+    async with web.client() as c:
+        r = await c.get("/book")
+    assert "ホットペッパー &lt;予約&gt;</a>" in r.text and f">{PORTAL}</a>" in r.text, "default: the id"
+    assert web.settings.portal_name("other") == "ホットペッパー <予約>" and web.settings.portal_name(PORTAL) == PORTAL
+
+
 async def test_unknown_portal_is_404_with_the_phone_number(web: Web) -> None:
     async with web.client() as c:
         r = await c.get("/book/nope")

@@ -73,7 +73,7 @@ async def test_the_request_is_accepted_even_after_the_switch_went_off(web: Web, 
         token = await open_form(c)
         web.store.sync.set_page(PORTAL, False)  # the portal recovered while the patient was typing
         clock.advance(5)
-        r = await c.post(f"/book/{PORTAL}/request", data={"csrf": token, **valid_form()})
+        r = await c.post(f"/book/{PORTAL}/request", data={"csrf": token, **valid_form()}, follow_redirects=True)
     assert r.status_code == 200
     assert web.store.sync.count_requests() == 1
 
@@ -118,11 +118,56 @@ async def test_a_slow_announcement_does_not_delay_the_confirmation(tmp_path: Pat
     assert not web.app.state.announcements
 
 
+async def test_a_stored_request_redirects_to_a_get_confirmation_without_patient_data(web: Web) -> None:
+    """Post/Redirect/Get: reloading the confirmation is a GET of the number, never a second post."""
+    async with web.client() as c:
+        token = await open_form(c)
+        r = await c.post(f"/book/{PORTAL}/request", data={"csrf": token, **valid_form()})
+        assert r.status_code == 303
+        location = r.headers["location"]
+        (row,) = web.store.sync.requests()
+        assert location.startswith(f"/book/{PORTAL}/done/{row.id}?")
+        for typed in ("山田", "090", "hanako", "2027", "奥歯", "morning"):
+            assert typed not in location and escape(typed) not in location
+        for _ in range(3):  # reloads
+            page = await c.get(location)
+            assert page.status_code == 200 and f'<strong id="request-number">{row.id}</strong>' in page.text
+        assert (await c.get(location.replace(f"/done/{row.id}", f"/done/{row.id + 1}"))).status_code == 404
+        assert (await c.get(f"/book/{PORTAL}/done/{row.id}")).status_code == 404, "unsigned: not confirmed"
+    assert web.store.sync.count_requests() == 1
+
+
+async def test_a_form_sent_again_shows_the_first_confirmation_stores_and_tells_nothing(web: Web) -> None:
+    """Each rendered form submits at most once: back and Send again, or a double tap, replays the
+    same form token; it gets the first request's confirmation, nothing stored, nobody notified."""
+    async with web.client() as c:
+        token = await open_form(c)
+        first = await c.post(f"/book/{PORTAL}/request", data={"csrf": token, **valid_form()})
+        await settle()
+        again = await c.post(f"/book/{PORTAL}/request", data={"csrf": token, **valid_form(name="別人")})
+        assert again.status_code == 303 and again.headers["location"] == first.headers["location"]
+        fresh = await submit(c, valid_form())  # a new form is a new request
+    await settle()
+    first_row, second_row = sorted(web.store.sync.requests(), key=lambda row: row.id)
+    assert first_row.data["name"] == "山田 花子" and f">{second_row.id}</strong>" in fresh.text
+    assert web.counter("portalguard_booking_requests_total", portal=PORTAL) == 2
+    assert web.notified == [(PORTAL, first_row.id), (PORTAL, second_row.id)]
+
+
+async def test_two_forms_get_different_tokens_and_a_forged_one_is_refused(web: Web) -> None:
+    async with web.client() as c:
+        one, two = await open_form(c), await open_form(c)
+        assert one != two
+        _, _, mac = one.partition(".")
+        r = await c.post(f"/book/{PORTAL}/request", data={"csrf": f"{'A' * 22}.{mac}", **valid_form()})
+    assert r.status_code == 403 and web.store.sync.count_requests() == 0
+
+
 async def test_store_failure_is_503_with_the_phone_number(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def full_disk(portal: str, data: dict) -> int:
+    async def full_disk(portal: str, data: dict, form: str) -> tuple[int, bool]:
         raise StoreError("disk full")
 
-    monkeypatch.setattr(web.store, "add_request", full_disk)
+    monkeypatch.setattr(web.store, "add_form_request", full_disk)
     async with web.client() as c:
         r = await submit(c, valid_form())
     assert r.status_code == 503
@@ -250,7 +295,8 @@ async def test_a_form_with_harmless_content_type_parameters_is_accepted(web: Web
     async with web.client() as c:
         token = await open_form(c)
         body = urlencode({"csrf": token, **valid_form()}).encode()
-        r = await c.post(f"/book/{PORTAL}/request", content=body, headers={"content-type": content_type})
+        headers = {"content-type": content_type}
+        r = await c.post(f"/book/{PORTAL}/request", content=body, headers=headers, follow_redirects=True)
     assert r.status_code == 200, r.text
     assert web.store.sync.count_requests() == 1
 
@@ -291,7 +337,7 @@ async def test_csrf_mismatch_is_403_keeps_the_values_and_stores_nothing(web: Web
         assert 'value="山田 花子"' in r.text
         assert web.store.sync.count_requests() == 0
         # The page carries a fresh token: pressing Send again works.
-        retry = await c.post(f"/book/{PORTAL}/request", data={**form, "csrf": csrf_of(r.text)})
+        retry = await c.post(f"/book/{PORTAL}/request", data={**form, "csrf": csrf_of(r.text)}, follow_redirects=True)
     assert retry.status_code == 200
     assert web.store.sync.count_requests() == 1
 
@@ -328,8 +374,13 @@ async def test_preview_submission_is_marked_as_a_drill(tmp_path: Path, clock) ->
     token = preview_token(web.settings, PORTAL)
     async with web.client() as c:
         csrf = await open_form(c, f"/book/{PORTAL}?preview={token}")
-        r = await c.post(f"/book/{PORTAL}/request", data={"csrf": csrf, "preview": token, **valid_form()})
-        forged = await c.post(f"/book/{PORTAL}/request", data={"csrf": csrf, "preview": "x", **valid_form()})
+        r = await c.post(
+            f"/book/{PORTAL}/request", data={"csrf": csrf, "preview": token, **valid_form()}, follow_redirects=True
+        )
+        csrf = await open_form(c, f"/book/{PORTAL}?preview={token}")  # each rendered form sends once
+        forged = await c.post(
+            f"/book/{PORTAL}/request", data={"csrf": csrf, "preview": "x", **valid_form()}, follow_redirects=True
+        )
     assert r.status_code == 200 and "プレビュー（訓練用）" in r.text
     drill, real = sorted(web.store.sync.requests(), key=lambda row: row.id)
     assert drill.data["drill"] is True

@@ -4,6 +4,7 @@ every change."""
 from __future__ import annotations
 
 import base64
+import copy
 import re
 from pathlib import Path
 
@@ -56,6 +57,35 @@ async def test_staff_sees_requests_newest_first_and_the_failover_state(web: Web)
     assert "フェイルオーバー中" in r.text and "臨時ページ表示中" in r.text
     assert 'href="tel:09012345678"' in r.text
     assert r.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+async def test_staff_sees_a_flapping_hold_and_its_end_in_its_language(web: Web, lang: str) -> None:
+    web.store.sync.set_failover(PORTAL, True, "public: http_status (HTTP 503)")
+    web.store.sync.set_value(
+        f"flapping_hold:{PORTAL}", {"count": 4, "until": 1_800_003_600.0, "since": 1_800_000_000.0}
+    )
+    async with web.client() as c:
+        r = await c.get(f"/staff?lang={lang}", auth=BASIC)
+    assert r.status_code == 200
+    if lang == "ja":
+        assert "切り替えが頻発（1時間に4回）のため代替受付を継続中" in r.text and "2027-01-15 18:00" in r.text
+        assert "flapping" not in r.text and "held on" not in r.text
+    else:
+        assert "held in failover: switching too often (4× within an hour)" in r.text and "2027-01-15 18:00" in r.text
+
+
+async def test_staff_shows_the_portal_name(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    from test_web_support import BASE_CONFIG
+
+    portals = copy.deepcopy(BASE_CONFIG["portals"])
+    portals[PORTAL]["name"] = "EPARK 渋谷"
+    web = make_web(tmp_path, clock, portals=portals)
+    web.store.sync.set_page(PORTAL, True)
+    await add_requests(web, "最初の患者")
+    async with web.client() as c:
+        r = await c.get("/staff", auth=BASIC)
+    assert r.text.count("EPARK 渋谷") == 2, "the state table and the request"
 
 
 async def test_bearer_token_works_too(web: Web) -> None:

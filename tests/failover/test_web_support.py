@@ -129,5 +129,6 @@ async def open_form(client: httpx.AsyncClient, path: str = f"/book/{PORTAL}") ->
 
 
 async def submit(client: httpx.AsyncClient, form: dict[str, str], portal: str = PORTAL) -> httpx.Response:
+    """Open the form and send it; a stored request is a 303 to its confirmation, followed here."""
     token = await open_form(client, f"/book/{portal}")
-    return await client.post(f"/book/{portal}/request", data={"csrf": token, **form})
+    return await client.post(f"/book/{portal}/request", data={"csrf": token, **form}, follow_redirects=True)

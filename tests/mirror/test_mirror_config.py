@@ -6,6 +6,7 @@ Every config here gives a ``data_key`` (a mirror needs one): the errors are the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,9 @@ def write(tmp_path: Path, data: dict[str, Any]) -> Path:
 
 
 def errors(tmp_path: Path, data: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load(write(tmp_path, data), environ={})
+    path = write(tmp_path, data)
+    with contextlib.chdir(tmp_path), pytest.raises(ConfigError) as info:  # messages show the path as given
+        load(Path(path.name), environ={})
     return info.value.messages
 
 
