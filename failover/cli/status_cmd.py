@@ -89,6 +89,7 @@ def _mirror(app: App, pid: str, now: float) -> dict[str, Any] | None:
         "last_error_kind": state.last_error_kind,
         "last_error": state.last_error,
         "mail": None,
+        "admin_source": app.settings.portals[pid].mirror.source is not None,  # type: ignore[union-attr]
     }
     if app.settings.portals[pid].mirror.mail is not None:  # type: ignore[union-attr]
         mail = app.store.mail_state(pid)
@@ -175,6 +176,8 @@ def status(app: App, as_json: bool) -> None:
 
 
 def _mirror_line(app: App, m: dict[str, Any]) -> str:
+    if not m["admin_source"]:  # a mailbox-only mirror: no admin screen syncs to speak of
+        return f"{m['booked']} booked appointment(s) from today on (from booking e-mails only)"
     synced = app.when(m["last_success"]) if m["last_success"] else "never"
     line = f"{m['booked']} booked appointment(s) from today on, last synced {synced}"
     # An error older than the last success is history: only a sync failing now is worth a line.

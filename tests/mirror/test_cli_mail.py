@@ -92,6 +92,7 @@ def test_sync_reads_the_mailbox_and_status_shows_its_last_read(tmp_path: Path, e
     assert "sakura: 2 new mail(s) read: 1 added; 1 unread (check the templates), 0 from other senders" in result.output
     status = run(config, "status")
     assert "mirror mailbox: last read" in status.output
+    assert "(from booking e-mails only)" in status.output and "last synced never" not in status.output
     assert "1 mail(s) no template could read" in status.output
     assert "山田" not in status.output and PASSWORD not in status.output
     shown = run(config, "appointments", "2026-12-02")
