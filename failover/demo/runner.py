@@ -33,7 +33,8 @@ from failover.store import AsyncStore
 
 SERVICE_START_BOUND = 30.0
 BOOKING_WINDOW = 3.0  # booking requests within it make one staff message (the service: a minute)
-MIRROR_WAIT_STEPS = 100  # x 0.2 s: the first sync of the mirror at start
+MIRROR_WAIT_STEPS = 100  # x 0.2 s: the first sync of the mirror at start, a booking e-mail's arrival
+MAIL_BOOKING = "M-LAST"  # booked on the portal a moment before the outage: known only from its e-mail
 INTERRUPTED = "interrupted (Ctrl-C) before the scenario completed"
 OUTAGE_MODES = {
     "error500": "answers HTTP 500 on every page",
@@ -154,6 +155,10 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
         await check_mirror()
 
     async def break_portal() -> None:
+        if st.mailbox is not None:  # the last booking before the outage: the admin sync never sees it
+            start = datetime.now(ZoneInfo(tz)).replace(hour=18, minute=30, second=0, microsecond=0)
+            st.simulator.book.add(start, "中村 さくら", phone="090-0000-5555", menu="急患", id=MAIL_BOOKING)
+            await player.say("a patient books on the portal a moment before it fails; the portal mails the clinic")
         st.simulator.set_mode(mode)
         await player.say(f"the booking portal now {OUTAGE_MODES[mode]} (simulator mode {mode})", mode=mode)
 
@@ -165,6 +170,7 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
         player.timeline.note(f"  ({STAFF_USER} / {st.staff_password})")
         for line in _mirror_lines(st):
             player.timeline.note(f"  the outage message says: {line}")
+        player.timeline.note(await _mail_booking(st, player.watcher.store, tz))
         player.timeline.line()
         status = await patient.request_booking(st.book_url, tz)
         await player.say(f"a simulated patient sends a booking request on the fallback page: HTTP {status}", "info")
@@ -188,6 +194,21 @@ def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
         Phase("Patients book on the fallback page", booking_steps(bounds), book_on_fallback, outage_lasts),
         Phase("The portal is back", recovery_steps(bounds), repair_portal),
     ]
+
+
+async def _mail_booking(st: Stage, store: AsyncStore, tz: str) -> str:
+    """Whether the booking e-mail sent just before the outage reached the copy (the mailbox is read
+    while the portal is down: that is when it matters)."""
+    if st.mailbox is None:
+        return "Booking e-mails: not shown (Debian's dovecot-imapd is not installed, or cannot run as this user)."
+    today = datetime.now(ZoneInfo(tz)).date()
+    for _ in range(MIRROR_WAIT_STEPS):
+        found = [a for a in await store.appointments(PORTAL, today, today) if a.id == MAIL_BOOKING]
+        if found:
+            when = datetime.fromtimestamp(found[0].start, ZoneInfo(tz)).strftime("%H:%M")
+            return f"  the booking e-mail's appointment is in the copy too: {when} (booked after the last admin sync)"
+        await asyncio.sleep(0.2)
+    return "  the booking e-mail's appointment did NOT reach the copy"
 
 
 def _mirror_lines(st: Stage) -> list[str]:

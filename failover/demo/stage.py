@@ -6,21 +6,24 @@ portalguard at all of them, with timings short enough to watch a whole outage in
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from failover.crypto import DataKey
 from failover.demo.loopback import ensure_settings_loopback
+from failover.fakes.dovecot import Dovecot
 from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.fakes.portal_simulator import CANARY_PATH, PortalSimulator
 from failover.fakes.receivers import JsonReceiver, ReceivedRequest, SmtpReceiver
 from failover.settings import Settings
 
+log = logging.getLogger("portalguard.demo")
 HOST = "127.0.0.1"
 PORTAL = "sakura"
 CAMPAIGN = "111"
@@ -58,6 +61,7 @@ class Stage:
     config: dict[str, Any]  # as parsed YAML: what `--keep-running` writes out for the CLI
     settings: Settings
     staff_password: str
+    mailbox: Dovecot | None = None  # the clinic's mailbox (Debian's dovecot-imapd), when it can run here
 
     @property
     def base_url(self) -> str:
@@ -97,6 +101,23 @@ def json_body(request: ReceivedRequest) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+@contextlib.contextmanager
+def _mailbox() -> Iterator[Dovecot | None]:
+    """The clinic's mailbox for the booking e-mails: a real Dovecot on 127.0.0.1 when it is installed
+    and may run here (its mail user must be another user than ours: root can do that), else None and
+    the demo goes on without booking e-mails."""
+    try:
+        box = Dovecot().start()
+    except (RuntimeError, OSError, KeyError) as err:
+        log.info("demo without booking e-mails: %s", err)
+        yield None
+        return
+    try:
+        yield box
+    finally:
+        box.remove()
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 right now (uvicorn needs a number up front, unlike the fakes)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -120,10 +141,15 @@ async def stage(timings: Timings | None = None, language: str = "ja") -> AsyncIt
                 # Today's and tomorrow's book on the portal's admin screen, for the mirror to copy
                 # (fictional names, 090-0000-xxxx numbers).
                 simulator.book.seed(days=2, per_day=MIRROR_PER_DAY, seed=7)
-                config = demo_config(Path(tmp), simulator, ads, inbox, mail, timings, language, password)
-                settings = Settings.model_validate(config)
-                ensure_settings_loopback(settings)
-                yield Stage(Path(tmp), simulator, ads, inbox, mail, config, settings, password)
+                with _mailbox() as mailbox:
+                    if mailbox is not None:  # from now on the portal mails the clinic each booking
+                        simulator.send_mails(str(mailbox.maildir))
+                    config = demo_config(Path(tmp), simulator, ads, inbox, mail, timings, language, password)
+                    if mailbox is not None:
+                        config["portals"][PORTAL]["mirror"]["mail"] = simulator.mail_config(mailbox.url())
+                    settings = Settings.model_validate(config)
+                    ensure_settings_loopback(settings)
+                    yield Stage(Path(tmp), simulator, ads, inbox, mail, config, settings, password, mailbox)
 
 
 def demo_config(

@@ -240,6 +240,8 @@ def test_the_demo_plays_a_whole_outage_and_recovery_then_keeps_running_until_ctr
     assert re.search(r"the outage message says: 予約の控え：本日\d+件・明日\d+件（最終同期 ", stdout), stdout[-3000:]
     assert "Staff see who is coming, though the portal is down: http://127.0.0.1:" in stdout
     assert "/staff/appointments" in stdout
+    # Booking e-mails (make test installs dovecot-imapd): the last booking before the outage is known.
+    assert "the booking e-mail's appointment is in the copy too: 18:30 (booked after the last admin sync)" in stdout
 
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["ok"] is True and result["error"] is None

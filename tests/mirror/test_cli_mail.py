@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from failover.cli import main
 from failover.crypto import DataKey
-from tests.mirror.dovecot import PASSWORD, Dovecot
+from failover.fakes.dovecot import PASSWORD, Dovecot
 from tests.mirror.mails import BOOKED_SUBJECT, SENDER, TEMPLATES, booking_body, build
 
 

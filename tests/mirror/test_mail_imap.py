@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from failover.crypto import DataKey
+from failover.fakes.dovecot import PASSWORD, USER, Dovecot
 from failover.fakes.selfsigned import self_signed
 from failover.metrics import MirrorMetrics
 from failover.mirror.mail.config import MailSource
@@ -26,7 +27,6 @@ from failover.mirror.mail.imap import Mailbox
 from failover.mirror.mail.watch import MailJob, MailWatch
 from failover.mirror.model import DayListing, Listed, MailFailure
 from failover.store import AsyncStore
-from tests.mirror.dovecot import PASSWORD, USER, Dovecot
 from tests.mirror.mails import (
     BOOKED_SUBJECT,
     CANCELLED_SUBJECT,

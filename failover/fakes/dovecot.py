@@ -1,4 +1,4 @@
-"""A real IMAP server for the mail source's tests: Debian's ``dovecot-imapd``, run in the foreground
+"""A real IMAP server for the mail source's tests and the demo: Debian's ``dovecot-imapd``, run in the foreground
 with a config of its own on a loopback port, a temporary Maildir and one test user (no system service).
 
 Dovecot refuses uid 0 for mail users, so the Maildir belongs to ``nobody``. A mail is "delivered" by
