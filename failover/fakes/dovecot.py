@@ -1,10 +1,10 @@
 """A real IMAP server for the mail source's tests and the demo: Debian's ``dovecot-imapd``, run in the foreground
 with a config of its own on a loopback port, a temporary Maildir and one test user (no system service).
 
-Dovecot refuses uid 0 for mail users, so the Maildir belongs to ``nobody``. A mail is "delivered" by
-writing it into ``Maildir/new`` (what a local delivery agent does): Dovecot serves it as a new message
-and announces it to a client in IDLE (inotify). No SMTP: Dovecot's own LDA/LMTP would need more of a
-mail system than a test should start.
+Dovecot refuses uid 0 for mail users, so the Maildir belongs to ``nobody``. ``deliver`` writes a mail
+into ``Maildir/new`` (what a local delivery agent does): Dovecot serves it as a new message and announces
+it to a client in IDLE (inotify). Mail sent by SMTP gets there through
+``SmtpReceiver(deliver=dovecot.deliver)`` (``failover/fakes/receivers.py``), the portal's mail server.
 """
 
 from __future__ import annotations

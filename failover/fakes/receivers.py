@@ -20,6 +20,7 @@ import email
 import email.policy
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Generic, Self, TypeVar
@@ -188,11 +189,14 @@ class _MailHandler:
 
     recorder: _Recorder[ReceivedMail]
     refusals: deque[str] = field(default_factory=deque)
+    deliver: Callable[[bytes], object] | None = None  # hands each accepted message on (into a Maildir)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.refusals:
             return self.refusals.popleft()
         raw = envelope.original_content or b""
+        if self.deliver is not None:
+            self.deliver(raw)
         await self.recorder.add(_parse_mail(envelope, raw))
         return "250 Message accepted for delivery"
 
@@ -211,13 +215,14 @@ def _parse_mail(envelope: Envelope, raw: bytes) -> ReceivedMail:
 
 
 class SmtpReceiver:
-    """A plain SMTP server on 127.0.0.1 (no TLS, any login accepted) that records messages."""
+    """A plain SMTP server on 127.0.0.1 (no TLS, any login accepted) that records messages, and hands
+    each one to ``deliver`` when given (e.g. ``Dovecot.deliver``: the mail then lands in a mailbox)."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", deliver: Callable[[bytes], object] | None = None) -> None:
         self.host = host
         self.port = 0
         self._recorder: _Recorder[ReceivedMail] = _Recorder()
-        self._handler = _MailHandler(self._recorder)
+        self._handler = _MailHandler(self._recorder, deliver=deliver)
         self._server: asyncio.Server | None = None
 
     @property

@@ -1,6 +1,7 @@
 """The mail source against a real IMAP server: Debian's Dovecot on 127.0.0.1 with a temporary Maildir
-(``tests/mirror/dovecot.py``), a real store with a data key. A mail "arrives" by a local delivery into
-``Maildir/new``; while portalguard watches in IDLE it is in the mirror within seconds.
+(``failover/fakes/dovecot.py``), a real store with a data key. A mail "arrives" by a local delivery into
+``Maildir/new`` (or by real SMTP into it); while portalguard watches in IDLE it is in the mirror
+within seconds.
 
 Dovecot missing is a failure, never a skip: CI installs it (``make deps-debian``)."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import imaplib
+import smtplib
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from failover.crypto import DataKey
 from failover.fakes.dovecot import PASSWORD, USER, Dovecot
+from failover.fakes.receivers import SmtpReceiver
 from failover.fakes.selfsigned import self_signed
 from failover.metrics import MirrorMetrics
 from failover.mirror.mail.config import MailSource
@@ -205,6 +208,11 @@ class Watched(Mailbox):
         return super().idle(wait, stop)
 
 
+def smtp_send(port: int, raw: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+        client.sendmail(SENDER, ["clinic@clinic.test"], raw)
+
+
 async def test_idle_a_booking_mail_is_in_the_mirror_within_five_seconds(dovecot: Dovecot, store: AsyncStore) -> None:
     dovecot.deliver(booked(0))
     cfg = source(dovecot.url(), every="1h")  # no polling to help: only IDLE can bring the mail in time
@@ -215,8 +223,11 @@ async def test_idle_a_booking_mail_is_in_the_mirror_within_five_seconds(dovecot:
         while "M0" not in await day_ids(store) or not Watched.idles:  # noqa: ASYNC110 (the store has no event)
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
-        sent = time.monotonic()
-        dovecot.deliver(booked(1, charset="iso-2022-jp", cte="7bit"))
+        # The portal's mail server delivers by SMTP into the clinic's mailbox while we are in IDLE.
+        async with SmtpReceiver(deliver=dovecot.deliver) as mx:
+            sent = time.monotonic()
+            await asyncio.to_thread(smtp_send, mx.port, booked(1, charset="iso-2022-jp", cte="7bit"))
+            assert len(mx.messages) == 1
         while "M1" not in await day_ids(store):
             assert time.monotonic() - sent < 5.0, "the mail did not reach the mirror within 5 s"
             await asyncio.sleep(0.05)
