@@ -117,3 +117,17 @@ async def test_it_needs_the_staff_login_and_a_real_date(site) -> None:
     assert "2 booked (1 cancelled)" in en and "last synced 12/02 08:30" in en
     staff = (await client.get("/staff", headers=AUTH)).text
     assert "/staff/appointments" in staff
+
+
+async def test_booking_mails_no_template_could_read_are_listed_for_staff(site) -> None:
+    from failover.mirror.model import UNREAD_REASONS, UnreadMail
+
+    client, store, clock = site
+    await seed(store, clock)
+    for n, subject in enumerate(["【予約】変更のお知らせ（高橋様）", "ご予約が入りました"]):
+        mail = UnreadMail(f"k{n}", clock.now - 60 * (n + 1), subject, UNREAD_REASONS[0])
+        await store.apply_mail("epark", "INBOX", 7, n + 1, mail, clock.now)
+    page = (await client.get("/staff/appointments", headers=AUTH)).text
+    assert "2通のメールを読み取れませんでした：テンプレートを確認してください" in page
+    assert "【予約】変更のお知らせ（高橋様）" in page and "12/02 08:29" in page
+    assert (await client.get("/staff/appointments")).status_code == 401  # the list, like the rest, is staff-only
