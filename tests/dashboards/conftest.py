@@ -2,7 +2,8 @@
 
 ``metrics_target`` is what Prometheus scrapes: a real ``portalguard run`` process against the portal
 simulator, the fake Google Ads API and a notification receiver (``tests/dashboards/realtarget.py``), driven
-through ``livestack.STAGES`` (outage, recovery, our own network down, the process killed).
+through ``livestack.STAGES`` (outage, recovery, down while kept off by hand, our own network down, the
+process killed).
 """
 
 from __future__ import annotations

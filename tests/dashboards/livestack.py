@@ -46,7 +46,8 @@ DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"  # what is teste
 RULES = DASHBOARDS / "prometheus" / "rules.yml"
 DASHBOARD = DASHBOARDS / "grafana" / "portalguard-overview.json"
 JOB = "portalguard"  # the scrape job name rules.yml expects
-STAGES = ("outage", "recovered", "network_down", "dead")
+# kept_off: the portal down again while staff keep failover off by hand (`failover off --for`).
+STAGES = ("outage", "recovered", "kept_off", "network_down", "dead")
 
 
 class PrometheusMissing(RuntimeError):
@@ -271,6 +272,7 @@ class SyntheticPortalguard(ScriptedStages):
         self.down_after = Threshold(failures=4, seconds=1.0)
         self.up_after = Recovery(successes=6, seconds=1.5)
         self.failover_on = False
+        self.kept_off = False  # an "off" override: DOWN does not switch failover on
         self.observed: dict[str, int] = dict.fromkeys(ACTIONS, -1)
         self.pending: dict[str, int] = dict.fromkeys(ACTIONS, 0)  # ticks until an action converges
         self.rng = random.Random(seed)
@@ -336,7 +338,7 @@ class SyntheticPortalguard(ScriptedStages):
 
     def _decide(self) -> None:
         health = self.verdict.health
-        want = {Health.DOWN: True, Health.UP: False}.get(health, self.failover_on)
+        want = {Health.DOWN: True, Health.UP: False}.get(health, self.failover_on) and not self.kept_off
         if want != self.failover_on:
             self.failover_on = want
             self.failover.failover_active.labels(self.portal).set(int(want))
@@ -411,6 +413,13 @@ class SyntheticPortalguard(ScriptedStages):
         self.fail("public", None)
         self.fail("admin", None)
         prom.wait_for(f'portalguard_failover_active{{portal="{self.portal}"}} == 0')
+
+    def _to_kept_off(self, prom: Prometheus) -> None:
+        with self._lock:
+            self.kept_off = True
+            self.failover.override_active.labels(self.portal, "off").set(1)
+        self.fail("public", FailureKind.HTTP_STATUS)
+        prom.wait_for(f'portalguard_portal_up{{portal="{self.portal}"}} == 0')
 
     def _to_network_down(self, prom: Prometheus) -> None:
         self.set_world(canaries_ok=(False, False))

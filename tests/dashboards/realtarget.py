@@ -251,6 +251,17 @@ class RealPortalguard(ScriptedStages):
         self._loop.call(self.sim.set_mode, "healthy")
         prom.wait_for(f'portalguard_failover_active{{portal="{self.portal}"}} == 0')
 
+    def _to_kept_off(self, prom: Prometheus) -> None:
+        """Staff keep failover off by hand (the real CLI), then the portal fails again."""
+        p = self.portal
+        subprocess.run(
+            [str(BIN), "-c", str(self.config), "failover", "off", p, "--for", "1h", "--reason", "vendor maintenance"],
+            check=True, capture_output=True, timeout=30, cwd=self.workdir,
+        )  # fmt: skip
+        prom.wait_for(f'portalguard_override_active{{portal="{p}",mode="off"}} == 1')
+        self._loop.call(self.sim.set_mode, "error500", endpoints=("public",))
+        prom.wait_for(f'portalguard_portal_up{{portal="{p}"}} == 0')
+
     def _to_network_down(self, prom: Prometheus) -> None:
         self._loop.call(self.canary.set_mode, "refuse")
         prom.wait_for("max(portalguard_canary_up) == 0")

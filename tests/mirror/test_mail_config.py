@@ -3,6 +3,7 @@ at config time with errors naming the key, and the mailbox password in no messag
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ ENV = {"MAIL_PASSWORD": PASSWORD}
 
 
 def errors(tmp_path: Path, data: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load(write(tmp_path, data), environ=ENV)
+    path = write(tmp_path, data)
+    with contextlib.chdir(tmp_path), pytest.raises(ConfigError) as info:  # messages show the path as given
+        load(Path(path.name), environ=ENV)
     return [m.removeprefix("portalguard.yaml: ") for m in info.value.messages]
 
 
