@@ -31,7 +31,7 @@ from failover.mirror.sync import MirrorJob, MirrorSync, SyncReport, window
 from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
 from failover.settings import Settings
-from failover.settings.model import FailoverPortal
+from failover.settings.model import GROUP_ALERTS, FailoverPortal
 from failover.staff import StaffAlerts, StaffDirectory, Target
 from failover.staff.bookings import WINDOW as BOOKING_WINDOW
 from failover.staff.bookings import BookingAnnouncer
@@ -71,17 +71,19 @@ def staff_directory(settings: Settings) -> StaffDirectory:
         name: tuple(
             Target(name, i, url.get_secret_value(), cfg.language, cfg.timeout) for i, url in enumerate(cfg.urls)
         )
-        for name, cfg in settings.actions.items()
+        for name, cfg in settings.all_actions().items()
         if isinstance(cfg, NotifyConfig)
     }
-    portals = {pid: tuple(n for n in portal.actions if n in actions) for pid, portal in settings.portals.items()}
+    portals = {pid: tuple(n for n in settings.portal_actions(pid) if n in actions) for pid in settings.portals}
     server = settings.server
     base = (server.public_url or own_base_url(server.listen)).rstrip("/")
     return StaffDirectory(
         actions=actions,
         portals=portals,
-        clinic=settings.clinic.name,
-        timezone=settings.clinic.timezone,
+        clinic=" · ".join(c.name for c in settings.group().values()),
+        timezone=settings.timezone,
+        clinics={pid: settings.clinic_of(pid).name for pid in settings.portals},
+        group=GROUP_ALERTS if settings.staff_alerts is not None else None,
         staff_url=server.staff_url or f"{base}/staff",
         public_url=server.public_url,
         names={pid: settings.portal_name(pid) for pid in settings.portals},
@@ -95,7 +97,7 @@ def mirror_jobs(settings: Settings, client: httpx.AsyncClient) -> dict[str, Mirr
 
     from failover.mirror.sources import read_days
 
-    tz = ZoneInfo(settings.clinic.timezone)
+    tz = ZoneInfo(settings.timezone)
     jobs: dict[str, MirrorJob] = {}
     for pid, portal in settings.portals.items():
         mirror = portal.mirror
@@ -123,9 +125,7 @@ async def mail_once(settings: Settings, portals: Sequence[str]) -> list[tuple[st
     store = AsyncStore(settings.store, data_key=settings.sealing_key())
     try:
         jobs = mail_jobs(settings)
-        watch = MailWatch(
-            {p: jobs[p] for p in portals if p in jobs}, store, ZoneInfo(settings.clinic.timezone), steady_time
-        )
+        watch = MailWatch({p: jobs[p] for p in portals if p in jobs}, store, ZoneInfo(settings.timezone), steady_time)
         out: list[tuple[str, CheckReport | MailFailure]] = []
         for pid in watch.jobs:
             try:
@@ -145,9 +145,7 @@ async def mirror_once(settings: Settings, portals: Sequence[str]) -> list[SyncRe
     client = make_probe_client(settings.probe)
     try:
         jobs = mirror_jobs(settings, client)
-        sync = MirrorSync(
-            {p: jobs[p] for p in portals if p in jobs}, store, ZoneInfo(settings.clinic.timezone), steady_time
-        )
+        sync = MirrorSync({p: jobs[p] for p in portals if p in jobs}, store, ZoneInfo(settings.timezone), steady_time)
         return [await sync.sync(pid) for pid in portals if pid in jobs]
     finally:
         await client.aclose()
@@ -177,7 +175,7 @@ def action_context(
     return ActionContext(
         portal_id=pid,
         links=links,
-        clinic=settings.clinic,
+        clinic=settings.clinic_of(pid),
         measures=measures,
         store=store,
         http=http,
@@ -228,12 +226,12 @@ class Service:
         self.mirror = MirrorSync(
             mirror_jobs(settings, self.probe_client),
             self.store,
-            ZoneInfo(settings.clinic.timezone),
+            ZoneInfo(settings.timezone),
             clock,
             self.mmetrics,
             is_down=lambda pid: self.monitor.health(pid).health is Health.DOWN,
         )
-        self.mail = MailWatch(mail_jobs(settings), self.store, ZoneInfo(settings.clinic.timezone), clock, self.mmetrics)
+        self.mail = MailWatch(mail_jobs(settings), self.store, ZoneInfo(settings.timezone), clock, self.mmetrics)
         self.scheduler = Scheduler(
             self.monitor.jobs(),
             self._probe,

@@ -14,7 +14,18 @@ from typing import Any
 
 import click
 
-from failover.cli.common import App, csv_text, fail, owner_only_file, patient_data, print_json, read_only, table
+from failover.cli.common import (
+    App,
+    chosen_portals,
+    clinic_option,
+    csv_text,
+    fail,
+    owner_only_file,
+    patient_data,
+    print_json,
+    read_only,
+    table,
+)
 from failover.mirror.dates import named_day
 from failover.mirror.model import Mirrored
 
@@ -47,19 +58,20 @@ def appointments_group() -> None:
 @appointments_group.command("show")
 @click.argument("day", required=False, default="today", metavar="[today|tomorrow|YYYY-MM-DD]")
 @click.option("--portal", help="Only this portal's appointments.")
+@clinic_option
 @click.option("--json", "as_json", is_flag=True, help="A list of objects with ISO-8601 times (with offset).")
 @click.pass_obj
 @read_only
-def show(obj: App, day: str, portal: str | None, as_json: bool) -> None:
+def show(obj: App, day: str, portal: str | None, clinic: str | None, as_json: bool) -> None:
     """The day's appointments by time (clinic time zone), cancelled ones included with their status."""
     wanted = _day(obj, day, "DAY")
-    pid = _portal(obj, portal)
+    pids = chosen_portals(obj.settings, portal, clinic)
     with patient_data():
-        rows = obj.store.appointments(pid, wanted, wanted)
+        rows = obj.store.appointments(pids, wanted, wanted)
     if as_json:
         print_json([as_json_row(a, obj) for a in rows])
         return
-    states = [obj.store.mirror_state(p, _today(obj)) for p in _mirrored(obj, pid)]
+    states = [obj.store.mirror_state(p, _today(obj)) for p in _mirrored(obj, pids)]
     for state in states:
         last = obj.when(state.last_success) if state.last_success else "never"
         error = f" (last error: {state.last_error_kind})" if state.last_error_kind else ""
@@ -67,7 +79,7 @@ def show(obj: App, day: str, portal: str | None, as_json: bool) -> None:
     if not rows:
         click.echo(f"no appointments in the mirror for {wanted.isoformat()}")
         return
-    many = pid is None and len(obj.settings.portals) > 1  # which portal, only where there is a choice
+    many = len(pids or obj.settings.portals) > 1  # which portal, only where there is a choice
     headers = ["time", "name", "phone", "menu", "status", *(["portal"] if many else [])]
     click.echo(table([_table_row(a, obj, many) for a in rows], headers))
 
@@ -82,7 +94,7 @@ def sync(obj: App, portal: str | None) -> None:
     """
     from failover.service import mail_once, mirror_once
 
-    pids = _mirrored(obj, _portal(obj, portal))
+    pids = _mirrored(obj, obj.portal_ids(portal))
     if not pids:
         fail("no portal has a mirror: section (see the README, Know who is coming)", 2)
     reports = asyncio.run(mirror_once(obj.settings, pids))
@@ -113,17 +125,18 @@ def sync(obj: App, portal: str | None) -> None:
 @click.option("--from", "first", metavar="YYYY-MM-DD", help="First day (default today).")
 @click.option("--to", "last", metavar="YYYY-MM-DD", help="Last day (default: the end of the mirror's window).")
 @click.option("--portal")
+@clinic_option
 @click.pass_obj
 @read_only
-def export(obj: App, path: str, first: str | None, last: str | None, portal: str | None) -> None:
+def export(obj: App, path: str, first: str | None, last: str | None, portal: str | None, clinic: str | None) -> None:
     """Write the mirror's appointments as CSV (UTF-8 with BOM for Excel; the file is readable by you only)."""
-    pid = _portal(obj, portal)
+    pids = chosen_portals(obj.settings, portal, clinic)
     start = _day(obj, first, "--from") if first else _today(obj)
     end = _day(obj, last, "--to") if last else _today(obj) + dt.timedelta(days=_longest_window(obj) - 1)
     if end < start:
         raise click.BadParameter(f"{end} is before --from {start}", param_hint="--to")
     with patient_data():
-        rows = obj.store.appointments(pid, start, end)
+        rows = obj.store.appointments(pids, start, end)
     with owner_only_file(path) as out:
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
@@ -247,12 +260,8 @@ def _day(obj: App, text: str, hint: str) -> dt.date:
     return day
 
 
-def _portal(obj: App, portal: str | None) -> str | None:
-    return obj.portal_ids(portal)[0] if portal is not None else None
-
-
-def _mirrored(obj: App, portal: str | None) -> list[str]:
-    return [p for p in obj.portal_ids(portal) if obj.settings.portals[p].mirror is not None]
+def _mirrored(obj: App, portals: list[str] | None) -> list[str]:
+    return [p for p in portals or obj.settings.portals if obj.settings.portals[p].mirror is not None]
 
 
 def _longest_window(obj: App) -> int:

@@ -99,7 +99,7 @@ class App:
 
     @cached_property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.settings.clinic.timezone)
+        return ZoneInfo(self.settings.timezone)
 
     def portal_ids(self, portal: str | None) -> list[str]:
         """The chosen portal, or every portal; an unknown id exits 2 listing the known ones."""
@@ -134,6 +134,27 @@ class App:
         if ts - now > MAX_DURATION:
             raise click.BadParameter(f"{text!r} is more than ten years away")
         return ts
+
+
+def chosen_portals(settings: Settings, portal: str | None, clinic: str | None) -> list[str] | None:
+    """The portals ``--portal`` or ``--clinic`` chose (None: every portal); an unknown id exits 2
+    naming the known ones."""
+    if portal is not None and clinic is not None:
+        fail("give --portal or --clinic, not both", EXIT_CONFIG)
+    if portal is not None:
+        if portal not in settings.portals:
+            fail(f"unknown portal {portal!r} (configured: {', '.join(settings.portals)})", EXIT_CONFIG)
+        return [portal]
+    if clinic is None:
+        return None
+    group = settings.group()
+    if clinic not in group:
+        hint = "this config has one clinic: leave --clinic out" if settings.clinic else f"clinics: {', '.join(group)}"
+        fail(f"unknown clinic {clinic!r} ({hint})", EXIT_CONFIG)
+    return settings.portals_of(clinic)
+
+
+clinic_option = click.option("--clinic", metavar="CLINIC", help="Only the portals of this clinic (clinics: ids).")
 
 
 def read_only(command: F) -> F:

@@ -9,6 +9,7 @@ import click
 from failover.cli.common import App
 from failover.settings import Settings
 from failover.settings.loader import config_path
+from failover.settings.model import GROUP_ALERTS
 from watchdog.duration import format_duration
 
 
@@ -26,7 +27,10 @@ def check(app: App) -> None:
     """
     s = app.settings
     click.echo(f"{config_path(app.config_option)}: OK")
-    click.echo(f"clinic: {s.clinic.name} ({s.clinic.phone}, {s.clinic.timezone})")
+    for cid, c in s.group().items():
+        books = ", ".join(s.portals_of(cid))
+        label = "clinic" if s.clinic is not None else f"clinic {cid}"
+        click.echo(f"{label}: {c.name} ({c.phone}, {c.timezone})" + ("" if s.clinic else f"; portals {books}"))
     click.echo(f"canaries: {len(s.canaries)}" + ("" if s.canaries else " (none: network outages can't be told apart)"))
     for pid, p in s.portals.items():
         eps = ", ".join(f"{name}{' (login)' if ep.login else ''}" for name, ep in p.endpoints.items())
@@ -34,10 +38,14 @@ def check(app: App) -> None:
             f"portal {pid}: endpoints {eps}; trigger {p.trigger}; every {format_duration(p.interval)}; "
             f"down after {p.down_after.failures}×/{format_duration(p.down_after.seconds)}, "
             f"up after {p.up_after.successes}×/{format_duration(p.up_after.seconds)}; "
-            f"actions {', '.join(p.actions) or 'none'}"
+            f"actions {', '.join(s.portal_actions(pid)) or 'none'}"
+            + (f"; clinic {s.clinic_id(pid)}" if s.clinics else "")
         )
-    for name, a in s.actions.items():
-        click.echo(f"action {name}: {a.type}")
+    for name, a in s.all_actions().items():
+        click.echo(
+            f"action {name}: {a.type}"
+            + (" (the group's staff_alerts:, on every portal)" if name == GROUP_ALERTS and s.staff_alerts else "")
+        )
     click.echo(f"store: {s.store}; web: {s.server.listen}; metrics: {s.server.metrics_listen or s.server.listen}")
 
 

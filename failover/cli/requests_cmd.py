@@ -13,7 +13,17 @@ from typing import IO, Any, Protocol
 
 import click
 
-from failover.cli.common import csv_text, duration_arg, owner_only_file, patient_data, print_json, read_only, table
+from failover.cli.common import (
+    chosen_portals,
+    clinic_option,
+    csv_text,
+    duration_arg,
+    owner_only_file,
+    patient_data,
+    print_json,
+    read_only,
+    table,
+)
 from failover.settings import Settings
 from failover.store import REQUEST_STATUSES, BookingRequest, Store
 from failover.web.forms import MAX_CHOICES
@@ -53,15 +63,18 @@ def requests_group() -> None:
 @requests_group.command("list")
 @click.option("--status", type=click.Choice(REQUEST_STATUSES), help="Only requests with this status.")
 @click.option("--portal", help="Only this portal's requests.")
+@clinic_option
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Every field, as JSON.")
 @click.pass_obj
 @read_only
-def list_requests(obj: _Context, status: str | None, portal: str | None, limit: int, as_json: bool) -> None:
+def list_requests(
+    obj: _Context, status: str | None, portal: str | None, clinic: str | None, limit: int, as_json: bool
+) -> None:
     """Booking requests, newest first."""
     with patient_data():
-        rows = obj.store.requests(status, _portal(obj.settings, portal), limit)
-    tz = obj.settings.clinic.timezone
+        rows = obj.store.requests(status, chosen_portals(obj.settings, portal, clinic), limit)
+    tz = obj.settings.timezone
     if as_json:
         print_json([_as_dict(r, tz) for r in rows])
         return
@@ -76,15 +89,16 @@ def list_requests(obj: _Context, status: str | None, portal: str | None, limit: 
 @click.option("--csv", "path", required=True, metavar="FILE", help="Where to write (- for stdout).")
 @click.option("--status", type=click.Choice(REQUEST_STATUSES))
 @click.option("--portal")
+@clinic_option
 @click.pass_obj
 @read_only
-def export(obj: _Context, path: str, status: str | None, portal: str | None) -> None:
+def export(obj: _Context, path: str, status: str | None, portal: str | None, clinic: str | None) -> None:
     """Write booking requests as CSV (UTF-8 with BOM, so Excel shows Japanese correctly)."""
     # Every matching row: the store's default limit would cut a large export off without a word.
     with patient_data():
-        rows = obj.store.requests(status, _portal(obj.settings, portal), limit=EVERY_ROW)
+        rows = obj.store.requests(status, chosen_portals(obj.settings, portal, clinic), limit=EVERY_ROW)
     with owner_only_file(path) as out:
-        write_csv(out, rows, obj.settings.clinic.timezone)
+        write_csv(out, rows, obj.settings.timezone)
     if path != "-":
         click.echo(f"wrote {len(rows)} booking request(s) to {path} (readable by you only)", err=True)
 
@@ -102,7 +116,7 @@ def purge(obj: _Context, older_than: str | None) -> None:
     age = duration_arg(older_than) if older_than else obj.settings.booking.retention
     cutoff = obj.store.clock() - age
     purged = obj.store.purge_requests(cutoff)
-    when = format_time(cutoff, obj.settings.clinic.timezone)
+    when = format_time(cutoff, obj.settings.timezone)
     click.echo(f"deleted {purged} booking request(s) older than {format_duration(age)} (received before {when})")
 
 
@@ -129,13 +143,6 @@ def write_csv(out: IO[str], rows: list[BookingRequest], timezone: str) -> None:
             "yes" if d.get("drill") else "",
         ]
         writer.writerow(cells)
-
-
-def _portal(settings: Settings, portal: str | None) -> str | None:
-    if portal is not None and portal not in settings.portals:
-        known = ", ".join(settings.portals)
-        raise click.BadParameter(f"unknown portal {portal!r} (configured: {known})", param_hint="--portal")
-    return portal
 
 
 def _as_dict(r: BookingRequest, timezone: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def _serve(settings: Settings, log_level: str) -> None:
     from failover.web.security import SecretError
 
     # A failure repeating every tick (a full disk, an attack) must not fill the disk with its own log.
-    logging.basicConfig(level=log_level.upper(), handlers=[service_log_handler(ZoneInfo(settings.clinic.timezone))])
+    logging.basicConfig(level=log_level.upper(), handlers=[service_log_handler(ZoneInfo(settings.timezone))])
     for noisy in ("httpx", "httpcore", "apprise", "google", "grpc", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

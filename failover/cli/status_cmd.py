@@ -69,7 +69,7 @@ def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
             }
             for e in store.endpoints(pid)
         },
-        "actions": {name: _action(actions.get(name), row.failover) for name in app.settings.portals[pid].actions},
+        "actions": {name: _action(actions.get(name), row.failover) for name in app.settings.portal_actions(pid)},
         "last_drill": last_drill(store, pid),
         "mirror": _mirror(app, pid, now),
     }

@@ -124,7 +124,7 @@ async def _service(st: Stage) -> AsyncIterator[asyncio.Task[None]]:
 def _phases(player: Player, st: Stage, options: DemoOptions) -> list[Phase]:
     bounds = Bounds.of(options.timings)
     mode = options.outage_mode
-    tz = st.settings.clinic.timezone
+    tz = st.settings.timezone
 
     async def introduce() -> None:
         _show_stage(player.timeline, st)
@@ -266,7 +266,8 @@ def _show_keep_running(timeline: Timeline, st: Stage) -> None:
 
 async def _finish(timeline: Timeline, st: Stage, store: AsyncStore, player: Player, error: str | None) -> DemoResult:
     await player.pump()
-    tz = ZoneInfo(st.settings.clinic.timezone)
+    await _outbox_delivered(store)
+    tz = ZoneInfo(st.settings.timezone)
 
     def when(ts: float | None) -> str:
         return "-" if ts is None else datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -285,6 +286,16 @@ async def _finish(timeline: Timeline, st: Stage, store: AsyncStore, player: Play
         timeline.line(line)
     _show_summary(timeline, summary)
     return DemoResult(error is None, error, text, summary, timeline.as_json())
+
+
+async def _outbox_delivered(store: AsyncStore, within: float = 10.0) -> None:
+    """Wait (bounded) until every queued staff message left the outbox: the summary counts what
+    each inbox received, and the last message ("recovered") may still be on its way to one of them."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if all(r.state not in ("pending", "sending") for r in await store.outbox()):
+            return
+        await asyncio.sleep(0.05)
 
 
 def _summary(st: Stage, booking_requests: int, player: Player) -> dict[str, Any]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 
 from failover.actions.google_ads import GoogleAdsConfig
+from failover.actions.notify import NotifyConfig
 from failover.actions.table import ACTIONS
 from failover.clinic import Clinic
 from failover.crypto import DataKey, key_problem
@@ -150,6 +151,9 @@ class FailoverPortal(Portal):
         max_length=80,
         description="The name people read (messages, pages, status); default: the id.",
     )
+    clinic: PortalId | None = Field(
+        None, description="Which of `clinics:` this portal books for (required when there are several)."
+    )
     book_url: HttpUrl = Field(description="Where /book sends patients while the portal is up.")
     actions: list[str] = Field(default_factory=list, description="Names from the top-level `actions`.")
     min_failover: Duration = 300.0
@@ -163,8 +167,31 @@ class FailoverPortal(Portal):
         return self
 
 
+class GroupStaffAlerts(StrictModel):
+    """The group's own staff targets (the office manager of several clinics): every clinic's messages."""
+
+    urls: list[SecretStr] = Field(min_length=1, description="Apprise URLs; they carry tokens: use ${VAR}.")
+    remind_every: PositiveDuration | None = 7200.0
+    language: Literal["ja", "en"] = "ja"
+    timeout: PositiveDuration = 15.0
+
+    def as_notify(self) -> NotifyConfig:
+        """The notify action it is on every portal (claimed, observed and retried like a clinic's own)."""
+        fields = self.model_dump(include={"urls", "remind_every", "language", "timeout"})
+        return NotifyConfig(type="notify", **fields)
+
+
+GROUP_ALERTS = "staff_alerts"  # the notify action `staff_alerts:` becomes, beside each portal's own
+
+
 class Settings(WatchdogConfig):
-    clinic: Clinic
+    clinic: Clinic | None = Field(None, description="The clinic (one); for several, `clinics:` instead.")
+    clinics: dict[PortalId, Clinic] = Field(
+        default_factory=dict, description="A dental group: its clinics by id; each portal names its `clinic`."
+    )
+    staff_alerts: GroupStaffAlerts | None = Field(
+        None, description="Targets that get every clinic's staff messages (once, even when also a clinic's own)."
+    )
     store: StorePath = "./portalguard.db"
     data_key: DataKeyText | None = Field(
         None,
@@ -180,6 +207,8 @@ class Settings(WatchdogConfig):
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
+        self._one_clinic_or_a_group()
+        self._group_alerts_name_free()
         for pid, portal in self.portals.items():
             for name in portal.actions:
                 if name not in self.actions:
@@ -191,6 +220,78 @@ class Settings(WatchdogConfig):
         self._campaigns_not_shared()
         self._mirror_needs_key()
         return self
+
+    def _group_alerts_name_free(self) -> None:
+        if self.staff_alerts is not None and GROUP_ALERTS in self.actions:
+            raise ValueError(
+                f"actions.{GROUP_ALERTS}: the name is taken by the top-level staff_alerts: (the group's targets); "
+                "rename this action"
+            )
+
+    def _one_clinic_or_a_group(self) -> None:
+        if (self.clinic is None) == (not self.clinics):
+            raise ValueError(
+                "clinic: is required (name, phone, ...) — or, for a dental group, clinics: with one entry per "
+                "clinic and each portal's clinic: naming it; not both"
+                if self.clinic is None
+                else "clinic: and clinics: are alternatives: move the clinic: block under clinics: with an id"
+            )
+        if self.clinic is not None:
+            for pid, portal in self.portals.items():
+                if portal.clinic is not None:
+                    raise ValueError(
+                        f"portals.{pid}.clinic: this config has one clinic (the top-level clinic:); remove "
+                        f"portals.{pid}.clinic, or list the clinics under clinics:"
+                    )
+            return
+        self._group_references()
+
+    def _group_references(self) -> None:
+        ids = ", ".join(self.clinics)
+        for pid, portal in self.portals.items():
+            if portal.clinic is None and len(self.clinics) > 1:
+                raise ValueError(f"portals.{pid}.clinic: required with several clinics (one of: {ids})")
+            if portal.clinic is not None and portal.clinic not in self.clinics:
+                raise ValueError(f'portals.{pid}.clinic: unknown clinic "{portal.clinic}" (clinics: {ids})')
+        for cid in self.clinics:
+            if not any(self.clinic_id(pid) == cid for pid in self.portals):
+                raise ValueError(f"clinics.{cid}: no portal books for this clinic (set portals.<id>.clinic: {cid})")
+        zones = {c.timezone for c in self.clinics.values()}
+        if len(zones) > 1:
+            listed = ", ".join(f"{cid}: {c.timezone}" for cid, c in self.clinics.items())
+            raise ValueError(
+                f"clinics: all clinics of one portalguard share one time zone ({listed}); "
+                "run one portalguard per time zone"
+            )
+
+    def clinic_id(self, portal_id: str) -> str:
+        """The id of the clinic a portal books for (``clinic`` for the single top-level clinic)."""
+        own = self.portals[portal_id].clinic
+        return own if own is not None else next(iter(self.clinics), "clinic")
+
+    def clinic_of(self, portal_id: str) -> Clinic:
+        """The clinic a portal's patients see (page, messages, webhooks)."""
+        if self.clinic is not None:
+            return self.clinic
+        return self.clinics[self.clinic_id(portal_id)]
+
+    def group(self) -> dict[str, Clinic]:
+        """Every clinic by id: the one top-level clinic is ``clinic``."""
+        return dict(self.clinics) if self.clinic is None else {"clinic": self.clinic}
+
+    def home(self) -> Clinic:
+        """The clinic that speaks for the whole instance (its time zone, group-wide messages): the
+        only one, or the first of ``clinics``."""
+        return self.clinic if self.clinic is not None else next(iter(self.clinics.values()))
+
+    @property
+    def timezone(self) -> str:
+        """The instance's time zone: every clinic's (they must share one)."""
+        return self.home().timezone
+
+    def portals_of(self, clinic_id: str) -> list[str]:
+        """The portals that book for a clinic, in config order."""
+        return [pid for pid in self.portals if self.clinic_id(pid) == clinic_id]
 
     def _mirror_needs_key(self) -> None:
         # The mirror keeps patients' names and phones: never without encryption at rest.
@@ -221,11 +322,25 @@ class Settings(WatchdogConfig):
                         if other != pid:
                             raise ValueError(
                                 f"portals.{pid}.actions: campaign {cid} (action {name}) is also switched by "
-                                f"portal {other} (action {other_action}); give each portal its own campaigns"
+                                f"portal {other} (action {other_action}){self._clinics_note(pid, other)}; "
+                                "give each portal its own campaigns"
                             )
 
+    def _clinics_note(self, pid: str, other: str) -> str:
+        one, two = self.clinic_id(pid), self.clinic_id(other)
+        return f" of another clinic ({one} and {two})" if one != two and self.clinic is None else ""
+
     def portal_actions(self, portal_id: str) -> dict[str, ActionConfig]:
-        return {name: self.actions[name] for name in self.portals[portal_id].actions}
+        """A portal's actions by name: its own, then the group's ``staff_alerts`` (on every portal)."""
+        own: dict[str, ActionConfig] = {name: self.actions[name] for name in self.portals[portal_id].actions}
+        if self.staff_alerts is not None:
+            own[GROUP_ALERTS] = self.staff_alerts.as_notify()
+        return own
+
+    def all_actions(self) -> dict[str, ActionConfig]:
+        """Every action by name, the group's ``staff_alerts`` included."""
+        group = {GROUP_ALERTS: self.staff_alerts.as_notify()} if self.staff_alerts is not None else {}
+        return {**self.actions, **group}
 
     def portal_name(self, portal_id: str) -> str:
         """What people read for a portal: its `name`, else its id."""

@@ -108,7 +108,8 @@ class StaffAlerts:
         then). With ``after``: each target gets it only after it got the message ``after``."""
         targets = self.directory.targets(portal, via)
         if not targets:
-            return False
+            # Every group target is also the clinic's own: told through it, so claimed, with no rows.
+            return self.directory.covered(portal, via) and await self.store.enqueue(claim, [])
         now = self.clock()
         rendered = self._render(topic, portal, {t.language for t in targets}, now, drill, fields)
         rows = [
@@ -276,7 +277,7 @@ class StaffAlerts:
         values = {
             "portal": d.names.get(portal, portal) if portal else None,  # the name people read
             "portal_id": portal,  # the id the commands in the messages take
-            "clinic": d.clinic,
+            "clinic": d.clinic_of(portal),
             "tz": d.timezone,
             "now": now,
             "staff_url": d.staff_url,

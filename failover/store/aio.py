@@ -49,7 +49,7 @@ from failover.store.rows import (
     PortalRow,
     StoreError,
 )
-from failover.store.sync import Store
+from failover.store.sync import Portals, Store
 from watchdog.clock import steady_time
 
 log = logging.getLogger("portalguard.store")
@@ -282,7 +282,7 @@ class AsyncStore:
         return await self._read(self.sync.request, request_id)
 
     async def requests(
-        self, status: str | None = None, portal: str | None = None, limit: int = 10_000
+        self, status: str | None = None, portal: Portals = None, limit: int = 10_000
     ) -> list[BookingRequest]:
         return await self._read(self.sync.requests, status, portal, limit)
 
@@ -304,7 +304,7 @@ class AsyncStore:
     async def record_mirror_sync(self, portal: str, now: float, error_kind: str | None, error: str | None) -> None:
         await self._write(self.sync.record_mirror_sync, portal, now, error_kind, error)
 
-    async def appointments(self, portal: str | None, first_day: dt.date, last_day: dt.date) -> list[Mirrored]:
+    async def appointments(self, portal: Portals, first_day: dt.date, last_day: dt.date) -> list[Mirrored]:
         return await self._read(self.sync.appointments, portal, first_day, last_day)
 
     async def mirror_state(self, portal: str, today: dt.date) -> MirrorState:

@@ -61,6 +61,7 @@ SEAL_BATCH = 200  # plaintext booking requests sealed per transaction when a key
 ID_CHUNK = 500  # ids per ``IN (...)``: below every backend's limit on bound parameters
 PATIENT_FIELDS = ("name", "phone", "menu")  # the appointment columns always sealed
 MAX_SYNC_ERROR = 500
+Portals = str | Collection[str] | None  # one portal, several (a clinic's), or every portal (None)
 
 
 class Store:
@@ -460,16 +461,14 @@ class Store:
         rows = self._rows(select(t.booking_requests).where(t.booking_requests.c.id == request_id))
         return self._booking_request(rows[0]) if rows else None
 
-    def requests(
-        self, status: str | None = None, portal: str | None = None, limit: int = 10_000
-    ) -> list[BookingRequest]:
-        """Newest first."""
+    def requests(self, status: str | None = None, portal: Portals = None, limit: int = 10_000) -> list[BookingRequest]:
+        """Newest first; of one portal, of several (a clinic's), or of all (None)."""
         b = t.booking_requests
         statement = select(b).order_by(b.c.id.desc()).limit(limit)
         if status:
             statement = statement.where(b.c.status == status)
-        if portal:
-            statement = statement.where(b.c.portal == portal)
+        if portal is not None and portal != "":
+            statement = statement.where(_of(b.c.portal, portal))
         return [self._booking_request(r) for r in self._rows(statement)]
 
     def set_request_status(self, request_id: int, status: str) -> bool:
@@ -619,9 +618,9 @@ class Store:
         with self._write() as conn:
             upsert(conn, t.mirror_sync, values)
 
-    def appointments(self, portal: str | None, first_day: dt.date, last_day: dt.date) -> list[Mirrored]:
-        """The mirror's appointments of ``first_day`` .. ``last_day`` (inclusive), of one portal or all,
-        by start time; cancelled and vanished ones included."""
+    def appointments(self, portal: Portals, first_day: dt.date, last_day: dt.date) -> list[Mirrored]:
+        """The mirror's appointments of ``first_day`` .. ``last_day`` (inclusive), of one portal, of
+        several (a clinic's) or all (None), by start time; cancelled and vanished ones included."""
         a = t.appointments
         statement = (
             select(a)
@@ -629,7 +628,7 @@ class Store:
             .order_by(a.c.start, a.c.portal, a.c.id)
         )
         if portal is not None:
-            statement = statement.where(a.c.portal == portal)
+            statement = statement.where(_of(a.c.portal, portal))
         return [self._mirrored(r) for r in self._rows(statement)]
 
     def mirror_state(self, portal: str, today: dt.date) -> MirrorState:
@@ -783,6 +782,11 @@ class Store:
         for column in PATIENT_FIELDS:
             values[column] = key.seal(values[column], context("appointments", column, row.portal, row.id))
         return values
+
+
+def _of(column: Any, portal: str | Collection[str]) -> Any:
+    """The condition "this row is of ``portal``" (one id, or any of several)."""
+    return column == portal if isinstance(portal, str) else column.in_(list(portal))
 
 
 def _json(path: str, data: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from failover.clinic import Clinic
 from failover.links import location_header
 from failover.metrics import FailoverMetrics
 from failover.mirror.dates import named_day
@@ -67,6 +68,23 @@ CSRF_SLOT = "__csrf_token_slot__"
 CLIENT_CLOSED = 499
 
 Notify = Callable[[str, int], Awaitable[None]]
+
+
+def tel_href(phone: str) -> str:
+    """The ``tel:`` link of a phone number as written in the config ("03-1234-5678")."""
+    return "tel:" + "".join(c for c in phone if c.isdigit() or c in "+-")
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A portal on ``/book``'s list when the instance has several."""
+
+    name: str
+    url: str
+    clinic: str
+    phone: str
+    tel_href: str
+    fallback: bool  # the portal is down: its link leads to the fallback page
 
 
 class Rejected(Exception):
@@ -127,7 +145,7 @@ class _Web:
         self.registry = registry
         self.notify = notify
         self.clock = clock
-        self.tz = ZoneInfo(settings.clinic.timezone)
+        self.tz = ZoneInfo(settings.timezone)
         self.key = app_secret(settings)
         self.csrf = Csrf(self.key)
         self.limiter = RateLimiter(
@@ -143,7 +161,6 @@ class _Web:
         self.templates = _load_templates(HERE / "templates")
         self._blank_forms: dict[tuple[str | None, ...], str] = {}
         self.translators = {lang: translator(lang) for lang in STRINGS}
-        self.tel_href = "tel:" + "".join(c for c in settings.clinic.phone if c.isdigit() or c in "+-")
 
     def routes(self) -> list[Route]:
         return [
@@ -165,11 +182,21 @@ class _Web:
         if len(self.settings.portals) == 1:
             return await self._book(request, next(iter(self.settings.portals)))
         lang = self._lang(request)
-        portals = [
-            (self.settings.portal_name(pid), self._url(request, f"/book/{pid}", lang=lang))
-            for pid in self.settings.portals
-        ]
-        return self._page(request, "chooser.html", lang, portals=portals)
+        portals = [await self._choice(request, pid, lang) for pid in self.settings.portals]
+        group = self.settings.clinic is None and len(self.settings.clinics) > 1
+        return self._page(request, "chooser.html", lang, portals=portals, group=group)
+
+    async def _choice(self, request: Request, pid: str, lang: str) -> Choice:
+        """One line of the group's list: the portal, its clinic, and whether online booking works now."""
+        clinic = self.settings.clinic_of(pid)
+        return Choice(
+            name=self.settings.portal_name(pid),
+            url=self._url(request, f"/book/{pid}", lang=lang),
+            clinic=clinic.text("name", lang),
+            phone=clinic.phone,
+            tel_href=tel_href(clinic.phone),
+            fallback=(await self.store.portal(pid)).page_on,
+        )
 
     async def book_portal(self, request: Request) -> Response:
         return await self._book(request, self._portal_id(request))
@@ -306,7 +333,7 @@ class _Web:
                 limit=STAFF_LIST_LIMIT,
                 filter_url=filter_url,
                 status_action=status_action,
-                when=lambda ts: format_time(ts, self.settings.clinic.timezone),
+                when=lambda ts: format_time(ts, self.settings.timezone),
                 visits=forms.VISITS,
                 times=forms.TIMES,
             ),
@@ -347,7 +374,7 @@ class _Web:
             lang_param=explicit_lang if explicit_lang in STRINGS else None,
             staff_url=self._url(request, "/staff", lang=explicit_lang),
             many_portals=len(self.settings.portals) > 1,
-            printed=format_time(self.clock(), self.settings.clinic.timezone),
+            printed=format_time(self.clock(), self.settings.timezone),
             times=forms.TIMES,
         )
 
@@ -589,6 +616,11 @@ class _Web:
             response.headers.append("set-cookie", csrf_cookie_header(cookie, request.url.scheme == "https"))
         return response
 
+    def _clinic(self, request: Request) -> Clinic:
+        """The clinic a page speaks for: its portal's (``/book/{portal}``...), else the instance's."""
+        pid = request.path_params.get("portal")
+        return self.settings.clinic_of(pid) if pid in self.settings.portals else self.settings.home()
+
     def _page(
         self, request: Request, template: str, lang: str, status: int = 200, other_url: str | None = None, **ctx: Any
     ) -> HTMLResponse:
@@ -597,7 +629,7 @@ class _Web:
     def _render(self, request: Request, template: str, lang: str, other_url: str | None = None, **ctx: Any) -> str:
         """Render a page; ``other_url`` is where the language switch leads (default: this GET page)."""
         t = self.translators[lang]
-        clinic = self.settings.clinic
+        clinic = self._clinic(request)
         if other_url is None and request.method in ("GET", "HEAD"):
             other_url = self._url(request, request.url.path)
         switch = None
@@ -610,7 +642,7 @@ class _Web:
             clinic_name=clinic.text("name", lang),
             clinic_hours=clinic.text("hours", lang),
             clinic_address=clinic.text("address", lang),
-            tel_href=self.tel_href,
+            tel_href=tel_href(clinic.phone),
             asset=lambda name: self._url(request, f"/static/{name}", v=self.asset_version),
             other_lang_url=switch,
             **ctx,
