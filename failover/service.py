@@ -39,7 +39,7 @@ from failover.store import AsyncStore, EndpointRow, StoreError
 from failover.web.server import ServiceError as ServiceError  # raised by run(); run_cmd catches it
 from failover.web.server import build_servers
 from watchdog.clock import steady_time
-from watchdog.http_client import make_probe_client
+from watchdog.http_client import make_probe_client, source_address_problem
 from watchdog.metrics import WatchdogMetrics
 from watchdog.monitor import EndpointView, Monitor
 from watchdog.probes import run_probe
@@ -254,7 +254,11 @@ class Service:
     # -- running -----------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Serve until ``stop``; raises ``ServiceError`` (nothing started) if a port cannot be had."""
+        """Serve until ``stop``; raises ``ServiceError`` (nothing started) if a port cannot be had,
+        or probes cannot leave from ``probe.source_address``."""
+        problem = source_address_problem(self.settings.probe)
+        if problem is not None:
+            raise ServiceError(problem)
         await self.store.load(self.settings.portals)  # /book and deciding answer from memory from now on
         # A permanent error stops retries until something changes; a restart (often after fixing
         # the config or credentials) is such a change. (On a full disk: retried from memory.)

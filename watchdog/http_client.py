@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -23,16 +24,36 @@ def make_probe_client(settings: ProbeSettings, *, ssl_context: ssl.SSLContext | 
     - No cookie memory: the client is shared, so each probe keeps its own jar instead.
     - Environment proxies are ignored: patients reach the portal directly, so must the watchdog.
     - Certificates are always verified; ``ssl_context`` may add trusted CAs (a private CA).
+    - ``probe.source_address``: every connection leaves from that local address (the uplink this
+      instance is meant to watch from, on a host with several).
     """
     context = ssl_context if ssl_context is not None else probe_ssl_context(settings)
     return httpx.AsyncClient(
-        transport=FreshConnectionTransport(context),
+        transport=FreshConnectionTransport(context, settings.source_address),
         timeout=None,
         follow_redirects=False,
         headers={"User-Agent": settings.user_agent},
         cookies=_forgetful_jar(),
         trust_env=False,
     )
+
+
+def source_address_problem(settings: ProbeSettings) -> str | None:
+    """Why probes cannot leave from ``probe.source_address`` on this machine, or None (unset or usable).
+    Checked at start: otherwise every probe and canary would fail alike, a false "network down"."""
+    address = settings.source_address
+    if address is None:
+        return None
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((address, 0))
+    except OSError as err:
+        return (
+            f"probe.source_address: {address} is not an address of this machine ({err.strerror}); "
+            "use one that `ip addr` lists, or remove the key"
+        )
+    return None
 
 
 def probe_ssl_context(settings: ProbeSettings) -> ssl.SSLContext:
@@ -61,8 +82,9 @@ class FreshConnectionTransport(httpx.AsyncBaseTransport):
     connection, so there is nothing for a pool to do.
     """
 
-    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext, local_address: str | None = None) -> None:
         self._ssl_context = ssl_context
+        self._local_address = local_address
         self._network = httpcore.AnyIOBackend()  # the project runs on asyncio only
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -76,7 +98,7 @@ class FreshConnectionTransport(httpx.AsyncBaseTransport):
             request.method, url, headers=request.headers.raw, content=request.stream, extensions=request.extensions
         )
         connection = httpcore.AsyncHTTPConnection(
-            url.origin, ssl_context=self._ssl_context, network_backend=self._network
+            url.origin, ssl_context=self._ssl_context, local_address=self._local_address, network_backend=self._network
         )
         try:
             with _as_httpx_errors(request):

@@ -6,6 +6,7 @@ Strict (unknown keys rejected), defaults in the schema, messages that name what 
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, model_validator
@@ -116,6 +117,13 @@ def endpoint_role(name: str) -> Literal["public", "admin"]:
     return "admin" if name.startswith("admin") else "public"
 
 
+def _ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f'"{value}" is not an IP address of this machine (e.g. 192.0.2.10 or 2001:db8::10)') from None
+
+
 class ProbeSettings(StrictModel):
     concurrency: int = Field(256, ge=1, le=10000, description="Probes in flight at once, all portals.")
     jitter: float = Field(0.1, ge=0, le=1.0, description="Fraction of the interval first probes are spread over.")
@@ -123,6 +131,10 @@ class ProbeSettings(StrictModel):
     user_agent: str = "portalguard/0.1 (+booking portal watchdog)"
     ca_file: Annotated[str, AfterValidator(_ca_bundle)] | None = Field(
         None, description="Extra CA certificates (PEM) to trust on top of the public ones: a portal with a private CA."
+    )
+    source_address: Annotated[str, AfterValidator(_ip_address)] | None = Field(
+        None,
+        description="Bind probes and canaries to this local address (a multi-homed host: the uplink to watch).",
     )
 
 

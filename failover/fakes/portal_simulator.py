@@ -45,6 +45,7 @@ import base64
 import contextlib
 import datetime as dt
 import html
+import ipaddress
 import json
 import secrets
 import signal
@@ -97,6 +98,7 @@ _HANG_LIMIT = 600.0  # a hung request is dropped after this long, so nothing lea
 @dataclass(slots=True)
 class _Endpoint:
     mode: str = "healthy"
+    by_client: dict[str, str] = field(default_factory=dict)  # client IP -> its own mode (one vantage point)
     delay: float = 2.0
     requests: int = 0
     server: asyncio.Server | None = None
@@ -261,18 +263,39 @@ class PortalSimulator:
             },
         }
 
-    def set_mode(self, mode: str, endpoints: Iterable[str] = ENDPOINTS, *, delay: float | None = None) -> None:
-        """Switch endpoints to ``mode`` now; ``delay`` sets the ``slow``/``trickle`` pace."""
+    def set_mode(
+        self,
+        mode: str,
+        endpoints: Iterable[str] = ENDPOINTS,
+        *,
+        delay: float | None = None,
+        clients: Iterable[str] | None = None,
+    ) -> None:
+        """Switch endpoints to ``mode`` now; ``delay`` sets the ``slow``/``trickle`` pace. With
+        ``clients`` (IP addresses, e.g. ``["127.0.0.2"]``) only connections from those addresses get
+        ``mode`` (``healthy`` hands them back to the endpoint's mode): the portal failing for one
+        vantage point only. ``refuse`` for a client closes its connections as they are accepted."""
         names = _check_mode(mode, endpoints, delay)
+        chosen = _check_clients(clients)
         for name in names:
             endpoint = self._endpoints[name]
-            endpoint.mode = mode
             if delay is not None:
                 endpoint.delay = delay
-            self._sync_listener(name)
+            if chosen is None:
+                endpoint.mode = mode
+                endpoint.by_client.clear()
+                self._sync_listener(name)
+                continue
+            for ip in chosen:
+                if mode == "healthy":
+                    endpoint.by_client.pop(ip, None)
+                else:
+                    endpoint.by_client[ip] = mode
 
-    def mode(self, endpoint: str = "public") -> str:
-        return self._endpoints[endpoint].mode
+    def mode(self, endpoint: str = "public", client: str | None = None) -> str:
+        """The mode an endpoint serves (to ``client``, when given)."""
+        found = self._endpoints[endpoint]
+        return found.by_client.get(client, found.mode) if client is not None else found.mode
 
     def request_count(self, endpoint: str | None = None) -> int:
         """Requests received by one endpoint, or by both (control requests are not counted)."""
@@ -326,6 +349,7 @@ class PortalSimulator:
     def state(self) -> dict[str, object]:
         return {
             "modes": {name: ep.mode for name, ep in self._endpoints.items()},
+            "by_client": {name: dict(ep.by_client) for name, ep in self._endpoints.items() if ep.by_client},
             "delays": {name: ep.delay for name, ep in self._endpoints.items()},
             "requests": {name: ep.requests for name, ep in self._endpoints.items()},
             "reservations": {"modes": dict(self._source_modes), "appointments": len(self.book)},
@@ -447,6 +471,10 @@ class PortalSimulator:
         return serve
 
     async def _serve(self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if peer else ""
+        if name != "control" and self.mode(name, client) == "refuse":
+            return  # refused for this client only: closed as accepted, before a byte is read
         while True:
             request = await _read_request(reader)
             if request is None:
@@ -454,7 +482,7 @@ class PortalSimulator:
             if name == "control":
                 response = self._control_request(request)
             else:
-                response = await self._portal_request(name, request, reader, writer)
+                response = await self._portal_request(name, request, reader, writer, client)
                 if response is None:
                     return  # hung up, or already written
             writer.write(response.head(request.keep_alive) + response.body)
@@ -465,11 +493,16 @@ class PortalSimulator:
     # -- the portal ----------------------------------------------------------------------------
 
     async def _portal_request(
-        self, name: str, request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        name: str,
+        request: _Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: str = "",
     ) -> _Response | None:
         endpoint = self._endpoints[name]
         endpoint.requests += 1
-        mode = endpoint.mode
+        mode = self.mode(name, client)
         if mode == "refuse":
             return None  # a kept-alive connection from before: drop it as a closing server would
         if mode == "hang":
@@ -601,7 +634,7 @@ class PortalSimulator:
             elif request.method == "POST" and request.path == "/_sim/mode":
                 spec = json.loads(request.body or b"{}")
                 endpoints = spec.get("endpoints", ENDPOINTS)
-                self.set_mode(spec.get("mode", ""), endpoints, delay=spec.get("delay"))
+                self.set_mode(spec.get("mode", ""), endpoints, delay=spec.get("delay"), clients=spec.get("clients"))
             elif request.method == "POST" and request.path == "/_sim/reset":
                 self.reset()
             elif request.path == "/_sim/reservations/mode" and request.method == "POST":
@@ -655,6 +688,18 @@ def _check_mode(mode: str, endpoints: Iterable[str], delay: float | None) -> lis
         raise ValueError(f"endpoints must be among {', '.join(ENDPOINTS)}")
     if delay is not None and not (isinstance(delay, int | float) and delay >= 0):
         raise ValueError("delay must be a non-negative number of seconds")
+    return names
+
+
+def _check_clients(clients: Iterable[str] | None) -> list[str] | None:
+    if clients is None:
+        return None
+    names = [clients] if isinstance(clients, str) else list(clients)
+    for ip in names:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise ValueError(f"clients must be IP addresses (got {ip!r})") from None
     return names
 
 
