@@ -80,7 +80,7 @@ def staff_directory(settings: Settings) -> StaffDirectory:
     return StaffDirectory(
         actions=actions,
         portals=portals,
-        clinic=" · ".join(c.name for c in settings.group().values()),
+        clinic=settings.group_label(),
         timezone=settings.timezone,
         clinics={pid: settings.clinic_of(pid).name for pid in settings.portals},
         group=GROUP_ALERTS if settings.staff_alerts is not None else None,

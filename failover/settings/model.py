@@ -189,6 +189,13 @@ class Settings(WatchdogConfig):
     clinics: dict[PortalId, Clinic] = Field(
         default_factory=dict, description="A dental group: its clinics by id; each portal names its `clinic`."
     )
+    group_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=80,
+        description="The dental group's name (医療法人…): atop /book's list of clinics and in messages about the "
+        "whole instance; default: the clinics' names.",
+    )
     staff_alerts: GroupStaffAlerts | None = Field(
         None, description="Targets that get every clinic's staff messages (once, even when also a clinic's own)."
     )
@@ -283,6 +290,10 @@ class Settings(WatchdogConfig):
         """The clinic that speaks for the whole instance (its time zone, group-wide messages): the
         only one, or the first of ``clinics``."""
         return self.clinic if self.clinic is not None else next(iter(self.clinics.values()))
+
+    def group_label(self) -> str:
+        """What speaks for the whole instance: ``group_name``, else every clinic's name."""
+        return self.group_name or "・".join(c.name for c in self.group().values())
 
     @property
     def timezone(self) -> str:

@@ -183,8 +183,10 @@ class _Web:
             return await self._book(request, next(iter(self.settings.portals)))
         lang = self._lang(request)
         portals = [await self._choice(request, pid, lang) for pid in self.settings.portals]
-        group = self.settings.clinic is None and len(self.settings.clinics) > 1
-        return self._page(request, "chooser.html", lang, portals=portals, group=group)
+        if self.settings.clinic is None and len(self.settings.clinics) > 1:  # a dental group: its name on top
+            name = self.settings.group_label()
+            return self._page(request, "chooser.html", lang, portals=portals, group=True, clinic_name=name)
+        return self._page(request, "chooser.html", lang, portals=portals, group=False)
 
     async def _choice(self, request: Request, pid: str, lang: str) -> Choice:
         """One line of the group's list: the portal, its clinic, and whether online booking works now."""
@@ -635,18 +637,18 @@ class _Web:
         switch = None
         if other_url is not None:
             switch = f"{other_url}{'&' if '?' in other_url else '?'}lang={t('other_lang')}"
-        return self.templates[template].render(
-            t=t,
-            lang=lang,
-            clinic=clinic,
-            clinic_name=clinic.text("name", lang),
-            clinic_hours=clinic.text("hours", lang),
-            clinic_address=clinic.text("address", lang),
-            tel_href=tel_href(clinic.phone),
-            asset=lambda name: self._url(request, f"/static/{name}", v=self.asset_version),
-            other_lang_url=switch,
-            **ctx,
-        )
+        values: dict[str, Any] = {
+            "t": t,
+            "lang": lang,
+            "clinic": clinic,
+            "clinic_name": clinic.text("name", lang),
+            "clinic_hours": clinic.text("hours", lang),
+            "clinic_address": clinic.text("address", lang),
+            "tel_href": tel_href(clinic.phone),
+            "asset": lambda name: self._url(request, f"/static/{name}", v=self.asset_version),
+            "other_lang_url": switch,
+        }
+        return self.templates[template].render(**(values | ctx))  # a page may speak for the group
 
 
 # -- middleware -----------------------------------------------------------------------------------

@@ -170,8 +170,10 @@ async def test_book_lists_the_groups_clinics_with_each_ones_state(tmp_path: Path
     assert len(items) == 2
     shibuya, shinjuku = items
     assert "さくら歯科 渋谷院" in shibuya and "EPARK 渋谷院" in shibuya and "tel:03-1234-5678" in shibuya
-    assert "Web予約" in shibuya and "お電話と受付フォーム" not in shibuya
+    assert "Web予約を受け付けています" in shibuya and "お電話と受付フォーム" not in shibuya
     assert "さくら歯科 新宿院" in shinjuku and "tel:03-2345-6789" in shinjuku and "お電話と受付フォーム" in shinjuku
+    header = page.text.split("<main", 1)[0]
+    assert "さくら歯科 渋谷院・さくら歯科 新宿院" in header  # no group_name: the clinics speak for the group
 
 
 # -- the group's staff alerts ------------------------------------------------------------------

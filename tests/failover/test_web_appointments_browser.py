@@ -3,7 +3,6 @@ day on a counter screen, and printed on A4 without the navigation."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 import re
@@ -13,7 +12,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 from playwright.async_api import async_playwright
 from prometheus_client import CollectorRegistry
 from test_web_browser import ARTIFACTS, CHROMIUM, FLAGS, JAPANESE_ENV, README_SHOTS
@@ -23,6 +21,7 @@ from failover.metrics import FailoverMetrics
 from failover.mirror.model import DayListing, Listed
 from failover.store import AsyncStore
 from failover.web import create_app
+from tests.failover.browser_support import served
 
 pytestmark = [
     pytest.mark.browser,
@@ -73,19 +72,10 @@ async def site(tmp_path: Path) -> AsyncIterator[str]:
     await store.record_mirror_sync(PORTAL, now, None, None)
     registry = CollectorRegistry()
     app = create_app(settings, store, FailoverMetrics(registry), registry)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        async with served(app) as base:
+            yield base
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
         await store.close()
 
 
