@@ -35,6 +35,7 @@ def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
     actions = {a.action: a for a in store.actions(pid)}
     return {
         "name": app.settings.portal_name(pid),
+        "clinic": app.settings.clinic_id(pid) if app.settings.clinic is None else None,  # of a dental group
         "verdict": row.verdict,
         "verdict_since": row.verdict_since,
         "failover": row.failover,
@@ -143,6 +144,8 @@ def status(app: App, as_json: bool) -> None:
         hold = p["hold"]
         why = "held on: switching too often" if hold else p["reason"]
         named = pid if p["name"] == pid else f"{p['name']} ({pid})"
+        if p["clinic"] is not None:
+            named = f"{app.settings.clinic_of(pid).name} — {named}"
         click.echo(
             f"{named}: {p['verdict'].upper()} since {app.when(p['verdict_since'])} — {state}"
             + (f" since {app.when(p['failover_since'])} ({why})" if p["failover"] else "")

@@ -233,7 +233,7 @@ async def test_a_clinic_without_a_notify_action_still_tells_the_group(
 # -- the CLI ------------------------------------------------------------------------------------
 
 
-def test_requests_and_config_check_by_clinic(tmp_path: Path) -> None:
+def test_requests_config_check_and_status_by_clinic(tmp_path: Path) -> None:
     raw = group(store=str(tmp_path / "s.db"), data_key=None)
     path = tmp_path / "portalguard.yaml"
     path.write_text(yaml.safe_dump({k: v for k, v in raw.items() if v is not None}, allow_unicode=True), "utf-8")
@@ -254,3 +254,11 @@ def test_requests_and_config_check_by_clinic(tmp_path: Path) -> None:
     check = runner.invoke(cli, ["-c", str(path), "config", "check"])
     assert check.exit_code == 0, check.output
     assert "clinic shinjuku: さくら歯科 新宿院 (03-2345-6789, Asia/Tokyo); portals epark-shinjuku" in check.output
+    status = runner.invoke(cli, ["-c", str(path), "status", "--json"])
+    assert status.exit_code == 0, status.output
+    assert {p: v["clinic"] for p, v in json.loads(status.output)["portals"].items()} == {
+        "epark-shibuya": "shibuya",
+        "epark-shinjuku": "shinjuku",
+    }
+    text = runner.invoke(cli, ["-c", str(path), "status"]).output
+    assert "さくら歯科 新宿院 — EPARK 新宿院 (epark-shinjuku):" in text
