@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import socket
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,6 +53,7 @@ RETENTION_EVERY = 3600.0
 ANNOUNCE_SWEEP_EVERY = 60.0  # booking requests stored, but not queued for staff before a crash
 ANNOUNCE_FLUSH_EVERY = 1.0  # booking requests whose minute is over are queued for staff
 OUTBOX_STOP_WAIT = 25.0  # at shutdown, for the staff messages in flight (Apprise's own deadline, and then some)
+STATIC_PAGES_EVERY = 2.0  # how often the config file is looked at for the static pages (a hash: cheap)
 
 
 def build_actions(
@@ -192,10 +195,13 @@ class Service:
         settings: Settings,
         clock: Callable[[], float] = steady_time,
         booking_window: float = BOOKING_WINDOW,
+        config_file: Path | None = None,
     ) -> None:
         """``booking_window``: booking requests arriving within it make one staff message (the demo
-        shortens it as it shortens every other timing)."""
+        shortens it as it shortens every other timing). ``config_file``: where ``settings`` came
+        from; the static fallback pages follow its changes."""
         self.settings = settings
+        self.config_file = config_file
         self.clock = clock
         self.registry = CollectorRegistry()
         self.wmetrics = WatchdogMetrics(self.registry)
@@ -277,6 +283,7 @@ class Service:
             asyncio.create_task(self._every(ANNOUNCE_FLUSH_EVERY, self.bookings.flush_due), name="announce"),
             asyncio.create_task(self._run_mirror(), name="mirror"),
             asyncio.create_task(self._run_mail(), name="mirror mail"),
+            asyncio.create_task(self._keep_static_pages(), name="static pages"),
             *[asyncio.create_task(w(), name="warm") for w in self._warmers()],
         ]
         log.info(
@@ -295,6 +302,7 @@ class Service:
             for server, _ in servers:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._tell_stopped_in_failover()
             await self._announce_waiting()
             await self._stop_outbox(outbox, outbox_stop)
             await self.http.aclose()
@@ -302,6 +310,85 @@ class Service:
             self._close_pools()
             self.store.submit_write("add_event", "service", None, state="stopped")
             await self.store.close()
+
+    async def _tell_stopped_in_failover(self) -> None:
+        """A stop during a failover leaves the ads running while ``/book`` is gone: staff are told at
+        once, per portal in failover, what stays on without us and what goes (and sent now, not at
+        the outbox's next pass)."""
+        now = self.clock()
+        static = self.settings.server.static_fallback_dir is not None
+        queued = False
+        for pid in self.settings.portals:
+            if not (await self.store.portal(pid)).failover:
+                continue
+            staying = [m for m in await self._measures_on(pid) if not ACTIONS[m[2]].served_by_us]
+            measures = [(name, labels) for name, labels, _ in staying]
+            try:
+                claim = f"stopped:{pid}:{now:.3f}"
+                fields = {"since": now, "staying": measures, "static_page": static}
+                queued |= await self.staff.enqueue(claim, "stopped_in_failover", pid, **fields)
+            except Exception:
+                log.exception("staff not told that %s stays failed over while portalguard is stopped", pid)
+        if queued:
+            try:
+                await asyncio.wait_for(self.staff.deliver_due(), OUTBOX_STOP_WAIT)
+            except TimeoutError:
+                log.warning("the stop message is still on its way: sent again, marked, at the next start")
+
+    async def _measures_on(self, pid: str) -> list[tuple[str, Any, str]]:
+        """(name, labels, type) of the portal's measures that are, or may be, on now."""
+        out = []
+        for name, cfg in self.settings.portal_actions(pid).items():
+            kind = ACTIONS[cfg.type]
+            if kind.tells_staff:
+                continue
+            row = await self.store.action(pid, name)
+            if row.desired == "on" or row.observed == "on":
+                out.append((name, kind.labels, cfg.type))
+        return out
+
+    async def _keep_static_pages(self) -> None:
+        """Write the static fallback pages at start, and again whenever the config file changes (a
+        new phone number must reach the copy the proxy serves, even before the next restart)."""
+        from failover.web.static_export import export
+
+        seen: bytes | None = None
+        settings: Settings | None = self.settings
+        while True:
+            digest = _digest(self.config_file)
+            if digest != seen:
+                if seen is not None:
+                    settings = await asyncio.to_thread(self._reload_for_pages)
+                seen = digest
+                if settings is not None and settings.server.static_fallback_dir is not None:
+                    directory = settings.server.static_fallback_dir
+                    try:
+                        changed = await asyncio.to_thread(export, settings, directory)
+                    except OSError as err:
+                        log.error("static fallback pages not written to %s: %s (check the directory)", directory, err)
+                    else:
+                        if changed:
+                            log.info("static fallback pages written to %s: %s", directory, ", ".join(changed))
+            if self.config_file is None:
+                return
+            await asyncio.sleep(STATIC_PAGES_EVERY)
+
+    def _reload_for_pages(self) -> Settings | None:
+        """The changed config, for the static pages only (the running service keeps its own)."""
+        from failover.settings.loader import ConfigError, load
+
+        assert self.config_file is not None
+        try:
+            return load(self.config_file, secrets_required=False)
+        except ConfigError as err:
+            log.warning(
+                "the config file changed but is not valid (%d problem(s), see portalguard config check): "
+                "static fallback pages kept as they were",
+                len(err.messages),
+            )
+        except OSError as err:
+            log.warning("the config file changed but cannot be read (%s): static fallback pages kept", err)
+        return None
 
     async def _run_mirror(self) -> None:
         today = window(self.clock(), self.mirror.tz, 1)[0]
@@ -381,7 +468,16 @@ class Service:
             log.exception("booking requests not queued for staff at shutdown: queued at the next start")
 
 
-async def serve_until_signalled(settings: Settings) -> None:
+def _digest(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError:
+        return None  # moved away mid-edit: looked at again at the next pass
+
+
+async def serve_until_signalled(settings: Settings, config_file: Path | None = None) -> None:
     """Run until SIGTERM/SIGINT, then stop cleanly (actions in flight finish, servers close)."""
     import signal
 
@@ -390,4 +486,4 @@ async def serve_until_signalled(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(asyncio.CancelledError):
-        await Service(settings).run(stop)
+        await Service(settings, config_file=config_file).run(stop)

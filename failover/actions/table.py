@@ -26,10 +26,13 @@ class ActionKind:
     action: type[Any]  # built as ``action(name, config, ctx)``
     labels: Mapping[str, str]  # what staff read, by language
     tells_staff: bool = False  # the staff notification itself (not listed among the measures)
+    served_by_us: bool = False  # gone while portalguard is stopped (the rest stays on: ads, webhooks' receivers)
 
 
 ACTIONS: dict[str, ActionKind] = {
-    "fallback_page": ActionKind(FallbackPageConfig, FallbackPage, {"ja": "代替予約ページ", "en": "fallback page"}),
+    "fallback_page": ActionKind(
+        FallbackPageConfig, FallbackPage, {"ja": "代替予約ページ", "en": "fallback page"}, served_by_us=True
+    ),
     "google_ads": ActionKind(GoogleAdsConfig, GoogleAds, {"ja": "Google 広告", "en": "Google Ads"}),
     "notify": ActionKind(NotifyConfig, Notify, {"ja": "通知", "en": "notice"}, tells_staff=True),
     "webhook": ActionKind(WebhookConfig, Webhook, {"ja": "Webhook", "en": "webhook"}),

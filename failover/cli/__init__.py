@@ -73,6 +73,11 @@ COMMANDS: dict[str, LazyCommand] = {
     "maintenance": LazyCommand(
         "failover.cli.maintenance_cmd", "maintenance_group", "Planned maintenance windows of a portal."
     ),
+    "page": LazyCommand(
+        "failover.cli.page_cmd",
+        "page_group",
+        "The fallback page's static copy, served by the reverse proxy when portalguard does not answer.",
+    ),
     "probe": LazyCommand(
         "failover.cli.probe_cmd", "probe", "Probe every endpoint and canary once, now, and print what was found."
     ),

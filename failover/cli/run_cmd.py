@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import click
 
 from failover.cli.common import EXIT_CONFIG, App, fail
 from failover.settings import Settings
+from failover.settings.loader import config_path
 
 
 @click.command("run")
@@ -27,10 +29,10 @@ def run(app: App, log_level: str) -> None:
     except StoreError as err:
         fail(str(err), EXIT_CONFIG)
     with lock:  # held until the process exits: two services on one store would both act
-        _serve(settings, log_level)
+        _serve(settings, log_level, config_path(app.config_option))
 
 
-def _serve(settings: Settings, log_level: str) -> None:
+def _serve(settings: Settings, log_level: str, config_file: Path) -> None:
     from zoneinfo import ZoneInfo
 
     from failover.logs import service_log_handler
@@ -43,6 +45,6 @@ def _serve(settings: Settings, log_level: str) -> None:
     for noisy in ("httpx", "httpcore", "apprise", "google", "grpc", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        asyncio.run(serve_until_signalled(settings))
+        asyncio.run(serve_until_signalled(settings, config_file))
     except (ServiceError, StoreError, SecretError) as err:
         fail(str(err), EXIT_CONFIG)

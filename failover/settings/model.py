@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, Field, SecretStr, model_validator
@@ -107,6 +108,12 @@ class ServerSettings(StrictModel):
     )
     max_connections_per_client: int = Field(
         50, ge=1, description="Open connections per client address (TCP peer); trusted_proxies are exempt."
+    )
+    static_fallback_dir: Path | None = Field(
+        None,
+        description="`run` keeps a static copy of each fallback page here (phone, hours; no form), "
+        "rewritten when the config changes, for the reverse proxy to serve when portalguard does not "
+        "answer (deploy/nginx, deploy/caddy).",
     )
 
 

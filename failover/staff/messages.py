@@ -34,6 +34,7 @@ TOPICS = (
     "store_failing",
     "store_damaged",
     "store_restored",
+    "stopped_in_failover",
 )
 
 _MISSING = "—"
@@ -275,6 +276,31 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "What was kept in memory meanwhile has been written.",
         ),
     },
+    "stopped_in_failover": {
+        "ja": (
+            "【注意】portalguard が停止しました：{portal} は代替受付中です",
+            "{clinic}\n予約サイト「{portal}」の代替受付中に、portalguard が停止しました（{since}）。\n"
+            "止まるもの：代替予約ページ（{fallback_url}）。{static_line}\n"
+            "そのまま続くもの：{staying}。広告は配信され、費用がかかり続けます。\n\n"
+            "portalguard を起動し直すと、状態を確かめて自動で元に戻します（systemctl start portalguard）。"
+            "起動し直せない場合は、Google 広告の管理画面でキャンペーンを一時停止してください。",
+        ),
+        "en": (
+            "[Attention] portalguard stopped while {portal} is in failover",
+            '{clinic}\nportalguard stopped ({since}) while the booking portal "{portal}" was failed over.\n'
+            "Goes away: the fallback booking page ({fallback_url}). {static_line}\n"
+            "Stays on: {staying}. The ads keep running and cost money.\n\n"
+            "Start portalguard again and it checks and puts everything right by itself "
+            "(systemctl start portalguard). If it cannot be started, pause the campaign in Google Ads.",
+        ),
+    },
+}
+
+_STATIC_LINE = {
+    (True, "ja"): "患者さんには予備の静的ページ（電話番号と診療時間のみ）が表示されます。",
+    (False, "ja"): "患者さんにはエラーが表示されます（予備の静的ページは未設定：server.static_fallback_dir）。",
+    (True, "en"): "Patients get the static copy of the page (phone and hours only) instead.",
+    (False, "en"): "Patients get an error page (no static copy set up: server.static_fallback_dir).",
 }
 
 _WHAT_NEXT = {
@@ -326,6 +352,8 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
     if f.get("max_active") is not None:
         out["max_active"] = format_span(float(f["max_active"]), lang)
     out["measures"] = _measures(f.get("measures") or (), lang)
+    out["staying"] = _measures(f.get("staying") or (), lang)
+    out["static_line"] = _STATIC_LINE[(bool(f.get("static_page")), lang)]
     if f.get("numbers"):
         out["numbers"] = _numbers(list(f["numbers"]), lang)
         count = int(f.get("count") or len(f["numbers"]))

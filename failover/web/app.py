@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -37,6 +36,7 @@ from failover.settings import Settings, StaffAuth
 from failover.store import REQUEST_STATUSES, AsyncStore, DataKeyError, StoreError, describe_error
 from failover.web import appointments, forms
 from failover.web.i18n import STRINGS, choose_lang, format_day, format_time, translator
+from failover.web.pages import ASSETS, load_templates, tel_href
 from failover.web.security import (
     CSRF_FIELD,
     Csrf,
@@ -54,7 +54,6 @@ from watchdog.clock import steady_time
 
 log = logging.getLogger("portalguard.web")
 
-HERE = Path(__file__).parent
 UNMATCHED = "unmatched"  # the route label of paths no route knows (never the raw path)
 STAFF_LIST_LIMIT = 500
 STAFF_FAILED_LOGINS_PER_MINUTE = 10
@@ -68,11 +67,6 @@ CSRF_SLOT = "__csrf_token_slot__"
 CLIENT_CLOSED = 499
 
 Notify = Callable[[str, int], Awaitable[None]]
-
-
-def tel_href(phone: str) -> str:
-    """The ``tel:`` link of a phone number as written in the config ("03-1234-5678")."""
-    return "tel:" + "".join(c for c in phone if c.isdigit() or c in "+-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +150,9 @@ class _Web:
         self._lockout_waiting: dict[str, int] = {}
         self.sleep = asyncio.sleep  # the delay of a locked-out client's wrong guess (tests step a clock)
         self.announcements: set[asyncio.Task[None]] = set()
-        self.assets = _load_assets(HERE / "static")
+        self.assets = _load_assets(ASSETS)
         self.asset_version = hashlib.sha256(b"".join(a.body for a in self.assets.values())).hexdigest()[:10]
-        self.templates = _load_templates(HERE / "templates")
+        self.templates = load_templates()
         self._blank_forms: dict[tuple[str | None, ...], str] = {}
         self.translators = {lang: translator(lang) for lang in STRINGS}
 
@@ -732,19 +726,6 @@ def _load_assets(directory: Path) -> dict[str, Asset]:
             etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
             out[path.name] = Asset(body, _MEDIA_TYPES[path.suffix], etag)
     return out
-
-
-def _load_templates(directory: Path) -> dict[str, Template]:
-    env = Environment(
-        loader=FileSystemLoader(directory),
-        autoescape=True,  # every value is escaped, whatever its origin
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,
-    )
-    names = ("book.html", "done.html", "error.html", "chooser.html", "staff.html", "appointments.html")
-    return {name: env.get_template(name) for name in names}
 
 
 def _media_type(header: str) -> tuple[str, dict[str, str]]:

@@ -27,6 +27,10 @@ STRINGS: dict[str, dict[str, str]] = {
             "当院から折り返しお電話してご予約を確定します。"
         ),
         "call_button": "電話で予約する",
+        "static_notice_body": (
+            "予約の受付に一時的な障害が発生しています。ご不便をおかけして申し訳ありません。お電話でご予約ください。"
+        ),
+        "static_portal_link": "予約サイトを開く（復旧していればご利用いただけます）",
         "hours": "診療時間",
         "address": "所在地",
         "form_title": "ご予約のご希望を送る",
@@ -165,6 +169,11 @@ STRINGS: dict[str, dict[str, str]] = {
             "we will call you back to confirm your appointment."
         ),
         "call_button": "Call to book",
+        "static_notice_body": (
+            "Our booking service is temporarily unavailable. We are sorry for the inconvenience. "
+            "Please call us to book."
+        ),
+        "static_portal_link": "Open the booking portal (it works again once it has recovered)",
         "hours": "Opening hours",
         "address": "Address",
         "form_title": "Request an appointment",
