@@ -70,6 +70,15 @@ Notify = Callable[[str, int], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class ClinicLink:
+    """One link of a group's clinic filter on the staff pages (``name`` empty: the whole group)."""
+
+    name: str
+    url: str
+    current: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Choice:
     """A portal on ``/book``'s list when the instance has several."""
 
@@ -295,16 +304,18 @@ class _Web:
         lang = self._lang(request)
         status = request.query_params.get("status")
         status = status if status in REQUEST_STATUSES else None
+        clinic, chosen = self._clinic_filter(request)
         try:
-            rows = await self.store.requests(status, None, STAFF_LIST_LIMIT)
+            rows = await self.store.requests(status, chosen, STAFF_LIST_LIMIT)
         except DataKeyError as err:  # sealed with a key the config does not give: say so in the log
             log.error("/staff cannot show the booking requests: %s", err)
             raise Rejected(503, "e503") from None
-        portals = [await self.store.portal(pid) for pid in self.settings.portals]
+        # The state table shows the whole group whatever the filter: an outage elsewhere stays in sight.
+        portals = [await self.store.portal(pid) for pid in self._portals_by_clinic()]
         holds = {p.portal: await self.store.value(f"flapping_hold:{p.portal}") for p in portals if p.failover}
 
         def filter_url(s: str | None) -> str:
-            return self._url(request, "/staff", lang=lang, status=s)
+            return self._url(request, "/staff", lang=lang, status=s, clinic=clinic)
 
         def status_action(number: int) -> str:
             return self._url(request, f"/staff/requests/{number}/status")
@@ -315,8 +326,10 @@ class _Web:
                 request,
                 "staff.html",
                 lang,
-                other_url=self._url(request, "/staff", status=status),
-                appointments_url=self._url(request, "/staff/appointments", lang=request.query_params.get("lang"))
+                other_url=self._url(request, "/staff", status=status, clinic=clinic),
+                appointments_url=self._url(
+                    request, "/staff/appointments", lang=request.query_params.get("lang"), clinic=clinic
+                )
                 if any(p.mirror is not None for p in self.settings.portals.values())
                 else None,
                 csrf=csrf,
@@ -324,6 +337,9 @@ class _Web:
                 portals=portals,
                 holds=holds,
                 names={pid: self.settings.portal_name(pid) for pid in self.settings.portals},
+                clinic_names=self._clinic_names(lang),
+                clinics=self._clinic_links(request, lang, clinic, "/staff", status=status),
+                chosen_clinic=clinic,
                 status_filter=status,
                 statuses=REQUEST_STATUSES,
                 limit=STAFF_LIST_LIMIT,
@@ -335,6 +351,51 @@ class _Web:
             ),
         )
 
+    # -- a dental group's staff views: per clinic, or the whole group ----------------------------
+
+    def _grouped(self) -> bool:
+        return self.settings.clinic is None and len(self.settings.clinics) > 1
+
+    def _clinic_filter(self, request: Request) -> tuple[str | None, list[str] | None]:
+        """``?clinic=ID``: that clinic and its portals; none given: the whole group (None, None). An
+        unknown clinic (a bookmark from before a config change) is a 404, never silently everything."""
+        cid = request.query_params.get("clinic")
+        if not cid or not self._grouped():
+            return None, None
+        if cid not in self.settings.clinics:
+            raise Rejected(404, "e404")
+        return cid, self.settings.portals_of(cid)
+
+    def _portals_by_clinic(self) -> list[str]:
+        """Every portal, a group's sorted by clinic (config order within each)."""
+        if not self._grouped():
+            return list(self.settings.portals)
+        return [pid for cid in self.settings.clinics for pid in self.settings.portals_of(cid)]
+
+    def _clinic_names(self, lang: str) -> dict[str, str]:
+        """Portal -> its clinic's name, for a group only (one clinic: nothing to tell apart)."""
+        if not self._grouped():
+            return {}
+        return {pid: self.settings.clinic_of(pid).text("name", lang) for pid in self.settings.portals}
+
+    def _clinic_links(
+        self, request: Request, lang: str, current: str | None, path: str, **keep: str | None
+    ) -> list[ClinicLink]:
+        """The clinic filter's links (empty unless a group): every clinic, then the whole group."""
+        if not self._grouped():
+            return []
+        explicit = request.query_params.get("lang")
+
+        def url(cid: str) -> str:
+            return self._url(request, path, lang=explicit, clinic=cid, **keep)
+
+        links = [
+            ClinicLink(name=c.text("name", lang), url=url(cid), current=cid == current)
+            for cid, c in self.settings.clinics.items()
+        ]
+        everything = ClinicLink("", self._url(request, path, lang=explicit, **keep), current is None)
+        return [everything, *links]
+
     async def staff_appointments(self, request: Request) -> Response:
         """One day of the appointment mirror (default today), with that day's booking requests."""
         await self._staff_login(request)
@@ -342,11 +403,15 @@ class _Web:
         day = named_day(request.query_params.get("date"), self._today())
         if day is None:
             raise Rejected(400, "e400")
+        clinic, chosen = self._clinic_filter(request)
         mirrored = [pid for pid, p in self.settings.portals.items() if p.mirror is not None]
+        if chosen is not None:
+            mirrored = [pid for pid in mirrored if pid in chosen]
         try:
-            rows = await self.store.appointments(None, day, day)
-            requests = await self.store.requests(None, None, STAFF_LIST_LIMIT)
+            rows = await self.store.appointments(chosen, day, day)
+            requests = await self.store.requests(None, chosen, STAFF_LIST_LIMIT)
             unread = await self.store.unread_mails(None, self.clock() - appointments.UNREAD_SHOWN_FOR)
+            unread = [u for u in unread if chosen is None or u[0] in chosen]
         except DataKeyError as err:  # sealed with a key the config does not give: say so in the log
             log.error("/staff/appointments cannot show the appointments: %s", err)
             raise Rejected(503, "e503") from None
@@ -356,19 +421,21 @@ class _Web:
         explicit_lang = request.query_params.get("lang")
 
         def day_url(d: date) -> str:
-            return self._url(request, "/staff/appointments", date=d.isoformat(), lang=explicit_lang)
+            return self._url(request, "/staff/appointments", date=d.isoformat(), lang=explicit_lang, clinic=clinic)
 
         return self._page(
             request,
             "appointments.html",
             lang,
-            other_url=self._url(request, "/staff/appointments", date=day.isoformat()),
+            other_url=self._url(request, "/staff/appointments", date=day.isoformat(), clinic=clinic),
             view=view,
+            clinics=self._clinic_links(request, lang, clinic, "/staff/appointments", date=day.isoformat()),
+            chosen_clinic=clinic,
             day_url=day_url,
             day_label=lambda d: format_day(d, lang),
             form_action=self._url(request, "/staff/appointments"),
             lang_param=explicit_lang if explicit_lang in STRINGS else None,
-            staff_url=self._url(request, "/staff", lang=explicit_lang),
+            staff_url=self._url(request, "/staff", lang=explicit_lang, clinic=clinic),
             many_portals=len(self.settings.portals) > 1,
             printed=format_time(self.clock(), self.settings.timezone),
             times=forms.TIMES,
@@ -387,7 +454,9 @@ class _Web:
             raise Rejected(404, "e404")
         lang = fields.get("lang") if fields.get("lang") in STRINGS else None
         back = fields.get("back") if fields.get("back") in REQUEST_STATUSES else None
-        return Response(status_code=303, headers={"location": self._url(request, "/staff", lang=lang, status=back)})
+        clinic = fields.get("back_clinic") if fields.get("back_clinic") in self.settings.clinics else None
+        where = self._url(request, "/staff", lang=lang, status=back, clinic=clinic)
+        return Response(status_code=303, headers={"location": where})
 
     async def _staff_login(self, request: Request) -> None:
         """The right credentials always get in; only failures are counted, and delayed.

@@ -132,6 +132,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "staff_state": "予約サイトの状態",
         "staff_list": "受け付けたご希望",
         "staff_portal": "窓口",
+        "staff_clinic": "医院",
+        "staff_clinic_filter": "医院",
+        "staff_whole_group": "グループ全体",
         "staff_failover_on": "フェイルオーバー中",
         "staff_held": (
             "切り替えが頻発（1時間に{count}回）のため代替受付を継続中："
@@ -279,6 +282,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "staff_state": "Booking portals",
         "staff_list": "Requests received",
         "staff_portal": "Portal",
+        "staff_clinic": "Clinic",
+        "staff_clinic_filter": "Clinic",
+        "staff_whole_group": "Whole group",
         "staff_failover_on": "in failover",
         "staff_held": (
             "held in failover: switching too often ({count}× within an hour); "

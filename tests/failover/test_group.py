@@ -6,10 +6,12 @@ the ``--clinic`` filters of the CLI."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -20,12 +22,13 @@ from pydantic import ValidationError
 from failover.actions.base import Incident
 from failover.cli import main as cli
 from failover.fakes.receivers import JsonReceiver
+from failover.mirror.model import DayListing, Listed
 from failover.service import build_actions
 from failover.settings import Settings
 from failover.settings.model import GROUP_ALERTS
 from failover.store import AsyncStore, Store
 from tests.failover.notify_support import deliver_all, make_staff
-from tests.failover.test_web_support import make_web
+from tests.failover.test_web_support import STAFF_TOKEN, csrf_of, make_web
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
@@ -174,6 +177,78 @@ async def test_book_lists_the_groups_clinics_with_each_ones_state(tmp_path: Path
     assert "さくら歯科 新宿院" in shinjuku and "tel:03-2345-6789" in shinjuku and "お電話と受付フォーム" in shinjuku
     header = page.text.split("<main", 1)[0]
     assert "さくら歯科 渋谷院・さくら歯科 新宿院" in header  # no group_name: the clinics speak for the group
+
+
+BEARER = {"authorization": f"Bearer {STAFF_TOKEN}"}
+
+
+def seed_group(web: Any, clock: FakeClock) -> None:
+    web.store.sync.set_failover("epark-shinjuku", True, "public: timeout")
+    web.store.sync.add_request("epark-shibuya", {"name": "渋谷の患者", "phone": "090-0000-0001"})
+    web.store.sync.add_request("epark-shinjuku", {"name": "新宿の患者", "phone": "090-0000-0002"})
+    day = dt.datetime.fromtimestamp(clock(), ZoneInfo("Asia/Tokyo")).date()
+    at = dt.datetime.combine(day, dt.time(10), ZoneInfo("Asia/Tokyo"))
+    for pid, name in (("epark-shibuya", "渋谷の予約"), ("epark-shinjuku", "新宿の予約")):
+        web.store.sync.apply_mirror_day(pid, DayListing(day, (Listed(f"{pid}-1", at, None, name),)), "ics", clock())
+
+
+@pytest.mark.anyio
+async def test_staff_see_the_whole_group_and_can_narrow_to_one_clinic(tmp_path: Path, clock: FakeClock) -> None:
+    web = web_group(tmp_path, clock)
+    seed_group(web, clock)
+    async with web.client() as client:
+        whole = (await client.get("/staff", headers=BEARER)).text
+        shinjuku = await client.get("/staff?clinic=shinjuku&status=new", headers=BEARER)
+    assert "渋谷の患者" in whole and "新宿の患者" in whole
+    assert whole.count("<td>さくら歯科 新宿院</td>") == 1 and whole.count("<td>さくら歯科 渋谷院</td>") == 1
+    assert shinjuku.status_code == 200
+    page = shinjuku.text
+    assert "新宿の患者" in page and "渋谷の患者" not in page
+    # The state table still shows every clinic: an outage elsewhere stays in sight.
+    assert "<td>さくら歯科 渋谷院</td>" in page and "<td>さくら歯科 新宿院</td>" in page
+    assert 'href="/staff?clinic=shinjuku&amp;status=new" aria-current="page">さくら歯科 新宿院</a>' in page
+    assert page.count(' aria-current="page"') == 2  # the clinic and the status (never escaped into text)
+    assert 'href="/staff?status=new">グループ全体</a>' in page  # the filter keeps the status
+    assert '<input type="hidden" name="back_clinic" value="shinjuku">' in page
+
+
+@pytest.mark.anyio
+async def test_a_status_change_returns_to_the_same_clinics_list(tmp_path: Path, clock: FakeClock) -> None:
+    web = web_group(tmp_path, clock)
+    seed_group(web, clock)
+    async with web.client() as client:
+        page = (await client.get("/staff?clinic=shinjuku", headers=BEARER)).text
+        number = next(r.id for r in web.store.sync.requests() if r.portal == "epark-shinjuku")
+        form = {"csrf": csrf_of(page), "status": "contacted", "back_clinic": "shinjuku", "back": ""}
+        done = await client.post(f"/staff/requests/{number}/status", data=form, headers=BEARER)
+    assert done.status_code == 303 and done.headers["location"] == "/staff?clinic=shinjuku"
+
+
+@pytest.mark.anyio
+async def test_the_appointments_of_one_clinic(tmp_path: Path, clock: FakeClock) -> None:
+    web = web_group(tmp_path, clock)
+    seed_group(web, clock)
+    async with web.client() as client:
+        whole = (await client.get("/staff/appointments", headers=BEARER)).text
+        one = (await client.get("/staff/appointments?clinic=shibuya", headers=BEARER)).text
+    assert "渋谷の予約" in whole and "新宿の予約" in whole
+    assert "渋谷の予約" in one and "新宿の予約" not in one
+    assert "渋谷の患者" in one and "新宿の患者" not in one  # the day's requests beside them, same clinic
+    assert '<input type="hidden" name="clinic" value="shibuya">' in one  # the day picker keeps it
+
+
+@pytest.mark.anyio
+async def test_an_unknown_clinic_is_404_and_one_clinic_has_no_filter(tmp_path: Path, clock: FakeClock) -> None:
+    web = web_group(tmp_path, clock)
+    async with web.client() as client:
+        assert (await client.get("/staff?clinic=ikebukuro", headers=BEARER)).status_code == 404
+        assert (await client.get("/staff/appointments?clinic=ikebukuro", headers=BEARER)).status_code == 404
+    (tmp_path / "one").mkdir()
+    single = make_web(tmp_path / "one", clock)
+    async with single.client() as client:
+        page = await client.get("/staff?clinic=anything", headers=BEARER)
+    assert page.status_code == 200
+    assert "グループ全体" not in page.text and '<th scope="col">医院</th>' not in page.text
 
 
 # -- the group's staff alerts ------------------------------------------------------------------
