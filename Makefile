@@ -15,10 +15,11 @@ venv: $(STAMP)
 
 # Debian packages the tests use: promtool/prometheus, amtool (alertmanager), blackbox_exporter (bench),
 # chromium + its Japanese locale (date fields as patients see them) + CJK fonts, Dovecot (the mirror's IMAP),
-# nginx and Caddy (the static fallback behind a real reverse proxy).
+# nginx and Caddy (the static fallback behind a real reverse proxy), PostgreSQL (the store on a database
+# server; the tests start their own throwaway server, tests/pg_support.py).
 deps-debian:
 	@missing=""; \
-	for p in prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium chromium-l10n fonts-noto-cjk dovecot-imapd nginx-light caddy; do \
+	for p in prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium chromium-l10n fonts-noto-cjk dovecot-imapd nginx-light caddy postgresql; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

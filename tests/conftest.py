@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.pg_support import postgres, store_location  # noqa: F401  (fixtures: a real PostgreSQL)
+
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # quiet gRPC's connection info lines in test output
 
 

@@ -28,6 +28,7 @@ RANKS: dict[str, int] = {
     "failover.links": 0,
     "failover.logs": 0,
     "failover.secrets_policy": 0,
+    "failover.store_url": 0,  # a SQLite file or a PostgreSQL URL, told without SQLAlchemy
     "failover.crypto": 0,  # patient fields sealed at rest (AES-GCM)
     "failover.mirror.model": 0,  # the mirror's plain data, spoken by the store and everything above
     "failover.mirror.dates": 0,

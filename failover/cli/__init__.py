@@ -97,6 +97,9 @@ COMMANDS: dict[str, LazyCommand] = {
         "Per portal: the verdict, failover state, each action's desired/observed state and last error, the override "
         "or maintenance window in force, and the last drill.",
     ),
+    "store": LazyCommand(
+        "failover.cli.store_cmd", "store_group", "The store itself: copy a SQLite store into PostgreSQL."
+    ),
 }
 
 

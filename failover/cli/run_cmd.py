@@ -21,11 +21,11 @@ def run(app: App, log_level: str) -> None:
 
     Logs verdict changes and every action; stops cleanly (actions in flight finish, state is saved).
     """
-    from failover.store import ServiceLock, StoreError
+    from failover.store import StoreError, service_lock
 
     settings = app.settings  # validate before anything starts
     try:  # then the store's service lock, before the service's heavy imports: a second run exits at once
-        lock = ServiceLock(settings.store).acquire()
+        lock = service_lock(settings.store).acquire()
     except StoreError as err:
         fail(str(err), EXIT_CONFIG)
     with lock:  # held until the process exits: two services on one store would both act

@@ -16,6 +16,7 @@ from failover.clinic import Clinic
 from failover.crypto import DataKey, key_problem
 from failover.mirror.config import MirrorSettings
 from failover.secrets_policy import SECRET_PLACEHOLDER, Secret
+from failover.store_url import is_database_url
 from watchdog.config_types import Duration, HttpUrl, PortalId, PositiveDuration, StrictModel, at_least
 from watchdog.targets import Portal, WatchdogConfig
 
@@ -108,6 +109,11 @@ class ServerSettings(StrictModel):
     )
     max_connections_per_client: int = Field(
         50, ge=1, description="Open connections per client address (TCP peer); trusted_proxies are exempt."
+    )
+    secret_file: Path | None = Field(
+        None,
+        description="The web secret (CSRF and preview tokens), created on first use; default beside a SQLite "
+        "store (`STORE.key`). Required with a PostgreSQL store.",
     )
     static_fallback_dir: Path | None = Field(
         None,
@@ -233,7 +239,16 @@ class Settings(WatchdogConfig):
                     )
         self._campaigns_not_shared()
         self._mirror_needs_key()
+        self._database_store_needs_secret_file()
         return self
+
+    def _database_store_needs_secret_file(self) -> None:
+        # Beside a SQLite file by default; a database URL has no "beside".
+        if is_database_url(self.store) and self.server.secret_file is None:
+            raise ValueError(
+                "server.secret_file: required with a PostgreSQL store (where the web secret for forms and "
+                "preview links is kept, e.g. /var/lib/portalguard/web.key; chmod 600, backed up with the config)"
+            )
 
     def _group_alerts_name_free(self) -> None:
         if self.staff_alerts is not None and GROUP_ALERTS in self.actions:

@@ -3,14 +3,14 @@ append-only event log, exactly-once claims, and booking requests.
 
 - ``Store``: every query, synchronous (the CLI);
 - ``AsyncStore``: the same methods for the event loop (one writer thread, a few reader threads);
-- ``ServiceLock``: one ``portalguard run`` per store;
+- ``service_lock``: one ``portalguard run`` per store (a file lock, or an advisory lock on PostgreSQL);
 - ``schema`` (SQLAlchemy Core tables) and ``migrations`` (Alembic, plus the pre-Alembic steps).
 
 The service and the CLI open the same SQLite file (WAL); each call is its own short transaction.
 """
 
 from failover.store.aio import AsyncStore, describe_error
-from failover.store.lock import ServiceLock, StoreInUseError
+from failover.store.lock import DatabaseServiceLock, ServiceLock, StoreInUseError, service_lock
 from failover.store.rows import (
     MAINTENANCE_MODES,
     OUTBOX_STATES,
@@ -40,6 +40,7 @@ __all__ = [
     "AsyncStore",
     "BookingRequest",
     "DataKeyError",
+    "DatabaseServiceLock",
     "EndpointRow",
     "Event",
     "Maintenance",
@@ -51,4 +52,5 @@ __all__ = [
     "StoreError",
     "StoreInUseError",
     "describe_error",
+    "service_lock",
 ]

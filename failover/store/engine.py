@@ -1,6 +1,9 @@
 """Connections to the store's database: an SQLAlchemy engine per store, set up for durability.
 
-SQLite (the only backend so far) gets, on every new DBAPI connection: WAL (readers never wait for
+The store is a SQLite file (the embedded default) or a PostgreSQL database (``store:`` a
+``postgresql://`` URL, for a database the clinic's provider runs and replicates).
+
+SQLite gets, on every new DBAPI connection: WAL (readers never wait for
 the writer, nor the writer for readers), ``synchronous=FULL`` (a write that returned is on disk,
 booking requests included), a busy timeout (a second process waits for the write lock instead
 of failing) and ``secure_delete`` (what a delete or an update frees is overwritten with zeros: a
@@ -22,9 +25,60 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 
 from failover.store.rows import StoreError
+from failover.store_url import is_database_url
 
 BUSY_TIMEOUT_MS = 10_000
 WRITE = "portalguard_write"  # execution option marking a connection whose transactions write
+
+
+# Writers on PostgreSQL take this transaction-level advisory lock first: write transactions run one
+# at a time, as SQLite's BEGIN IMMEDIATE makes them, so a read-then-write (an incident number, a
+# claim and its rows) never interleaves with another process's (the CLI beside the service).
+PG_WRITE_LOCK = 0x706F7274  # "port"
+PG_CONNECT_TIMEOUT = 5  # seconds: an unreachable server fails a call quickly instead of hanging it
+
+
+def shown(location: str | Path) -> str:
+    """The store as messages name it: a URL without its password."""
+    if not is_database_url(location):
+        return str(location)
+    return _pg_url(str(location)).set(drivername="postgresql").render_as_string(hide_password=True)
+
+
+def libpq_url(location: str) -> str:
+    """The URL as libpq (psycopg) takes it, password included: for connections, never for messages."""
+    return _pg_url(location).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _pg_url(location: str) -> URL:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(location.replace("postgres://", "postgresql://", 1))
+    return url.set(drivername="postgresql+psycopg")
+
+
+def make_engine(location: str | Path) -> Engine:
+    """The engine for ``store:``: a SQLite file or a PostgreSQL URL."""
+    if is_database_url(location):
+        return postgresql_engine(str(location))
+    return sqlite_engine(location)
+
+
+def postgresql_engine(location: str) -> Engine:
+    engine = create_engine(
+        _pg_url(location),
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT, "application_name": "portalguard"},
+        pool_size=8,
+        max_overflow=16,
+        pool_pre_ping=True,  # a connection the server dropped (a restart, a failover) is replaced
+    )
+    event.listen(engine, "begin", _on_pg_begin)
+    return engine
+
+
+def _on_pg_begin(connection: Connection) -> None:
+    if connection.get_execution_options().get(WRITE, False):
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
 
 
 def sqlite_engine(path: str | Path, *, read_only: bool = False) -> Engine:

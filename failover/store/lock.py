@@ -6,6 +6,13 @@ writes who holds it (host, PID, start) into the file, so a second run can say wh
 kernel drops the lock when the process dies, ``kill -9`` included: a stale file never blocks a
 restart. The file is never deleted: a process could lock the unlinked file while a third one
 creates a new one, and both would believe they hold the lock. CLI commands do not take it.
+
+On PostgreSQL (``DatabaseServiceLock``) the lock is a session advisory lock held on a connection
+of its own for the life of the process; the server drops it when that connection ends (the process
+died, ``kill -9`` included). The holder names itself in the connection's ``application_name``, which
+a second run reads from ``pg_stat_activity``. One lock per database, whatever the host: a second
+instance on another machine is refused as well (several instances on one store are the HA issue's
+leader lease, not this).
 """
 
 from __future__ import annotations
@@ -22,10 +29,21 @@ from pathlib import Path
 from types import TracebackType
 
 from failover.store.rows import StoreError
+from failover.store_url import is_database_url
 
 
 class StoreInUseError(StoreError):
     """Another process holds the store's service lock."""
+
+
+PG_SERVICE_LOCK = 0x706F7274_72756E  # "portrun": apart from the write lock's key (engine.PG_WRITE_LOCK)
+
+
+def service_lock(location: str | Path, clock: Callable[[], float] = time.time) -> ServiceLock | DatabaseServiceLock:
+    """The service lock of the store at ``location`` (a SQLite file, or a PostgreSQL URL)."""
+    if is_database_url(location):
+        return DatabaseServiceLock(str(location))
+    return ServiceLock(location, clock)
 
 
 class ServiceLock:
@@ -102,3 +120,67 @@ def _read_holder(fd: int) -> dict[str, object]:
 
 def _local_time(ts: float) -> str:
     return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+class DatabaseServiceLock:
+    """The service lock of a PostgreSQL store (see the module docstring)."""
+
+    def __init__(self, location: str) -> None:
+        from failover.store.engine import libpq_url, shown
+
+        self.url = libpq_url(location)
+        self.shown = shown(location)
+        self._conn: object | None = None
+
+    def acquire(self) -> DatabaseServiceLock:
+        import psycopg
+
+        if self._conn is not None:
+            return self
+        me = f"portalguard run {os.getpid()}@{socket.gethostname()}"[:63]
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5, application_name=me)
+        except psycopg.Error as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            hint = "(check the `store:` URL and that the server runs)"
+            raise StoreError(f"store {self.shown}: {reason} {hint}") from None
+        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (PG_SERVICE_LOCK,)).fetchone()
+        if not (got and got[0]):
+            holder = _database_holder(conn)
+            conn.close()
+            raise StoreInUseError(
+                f"another portalguard run ({holder}) already uses store {self.shown}; stop it first, "
+                "or give this instance its own database (several instances on one store need the HA leader "
+                "lease, not available yet)"
+            )
+        self._conn = conn
+        return self
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()  # type: ignore[attr-defined]
+            self._conn = None
+
+    def __enter__(self) -> DatabaseServiceLock:
+        return self.acquire()
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+def _database_holder(conn: object) -> str:
+    row = conn.execute(  # type: ignore[attr-defined]
+        "SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
+        (PG_SERVICE_LOCK,),
+    ).fetchone()
+    if not row:
+        return "holder unknown"
+    name, started = row
+    who = str(name).removeprefix("portalguard run ").replace("@", " on host ", 1)
+    return f"PID {who}, since {started.astimezone().isoformat(timespec='seconds')}"

@@ -37,7 +37,7 @@ from failover.mirror.model import (
 )
 from failover.mirror.reconcile import apply_mail, reconcile
 from failover.store import schema as t
-from failover.store.engine import WRITE, open_error, sqlite_engine, store_error
+from failover.store.engine import WRITE, make_engine, open_error, shown, store_error
 from failover.store.migrations import migrate, read_state, schema_number
 from failover.store.rows import (
     MAINTENANCE_MODES,
@@ -73,11 +73,12 @@ class Store:
     def __init__(
         self, path: str | Path, clock: Callable[[], float] = steady_time, *, data_key: DataKey | None = None
     ) -> None:
-        self.path = str(path)
+        self.location = str(path)  # a SQLite file, or a PostgreSQL URL (its password inside)
+        self.path = shown(path)  # what messages say: never the password
         self.clock = clock
         self.data_key = data_key
         self._thread = threading.local()  # a thread that keeps its own connection (AsyncStore's threads)
-        self.engine: Engine = sqlite_engine(self.path)
+        self.engine: Engine = make_engine(self.location)
         try:
             migrate(self.engine, self.path)
         except StoreError:
@@ -160,7 +161,10 @@ class Store:
         """What SQLite's ``PRAGMA quick_check`` finds wrong with the file, or None if nothing.
 
         Asked after a failure that may be damage ("malformed", "not a database"): a disk or a copy
-        gone wrong under a running service. Never raises: an unreadable file is itself the answer."""
+        gone wrong under a running service. Never raises: an unreadable file is itself the answer.
+        (PostgreSQL checks its own pages; a failing server is not damage of ours: None.)"""
+        if self.engine.dialect.name != "sqlite":
+            return None
         try:
             with self._read() as conn:
                 found = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check(3)")]

@@ -38,6 +38,9 @@ def upsert(conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
 
 def insert_if_absent(conn: Connection, table: Table, values: Mapping[str, Any]) -> bool:
     """Insert the row unless one with its primary key exists; True if this call inserted it."""
-    statement = _dialect_insert(conn, table).values(**values).on_conflict_do_nothing(index_elements=_key_columns(table))
+    keys = _key_columns(table)
+    statement = _dialect_insert(conn, table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    if conn.dialect.name == "postgresql":  # psycopg reports no rowcount here (-1): ask for the row back
+        return conn.execute(statement.returning(table.c[keys[0]])).first() is not None
     result: CursorResult[Any] = conn.execute(statement)
     return result.rowcount == 1

@@ -48,7 +48,8 @@ class SecretError(Exception):
 
 
 def secret_path(settings: Settings) -> Path:
-    return Path(f"{settings.store}.key")
+    """``server.secret_file``, else beside the SQLite store (a PostgreSQL store requires the setting)."""
+    return settings.server.secret_file or Path(f"{settings.store}.key")
 
 
 def app_secret(settings: Settings) -> bytes:

@@ -46,7 +46,16 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path, clock: Any) -> Iterator[Store]:
+def store(store_location: str, clock: Any) -> Iterator[Store]:
+    """The store on each backend: a SQLite file, then a PostgreSQL database."""
+    s = Store(store_location, clock=clock)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def file_store(db_path: Path, clock: Any) -> Iterator[Store]:
+    """A SQLite store, for the tests that look at its file."""
     s = Store(db_path, clock=clock)
     yield s
     s.close()
@@ -65,9 +74,18 @@ def user_version(path: Path) -> int:
 # -- schema and migrations ------------------------------------------------------------------------
 
 
-def test_fresh_file_gets_the_current_schema(store: Store, db_path: Path) -> None:
-    assert store.schema_version() == SCHEMA_VERSION >= max(_MIGRATIONS)
+def test_fresh_file_gets_the_current_schema(file_store: Store, db_path: Path) -> None:
+    assert file_store.schema_version() == SCHEMA_VERSION >= max(_MIGRATIONS)
     assert tables(db_path) >= TABLES
+    assert file_store.writable()
+
+
+def test_a_fresh_database_gets_the_current_schema(store: Store) -> None:
+    from sqlalchemy import inspect
+
+    assert store.schema_version() == SCHEMA_VERSION
+    with store.engine.connect() as conn:
+        assert set(inspect(conn).get_table_names()) >= TABLES
     assert store.writable()
 
 
@@ -143,18 +161,18 @@ def pragma(store: Store, name: str) -> Any:
         return conn.exec_driver_sql(f"PRAGMA {name}").scalar()
 
 
-def test_the_connection_writes_durably(store: Store) -> None:
-    assert pragma(store, "journal_mode") == "wal"
-    assert pragma(store, "synchronous") == 2  # FULL: a returned write is on disk
-    assert pragma(store, "busy_timeout") >= 5000  # another process's write lock is waited for
+def test_the_connection_writes_durably(file_store: Store) -> None:
+    assert pragma(file_store, "journal_mode") == "wal"
+    assert pragma(file_store, "synchronous") == 2  # FULL: a returned write is on disk
+    assert pragma(file_store, "busy_timeout") >= 5000  # another process's write lock is waited for
 
 
-def test_a_store_opened_read_only_is_not_writable(db_path: Path, store: Store) -> None:
+def test_a_store_opened_read_only_is_not_writable(db_path: Path, file_store: Store) -> None:
     """The database file itself refuses writes (``mode=ro``), where a TEMP table would still work."""
-    store.engine.dispose()
-    store.engine = sqlite_engine(db_path, read_only=True)  # the same Store code, on a file it cannot write
-    assert not store.writable()
-    assert store.portal("epark").verdict == "unknown"  # reads still work
+    file_store.engine.dispose()
+    file_store.engine = sqlite_engine(db_path, read_only=True)  # the same Store code, on a file it cannot write
+    assert not file_store.writable()
+    assert file_store.portal("epark").verdict == "unknown"  # reads still work
 
 
 def test_reopening_keeps_data_and_does_not_migrate_again(db_path: Path, clock: Any) -> None:

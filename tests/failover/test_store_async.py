@@ -33,8 +33,8 @@ class ThreadClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AsyncStore]:
-    s = AsyncStore(tmp_path / "s.db", clock=ThreadClock())
+async def store(store_location: str) -> AsyncIterator[AsyncStore]:
+    s = AsyncStore(store_location, clock=ThreadClock())
     yield s
     await s.close()
 

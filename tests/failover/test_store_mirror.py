@@ -42,7 +42,16 @@ def day(d: dt.date, *appointments: Listed) -> DayListing:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def store(store_location: str) -> Iterator[Store]:
+    """The mirror on each backend: a SQLite file, then a PostgreSQL database."""
+    s = Store(store_location, clock=lambda: T0, data_key=KEY)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def file_store(tmp_path: Path) -> Iterator[Store]:
+    """On SQLite, for the tests that look into its file."""
     s = Store(tmp_path / "s.db", clock=lambda: T0, data_key=KEY)
     yield s
     s.close()
@@ -81,13 +90,13 @@ def test_a_day_is_added_then_reconciled(store: Store) -> None:
     assert store.count_appointments("epark", TODAY) == 1
 
 
-def test_unchanged_rows_are_only_marked_seen(store: Store, tmp_path: Path) -> None:
-    store.apply_mirror_day("epark", day(TODAY, appt("A")), "admin_html", T0)
+def test_unchanged_rows_are_only_marked_seen(file_store: Store, tmp_path: Path) -> None:
+    file_store.apply_mirror_day("epark", day(TODAY, appt("A")), "admin_html", T0)
     with sqlite3.connect(tmp_path / "s.db") as db:
         sealed_before = db.execute("SELECT name FROM appointments").fetchone()
-    changes = store.apply_mirror_day("epark", day(TODAY, appt("A")), "admin_html", T0 + 60)
+    changes = file_store.apply_mirror_day("epark", day(TODAY, appt("A")), "admin_html", T0 + 60)
     assert changes.counts == (0, 0, 0)
-    (row,) = store.appointments("epark", TODAY, TODAY)
+    (row,) = file_store.appointments("epark", TODAY, TODAY)
     assert row.synced_at == T0 + 60 and row.first_seen == T0
     with sqlite3.connect(tmp_path / "s.db") as db:
         assert db.execute("SELECT name FROM appointments").fetchone() == sealed_before  # not sealed again
@@ -160,9 +169,9 @@ def test_purge_by_start_per_portal_or_all_others(store: Store) -> None:
     ]
 
 
-def test_without_a_key_the_mirror_is_neither_written_nor_read_but_counted(store: Store, tmp_path: Path) -> None:
-    store.apply_mirror_day("epark", day(TODAY, appt("A")), "x", T0)
-    store.record_mirror_sync("epark", T0, None, None)
+def test_without_a_key_the_mirror_is_neither_written_nor_read_but_counted(file_store: Store, tmp_path: Path) -> None:
+    file_store.apply_mirror_day("epark", day(TODAY, appt("A")), "x", T0)
+    file_store.record_mirror_sync("epark", T0, None, None)
     keyless = Store(tmp_path / "s.db")
     try:
         with pytest.raises(DataKeyError, match=r"without a data key: set data_key: \$\{PORTALGUARD_DATA_KEY\}"):
@@ -181,20 +190,20 @@ def test_without_a_key_the_mirror_is_neither_written_nor_read_but_counted(store:
         other.close()
 
 
-def test_a_sealed_field_moved_to_another_row_is_detected(store: Store, tmp_path: Path) -> None:
-    store.apply_mirror_day("epark", day(TODAY, appt("A", name="山田"), appt("B", name="佐藤")), "x", T0)
+def test_a_sealed_field_moved_to_another_row_is_detected(file_store: Store, tmp_path: Path) -> None:
+    file_store.apply_mirror_day("epark", day(TODAY, appt("A", name="山田"), appt("B", name="佐藤")), "x", T0)
     with sqlite3.connect(tmp_path / "s.db") as db:
         (a_name,) = db.execute("SELECT name FROM appointments WHERE id='A'").fetchone()
         db.execute("UPDATE appointments SET name=? WHERE id='B'", (a_name,))
     with pytest.raises(DataKeyError, match="moved from another row or column"):
-        store.appointments("epark", TODAY, TODAY)
+        file_store.appointments("epark", TODAY, TODAY)
 
 
-def test_the_file_holds_no_patient_field_in_plaintext(store: Store, tmp_path: Path) -> None:
-    store.apply_mirror_day(
+def test_the_file_holds_no_patient_field_in_plaintext(file_store: Store, tmp_path: Path) -> None:
+    file_store.apply_mirror_day(
         "epark", day(TODAY, appt("A", name="Hanako Yamada", phone="09011112222", menu="Implant")), "x", T0
     )
-    store.close()
+    file_store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))
     for text in ("Hanako Yamada", "09011112222", "Implant"):
         assert text.encode() not in raw
