@@ -30,6 +30,7 @@ from failover.redact import scrub_urls
 from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.store import ActionRow, Maintenance, Override, PortalRow, StoreError
+from failover.store_url import is_database_url
 from watchdog.clock import PUBLISHED_KEY, SteadyClock, steady_time
 from watchdog.monitor import PortalHealth
 from watchdog.result import FailureKind
@@ -540,7 +541,8 @@ class Orchestrator:
             # Damage needs a restore, not free space: the message says which (claimed as the same episode).
             topic = "store_damaged" if health.damaged is not None else "store_failing"
             error = health.damaged or health.last_error
-            await self._alert_once(self._store_alert, topic, None, since=since, error=error)
+            database = is_database_url(self.settings.store)  # the words fit a server, not a disk
+            await self._alert_once(self._store_alert, topic, None, since=since, error=error, database=database)
         elif not health.failing and self._store_alert is not None:
             claim, self._store_alert = self._store_alert, None
             since = float(claim.split(":")[1])

@@ -39,11 +39,12 @@ class PostgresServer:
             shutil.chown(self.dir, "postgres")
         run = self._as_owner()
         data = self.dir / "data"
-        subprocess.run(
-            [*run, str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", USER, "--no-sync"],
-            check=True,
-            capture_output=True,
-        )
+        if not data.exists():  # started again after halt(): the same data, the same port
+            subprocess.run(
+                [*run, str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", USER, "--no-sync"],
+                check=True,
+                capture_output=True,
+            )
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
         subprocess.run(
             [*run, str(BIN / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-w", "-o", options, "start"],
@@ -51,11 +52,15 @@ class PostgresServer:
             capture_output=True,
         )
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server now (connections cut), keeping its data for ``start()``."""
         subprocess.run(
             [*self._as_owner(), str(BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop"],
             capture_output=True,
         )
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:

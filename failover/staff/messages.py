@@ -230,19 +230,18 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "ja": (
             "【要対応】portalguard が記録（ストア）に書き込めません",
             "{clinic}\n{since}から、portalguard が記録ファイル（ストア）に書き込めません。\n"
-            "エラー：{error}\nディスクの空き容量不足の可能性が高いです。\n"
+            "エラー：{error}\n{store_cause}\n"
             "切り替えと通知はメモリ上の状態で続けています（今再起動すると、書き込めなかった分は失われます）。\n\n"
-            "対処：サーバーのディスクの空きを確保してください（df -h で確認し、古いログやバックアップを削除）。"
+            "対処：{store_fix}"
             "書き込めるようになると自動で記録を再開します。状態は /healthz で確認できます。",
         ),
         "en": (
             "[Action needed] portalguard cannot write its store",
             "{clinic}\nSince {since}, portalguard cannot write its store file.\n"
-            "Error: {error}\nThe disk is most likely full.\n"
+            "Error: {error}\n{store_cause}\n"
             "Failover and alerts go on from memory (if the service restarted now, what could not be written "
             "would be lost).\n\n"
-            "What to do: free disk space on the server (check with df -h; remove old logs or backups), or fix "
-            "the store file's permissions. portalguard writes again by itself as soon as it can; /healthz "
+            "What to do: {store_fix} portalguard writes again by itself as soon as it can; /healthz "
             "shows the state.",
         ),
     },
@@ -294,6 +293,26 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "(systemctl start portalguard). If it cannot be started, pause the campaign in Google Ads.",
         ),
     },
+}
+
+_STORE_TROUBLE = {  # (cause, what to do) by the store's kind: a SQLite file, or a PostgreSQL server
+    (False, "ja"): (
+        "ディスクの空き容量不足の可能性が高いです。",
+        "サーバーのディスクの空きを確保してください（df -h で確認し、古いログやバックアップを削除）。",
+    ),
+    (True, "ja"): (
+        "データベース（PostgreSQL）に接続できないか、書き込みを拒否されています。",
+        "データベースのサーバーが動いているか、接続先・パスワード・空き容量を確認してください（管理会社へ連絡）。",
+    ),
+    (False, "en"): (
+        "The disk is most likely full.",
+        "free disk space on the server (check with df -h; remove old logs or backups), or fix the store "
+        "file's permissions.",
+    ),
+    (True, "en"): (
+        "The database (PostgreSQL) cannot be reached or refuses writes.",
+        "check that the database server runs, its address and password, and its free space (ask its provider).",
+    ),
 }
 
 _STATIC_LINE = {
@@ -354,6 +373,7 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
     out["measures"] = _measures(f.get("measures") or (), lang)
     out["staying"] = _measures(f.get("staying") or (), lang)
     out["static_line"] = _STATIC_LINE[(bool(f.get("static_page")), lang)]
+    out["store_cause"], out["store_fix"] = _STORE_TROUBLE[(bool(f.get("database")), lang)]
     if f.get("numbers"):
         out["numbers"] = _numbers(list(f["numbers"]), lang)
         count = int(f.get("count") or len(f["numbers"]))

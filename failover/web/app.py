@@ -34,6 +34,7 @@ from failover.metrics import FailoverMetrics
 from failover.mirror.dates import named_day
 from failover.settings import Settings, StaffAuth
 from failover.store import REQUEST_STATUSES, AsyncStore, DataKeyError, StoreError, describe_error
+from failover.store_url import is_database_url
 from failover.web import appointments, forms
 from failover.web.i18n import STRINGS, choose_lang, format_day, format_time, translator
 from failover.web.pages import ASSETS, load_templates, tel_href
@@ -514,10 +515,13 @@ class _Web:
                 status_code=503,
             )
         # Failover itself goes on from memory (ResilientStore); say so, and what to do.
+        fix = (
+            "check that the database server runs and accepts this instance (address, password, free space)"
+            if is_database_url(self.settings.store)
+            else "free disk space on the store's filesystem or fix its permissions"
+        )
         return PlainTextResponse(
-            f"store not writable ({error}): failover goes on from memory; free disk space on the store's "
-            "filesystem or fix its permissions\n",
-            status_code=503,
+            f"store not writable ({error}): failover goes on from memory; {fix}\n", status_code=503
         )
 
     async def metrics_page(self, request: Request) -> Response:

@@ -17,7 +17,7 @@ import yaml
 from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.fakes.portal_simulator import PortalSimulator
 from failover.fakes.receivers import JsonReceiver
-from tests.e2e.test_run_process import BIN, PORTAL, Rig, until
+from tests.e2e.test_run_process import BIN, FORM, PORTAL, Rig, until
 from tests.pg_support import PostgresServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -83,3 +83,58 @@ async def test_a_second_run_on_the_same_database_exits_2_naming_the_first(rig: R
     rig.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(rig.proc.wait(), 30) == 0
     await rig.start()  # the lock went with the first process: a restart takes it
+
+
+@pytest.fixture
+async def own_server() -> AsyncIterator[PostgresServer]:
+    """A server of this test's own: it is stopped and started again mid-test."""
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_postgresql_stopped_mid_outage_then_back(tmp_path: Path, own_server: PostgresServer) -> None:
+    """Down: /book goes on from memory, a booking request is refused with the phone number (never a
+    false confirmation), /healthz names the database. Back: everything written, the recovery done once."""
+    url = own_server.new_database()
+    with FakeGoogleAds(campaigns={"111": ("PAUSED", 3000)}) as ads:
+        async with PortalSimulator() as sim, JsonReceiver() as staff, JsonReceiver() as hook:
+            rig = Rig(tmp_path, sim, ads, staff, hook)
+            doc = yaml.safe_load(rig.config.read_text(encoding="utf-8"))
+            doc["store"], doc["server"]["secret_file"] = url, str(tmp_path / "web.key")
+            rig.config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+            try:
+                await _stop_and_start_the_database(rig, own_server)
+            finally:
+                if rig.proc and rig.proc.returncode is None:
+                    await rig.kill9()
+
+
+async def _stop_and_start_the_database(rig: Rig, server: PostgresServer) -> None:
+    await rig.start()
+    rig.sim.set_mode("error500", endpoints=("public",))
+    await until(lambda: rig.converged(True), 30, "failover on")
+    await rig.staff.wait_for(1, 10)
+    server.halt()
+    async with httpx.AsyncClient(timeout=15) as web:
+        page = await web.get(f"http://{rig.web}/book/{PORTAL}")
+        assert page.status_code == 200 and "<form" in page.text, "the fallback page, from memory"
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        sent = await web.post(f"http://{rig.web}/book/{PORTAL}/request", data={"csrf": csrf, **FORM})
+        assert sent.status_code == 503 and 'href="tel:0312345678"' in sent.text.replace("-", "")
+        assert "お電話でご予約ください" in sent.text
+
+        async def unhealthy() -> bool:
+            got = await web.get(f"http://{rig.web}/healthz")
+            return got.status_code == 503 and "check that the database server runs" in got.text
+
+        await until(unhealthy, 20, "/healthz names the database")
+        server.start()
+        await until(rig._healthy, 30, "/healthz healthy again once the database is back")
+        rig.sim.set_mode("healthy")
+        await until(lambda: rig.converged(False), 40, "recovered after the database came back")
+        assert rig.ads.status("111") == "PAUSED"
+        assert rig.hook_states() == ["failover", "recovered"]

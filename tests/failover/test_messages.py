@@ -254,3 +254,30 @@ def test_the_cause_is_said_in_words(reason: str, lang: str, shown: str) -> None:
     # A manual failover read 「原因：override on: …」 although the portal was up.
     _title, body = render("outage", lang, **{**FIELDS, "reason": reason})
     assert shown in body and "override on:" not in body
+
+
+def test_a_failing_store_is_told_in_the_words_of_its_kind() -> None:
+    _, disk = render("store_failing", "ja", since=0, error="disk I/O error")
+    _, database = render("store_failing", "ja", since=0, error="connection refused", database=True)
+    assert "ディスクの空き容量不足" in disk and "PostgreSQL" not in disk
+    assert "データベース（PostgreSQL）に接続できない" in database and "df -h" not in database
+    _, english = render("store_failing", "en", since=0, error="connection refused", database=True)
+    assert "cannot be reached or refuses writes" in english and "disk" not in english.lower()
+
+
+def test_a_stop_in_failover_says_what_stays_on_and_what_goes() -> None:
+    title, body = render(
+        "stopped_in_failover",
+        "ja",
+        portal="EPARK",
+        since=0,
+        staying=[("ads", {"ja": "Google 広告", "en": "Google Ads"})],
+        static_page=False,
+        fallback_url="https://book.example.jp/book/epark",
+    )
+    assert title == "【注意】portalguard が停止しました：EPARK は代替受付中です"
+    assert (
+        "そのまま続くもの：Google 広告 (ads)" in body
+        and "止まるもの：代替予約ページ（https://book.example.jp/book/epark）" in body
+    )
+    assert "予備の静的ページは未設定：server.static_fallback_dir" in body
