@@ -132,6 +132,13 @@ async def _stop_and_start_the_database(rig: Rig, server: PostgresServer) -> None
             return got.status_code == 503 and "check that the database server runs" in got.text
 
         await until(unhealthy, 20, "/healthz names the database")
+
+        def told() -> bool:
+            words = "データベース（PostgreSQL）に接続できない"
+            return any(words in r.json().get("message", "") for r in rig.staff.requests)
+
+        # After 30 s of failing writes (resilient.ALERT_AFTER), in the words of a database server.
+        await until(told, 60, "staff told the database cannot be reached")
         server.start()
         await until(rig._healthy, 30, "/healthz healthy again once the database is back")
         rig.sim.set_mode("healthy")
