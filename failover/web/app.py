@@ -33,9 +33,9 @@ from failover.links import location_header
 from failover.metrics import FailoverMetrics
 from failover.mirror.dates import named_day
 from failover.settings import Settings, StaffAuth
-from failover.store import REQUEST_STATUSES, AsyncStore, DataKeyError, StoreError, describe_error
+from failover.store import MAINTENANCE_MODES, REQUEST_STATUSES, AsyncStore, DataKeyError, StoreError, describe_error
 from failover.store_url import is_database_url
-from failover.web import appointments, forms
+from failover.web import appointments, console, forms
 from failover.web.i18n import STRINGS, choose_lang, format_day, format_time, translator
 from failover.web.pages import ASSETS, load_templates, tel_href
 from failover.web.security import (
@@ -48,10 +48,12 @@ from failover.web.security import (
     csrf_cookie_header,
     preview_ok,
     staff_authorized,
+    staff_basic_user,
     staff_challenge,
     staff_enabled,
 )
 from watchdog.clock import steady_time
+from watchdog.duration import format_duration
 
 log = logging.getLogger("portalguard.web")
 
@@ -66,6 +68,7 @@ BLANK_FORMS_KEPT = 64
 MAX_REQUEST_ID = 2**63 - 1  # SQLite's INTEGER: a longer number in the URL is no request of ours
 CSRF_SLOT = "__csrf_token_slot__"
 CLIENT_CLOSED = 499
+OVERVIEW_REFRESH = 15  # seconds: the overview reloads itself (meta refresh), the data time shown
 
 Notify = Callable[[str, int], Awaitable[None]]
 
@@ -175,6 +178,9 @@ class _Web:
             Route("/staff", self.staff, methods=["GET"]),
             Route("/staff/requests/{request_id:int}/status", self.staff_status, methods=["POST"]),
             Route("/staff/appointments", self.staff_appointments, methods=["GET"]),
+            Route("/staff/overview", self.staff_overview, methods=["GET"]),
+            Route("/staff/decide/{portal}", self.staff_decide_form, methods=["GET"]),
+            Route("/staff/decide/{portal}", self.staff_decide, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics_page, methods=["GET"]),
             Route("/static/{name}", self.static, methods=["GET"]),
@@ -334,6 +340,7 @@ class _Web:
                 if any(p.mirror is not None for p in self.settings.portals.values())
                 else None,
                 csrf=csrf,
+                overview_url=self._url(request, "/staff/overview", lang=request.query_params.get("lang")),
                 requests=rows,
                 portals=portals,
                 holds=holds,
@@ -441,6 +448,111 @@ class _Web:
             printed=format_time(self.clock(), self.settings.timezone),
             times=forms.TIMES,
         )
+
+    # -- the console: overview and decisions (failover.web.console) ----------------------------
+
+    async def staff_overview(self, request: Request) -> Response:
+        """Every portal's state in words; refreshes itself (meta refresh: no script needed)."""
+        await self._staff_login(request)
+        lang = self._lang(request)
+        now = self.clock()
+        views = await console.overview(self.settings, self.store, now, lang)
+        explicit = request.query_params.get("lang")
+        done = request.query_params.get("done")
+        return self._page(
+            request,
+            "overview.html",
+            lang,
+            portals=views,
+            printed=format_time(now, self.settings.timezone),
+            when=lambda ts: format_time(ts, self.settings.timezone),
+            span=lambda seconds: console.span(seconds, lang),
+            refresh=OVERVIEW_REFRESH,
+            done=done if done in console.KINDS else None,
+            decide_url=lambda pid: self._url(request, f"/staff/decide/{pid}", lang=explicit),
+            staff_url=self._url(request, "/staff", lang=explicit),
+            grouped=self._grouped(),
+        )
+
+    async def staff_decide_form(self, request: Request) -> Response:
+        await self._staff_login(request)
+        pid = self._known_portal(request)
+        return await self._decide_page(request, pid, {}, {})
+
+    async def staff_decide(self, request: Request) -> Response:
+        """First POST: what will happen, asked again; the second (``confirm=yes``) decides."""
+        await self._staff_login(request)
+        pid = self._known_portal(request)
+        fields = await self._read_form(request)
+        if not self.csrf.valid(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, "")):
+            raise Rejected(403, "csrf_expired")
+        decision = console.read_decision(pid, fields, self.clock(), self.settings.timezone)
+        if isinstance(decision, console.Invalid):
+            return await self._decide_page(request, pid, fields, decision.errors, status=422)
+        lang = self._lang_of(fields)
+        if fields.get("confirm") != "yes":
+            lines = console.consequences(self.settings, decision, lang)
+            return self._with_csrf(
+                request,
+                lambda csrf: self._page(
+                    request,
+                    "confirm.html",
+                    lang,
+                    other_url=None,
+                    csrf=csrf,
+                    decision=decision,
+                    fields={k: v for k, v in fields.items() if k not in (CSRF_FIELD, "confirm")},
+                    lines=lines,
+                    name=self.settings.portal_name(pid),
+                    when=lambda ts: format_time(ts, self.settings.timezone),
+                    span=lambda seconds: console.span(seconds, lang),
+                    action=self._url(request, f"/staff/decide/{pid}"),
+                    back=self._url(request, f"/staff/decide/{pid}", lang=fields.get("lang")),
+                ),
+            )
+        await console.apply(self.store, decision, self.clock(), _actor(request))
+        where = self._url(request, "/staff/overview", lang=fields.get("lang") or None, done=decision.kind)
+        return Response(status_code=303, headers={"location": where})
+
+    async def _decide_page(
+        self, request: Request, pid: str, fields: Mapping[str, str], errors: Mapping[str, str], status: int = 200
+    ) -> Response:
+        lang = self._lang_of(fields) if fields else self._lang(request)
+        now = self.clock()
+        windows = [w for w in await self.store.maintenance(pid) if w.end > now]
+        (view,) = [v for v in await console.overview(self.settings, self.store, now, lang) if v.portal == pid]
+        return self._with_csrf(
+            request,
+            lambda csrf: self._page(
+                request,
+                "decide.html",
+                lang,
+                status=status,
+                other_url=self._url(request, f"/staff/decide/{pid}"),
+                csrf=csrf,
+                portal=view,
+                windows=windows,
+                values=fields,
+                errors=errors,
+                modes=MAINTENANCE_MODES,
+                when=lambda ts: format_time(ts, self.settings.timezone),
+                span=lambda seconds: console.span(seconds, lang),
+                action=self._url(request, f"/staff/decide/{pid}"),
+                overview_url=self._url(request, "/staff/overview", lang=request.query_params.get("lang")),
+                on_default=format_duration(console.ON_DEFAULT),
+                now_local=datetime.fromtimestamp(now, self.tz).strftime("%Y-%m-%dT%H:%M"),
+            ),
+        )
+
+    def _known_portal(self, request: Request) -> str:
+        pid = request.path_params["portal"]
+        if pid not in self.settings.portals:
+            raise Rejected(404, "e404")
+        return str(pid)
+
+    def _lang_of(self, fields: Mapping[str, str]) -> str:
+        lang = fields.get("lang")
+        return lang if lang in STRINGS else "ja"
 
     async def staff_status(self, request: Request) -> Response:
         await self._staff_login(request)
@@ -811,6 +923,15 @@ def _media_type(header: str) -> tuple[str, dict[str, str]]:
         if sep:
             params.setdefault(name.strip().lower(), value.strip().strip('"').lower())
     return mime.strip().lower(), params
+
+
+def _actor(request: Request) -> str:
+    """Who decided, for the audit log: the staff login's user name, or "token" (a script)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        user = staff_basic_user(value.strip())
+        return f"{user} (web)" if user else "staff (web)"
+    return "token (web)"
 
 
 def _client(request: Request) -> str:

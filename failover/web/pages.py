@@ -21,6 +21,9 @@ PAGES = (
     "staff.html",
     "appointments.html",
     "static.html",
+    "overview.html",
+    "decide.html",
+    "confirm.html",
 )
 
 

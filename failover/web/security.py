@@ -247,6 +247,11 @@ def staff_authorized(auth: StaffAuth, authorization: str | None) -> bool:
     return False
 
 
+def staff_basic_user(value: str) -> str:
+    """The user name of a ``Basic`` credential (after the login accepted it): for the audit log."""
+    return _basic(value)[0]
+
+
 def staff_challenge(auth: StaffAuth) -> str:
     if auth.username is not None:
         return 'Basic realm="portalguard staff", charset="UTF-8"'
