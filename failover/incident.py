@@ -8,10 +8,27 @@ from failover.store import Event, Store
 from watchdog.duration import format_duration
 
 
-def last_incident_events(store: Store, portal: str) -> list[Event]:
-    """Events of the portal's last failover episode: from the failures that led to it to its end."""
+def incidents(store: Store, portal: str) -> list[tuple[int, float, float | None]]:
+    """The portal's failover episodes on record, newest first: (incident number, on, off or None)."""
+    events = [e for e in store.events(portal, kinds=("failover",)) if e.portal == portal]
+    out: list[tuple[int, float, float | None]] = []
+    for i, e in enumerate(events):
+        if e.detail.get("to") != "on":
+            continue
+        off = next((later.ts for later in events[i + 1 :] if later.detail.get("to") == "off"), None)
+        out.append((int(e.detail.get("incident") or len(out) + 1), e.ts, off))
+    return out[::-1]
+
+
+def last_incident_events(store: Store, portal: str, number: int | None = None) -> list[Event]:
+    """Events of the portal's last failover episode (or of incident ``number``): from the failures
+    that led to it to its end."""
     events = store.events(portal)
-    starts = [i for i, e in enumerate(events) if e.kind == "failover" and e.detail.get("to") == "on"]
+    starts = [
+        i
+        for i, e in enumerate(events)
+        if e.kind == "failover" and e.detail.get("to") == "on" and number in (None, e.detail.get("incident"))
+    ]
     if not starts:
         return []
     start = starts[-1]
@@ -35,8 +52,8 @@ def last_incident_events(store: Store, portal: str) -> list[Event]:
     return [merged[k] for k in sorted(merged)]
 
 
-def report(store: Store, portal: str, when: Callable[[float | None], str]) -> str:
-    events = last_incident_events(store, portal)
+def report(store: Store, portal: str, when: Callable[[float | None], str], number: int | None = None) -> str:
+    events = last_incident_events(store, portal, number)
     if not events:
         return f"# {portal}: no outage on record\n"
     on = next(e for e in events if e.kind == "failover" and e.detail.get("to") == "on")

@@ -29,13 +29,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from failover.clinic import Clinic
+from failover.incident import EVENT_KINDS, incidents
+from failover.incident import report as incident_report
 from failover.links import location_header
 from failover.metrics import FailoverMetrics
 from failover.mirror.dates import named_day
 from failover.settings import Settings, StaffAuth
 from failover.store import MAINTENANCE_MODES, REQUEST_STATUSES, AsyncStore, DataKeyError, StoreError, describe_error
 from failover.store_url import is_database_url
-from failover.web import appointments, console, forms
+from failover.web import appointments, console, forms, history
 from failover.web.i18n import STRINGS, choose_lang, format_day, format_time, translator
 from failover.web.pages import ASSETS, load_templates, tel_href
 from failover.web.security import (
@@ -68,6 +70,7 @@ BLANK_FORMS_KEPT = 64
 MAX_REQUEST_ID = 2**63 - 1  # SQLite's INTEGER: a longer number in the URL is no request of ours
 CSRF_SLOT = "__csrf_token_slot__"
 CLIENT_CLOSED = 499
+HISTORY_LIMIT = 500  # lines on the history page (newest first)
 OVERVIEW_REFRESH = 15  # seconds: the overview reloads itself (meta refresh), the data time shown
 
 Notify = Callable[[str, int], Awaitable[None]]
@@ -179,6 +182,8 @@ class _Web:
             Route("/staff/requests/{request_id:int}/status", self.staff_status, methods=["POST"]),
             Route("/staff/appointments", self.staff_appointments, methods=["GET"]),
             Route("/staff/overview", self.staff_overview, methods=["GET"]),
+            Route("/staff/history", self.staff_history, methods=["GET"]),
+            Route("/staff/incident/{portal}", self.staff_incident, methods=["GET"]),
             Route("/staff/decide/{portal}", self.staff_decide_form, methods=["GET"]),
             Route("/staff/decide/{portal}", self.staff_decide, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -471,8 +476,74 @@ class _Web:
             done=done if done in console.KINDS else None,
             decide_url=lambda pid: self._url(request, f"/staff/decide/{pid}", lang=explicit),
             staff_url=self._url(request, "/staff", lang=explicit),
+            history_url=self._url(request, "/staff/history", lang=explicit),
             grouped=self._grouped(),
         )
+
+    async def staff_history(self, request: Request) -> Response:
+        """The audit log in words, by portal, kind and period (``?portal=&kind=&since=24h|7d|30d``)."""
+        await self._staff_login(request)
+        lang = self._lang(request)
+        q = request.query_params
+        portal = q.get("portal") if q.get("portal") in self.settings.portals else None
+        kind = q.get("kind") if q.get("kind") in EVENT_KINDS else None
+        since = q.get("since") if q.get("since") in history.PERIODS else "24h"
+        rows = await self.store.events(None, since=self.clock() - history.PERIODS[since], kinds=(kind,) if kind else ())
+        rows = [e for e in rows if portal is None or e.portal in (portal, None)][-HISTORY_LIMIT:][::-1]
+        when = self._when
+        explicit = q.get("lang")
+
+        def url(**change: str | None) -> str:
+            params = {"portal": portal, "kind": kind, "since": since, "lang": explicit} | change
+            return self._url(request, "/staff/history", **params)
+
+        return self._page(
+            request,
+            "history.html",
+            lang,
+            lines=[
+                (when(e.ts), self.settings.portal_name(e.portal) if e.portal else "—", history.line(e, lang, when))
+                for e in rows
+            ],
+            portals={pid: self.settings.portal_name(pid) for pid in self.settings.portals},
+            kinds=EVENT_KINDS,
+            kind_names={k: STRINGS[lang].get(f"kind_{k}", k) for k in EVENT_KINDS},
+            periods=list(history.PERIODS),
+            chosen={"portal": portal, "kind": kind, "since": since},
+            url=url,
+            limit=HISTORY_LIMIT,
+            incident_url=lambda pid: self._url(request, f"/staff/incident/{pid}", lang=explicit),
+            overview_url=self._url(request, "/staff/overview", lang=explicit),
+        )
+
+    async def staff_incident(self, request: Request) -> Response:
+        """An outage's report (the last one, or ``?n=INCIDENT``), as a page or ``?format=md``."""
+        await self._staff_login(request)
+        pid = self._known_portal(request)
+        number = request.query_params.get("n", "")
+        chosen = int(number) if number.isdigit() else None
+        text = await asyncio.to_thread(incident_report, self.store.sync, pid, self._when, chosen)
+        if request.query_params.get("format") == "md":
+            name = f"incident-{pid}-{chosen or 'last'}.md"
+            headers = {"content-disposition": f'attachment; filename="{name}"'}
+            return Response(text, media_type="text/markdown; charset=utf-8", headers=headers)
+        episodes = await asyncio.to_thread(incidents, self.store.sync, pid)
+        explicit = request.query_params.get("lang")
+        return self._page(
+            request,
+            "incident.html",
+            self._lang(request),
+            name=self.settings.portal_name(pid),
+            report=text,
+            episodes=[(n, self._when(on), self._when(off) if off else None) for n, on, off in episodes],
+            chosen=chosen,
+            episode_url=lambda n: self._url(request, f"/staff/incident/{pid}", n=str(n), lang=explicit),
+            download_url=self._url(request, f"/staff/incident/{pid}", n=str(chosen) if chosen else None, format="md"),
+            history_url=self._url(request, "/staff/history", portal=pid, lang=explicit),
+        )
+
+    def _when(self, ts: float | None) -> str:
+        return format_time(ts, self.settings.timezone)
 
     async def staff_decide_form(self, request: Request) -> Response:
         await self._staff_login(request)

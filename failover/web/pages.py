@@ -24,6 +24,8 @@ PAGES = (
     "overview.html",
     "decide.html",
     "confirm.html",
+    "history.html",
+    "incident.html",
 )
 
 
