@@ -24,6 +24,7 @@ from failover.actions.base import Action, ActionContext, Measure, PortalLinks
 from failover.actions.notify import NotifyConfig
 from failover.actions.table import ACTIONS, build_action
 from failover.doctor import run_checks
+from failover.drill import rehearse
 from failover.links import fallback_url, own_base_url
 from failover.metrics import FailoverMetrics, MirrorMetrics
 from failover.mirror.config import MirrorSettings
@@ -423,7 +424,15 @@ class Service:
     def _servers(self) -> list[tuple[uvicorn.Server, socket.socket]]:
         from failover.web.app import create_app
 
-        app = create_app(self.settings, self.store, self.fmetrics, self.registry, self.bookings.arrived, self.clock)
+        app = create_app(
+            self.settings,
+            self.store,
+            self.fmetrics,
+            self.registry,
+            self.bookings.arrived,
+            self.clock,
+            drill=lambda pid: rehearse(self.actions[pid], pid, self.clock()),  # the console's drill
+        )
         return build_servers(self.settings.server, app, self.registry)
 
     def _warmers(self) -> list[Callable[[], object]]:

@@ -63,6 +63,7 @@ RANKS: dict[str, int] = {
     "failover.decision": 7,
     "failover.orchestrator": 7,
     "failover.doctor": 7,
+    "failover.drill": 7,
     "failover.retention": 7,
     "failover.web": 7,
     "failover.mirror": 7,

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 import click
 import httpx
 
-from failover.actions.base import ActionError, Incident
 from failover.cli.common import App, fail, print_json, table
 from failover.cli.drill_record import record_drill
+from failover.drill import for_the_log, rehearse
 from failover.store import AsyncStore
 
 
@@ -40,9 +39,7 @@ def drill(app: App, portal: str, as_json: bool, force: bool) -> None:
     results = asyncio.run(_drill(app, pid))
     ok = all(r["ok"] for r in results)
     now = app.store.clock()
-    # The preview link's token lets anyone see the fallback page: printed for staff, not kept in the log.
-    logged = [{**r, "detail": re.sub(r"preview=\S+", "preview=…", str(r["detail"]))} for r in results]
-    app.store.add_event("drill", pid, ok=ok, results=logged)
+    app.store.add_event("drill", pid, ok=ok, results=for_the_log(results))
     record_drill(app.store, pid, ok, now)
     if as_json:
         print_json({"portal": pid, "ok": ok, "actions": results})
@@ -63,19 +60,6 @@ async def _drill(app: App, pid: str) -> list[dict[str, object]]:
         async with httpx.AsyncClient(timeout=10.0) as http:
             staff = StaffAlerts(staff_directory(app.settings), store, time.time)
             actions = build_actions(app.settings, store, http, staff, time.time)[pid]
-            incident = Incident(pid, 0, "drill (rehearsal)", time.time(), drill=True)
-            return list(await asyncio.gather(*(_one(name, a.drill(incident)) for name, a in actions.items())))
+            return await rehearse(actions, pid, time.time())
     finally:
         await store.close()
-
-
-async def _one(name: str, work: object) -> dict[str, object]:
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(60):
-            detail, ok = await work, True  # type: ignore[misc]
-    except ActionError as err:
-        detail, ok = err.message, False
-    except TimeoutError:
-        detail, ok = "no answer within 60s", False
-    return {"action": name, "ok": ok, "detail": detail, "seconds": round(time.perf_counter() - started, 3)}

@@ -21,8 +21,7 @@ def last_drill(store: Store, pid: str) -> dict[str, Any] | None:
 
 
 def record_drill(store: Store, pid: str, ok: bool, now: float) -> None:
-    """Keep the last drill and the last *passed* one (`status` shows both): a failed drill must
-    not hide since when the portal has gone without a passing rehearsal."""
-    previous = last_drill(store, pid)
-    last_ok = now if ok else (previous["last_ok_at"] if previous else None)
-    store.set_value(f"drill:{pid}", {"at": now, "ok": ok, "last_ok_at": last_ok})
+    """Keep the last drill and the last *passed* one (`status` shows both)."""
+    from failover.drill import next_record
+
+    store.set_value(f"drill:{pid}", next_record(store.value(f"drill:{pid}"), ok, now))

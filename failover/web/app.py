@@ -29,6 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from failover.clinic import Clinic
+from failover.drill import Rehearse, for_the_log, next_record
 from failover.incident import EVENT_KINDS, incidents
 from failover.incident import report as incident_report
 from failover.links import location_header
@@ -121,11 +122,14 @@ def create_app(
     registry: CollectorRegistry,
     notify: Notify | None = None,
     clock: Callable[[], float] = steady_time,
+    drill: Rehearse | None = None,
 ) -> Starlette:
     """The ASGI app. ``notify(portal, request_id)`` announces a new booking request to staff; it runs
     in the background and never delays or fails the patient's confirmation. ``app.state.announcements``
-    holds the announcements still running (a shutdown may wait for them)."""
+    holds the announcements still running (a shutdown may wait for them). ``drill(portal)`` rehearses
+    a portal's actions (the service's own), for the staff console; without it the console offers none."""
     web = _Web(settings, store, metrics, registry, notify, clock)
+    web.drill = drill
     app = Starlette(
         routes=web.routes(),
         middleware=[
@@ -166,6 +170,7 @@ class _Web:
         self._lockout_waiting: dict[str, int] = {}
         self.sleep = asyncio.sleep  # the delay of a locked-out client's wrong guess (tests step a clock)
         self.announcements: set[asyncio.Task[None]] = set()
+        self.drill: Rehearse | None = None  # the service's rehearsal of a portal (create_app's drill)
         self.assets = _load_assets(ASSETS)
         self.asset_version = hashlib.sha256(b"".join(a.body for a in self.assets.values())).hexdigest()[:10]
         self.templates = load_templates()
@@ -561,6 +566,8 @@ class _Web:
         if isinstance(decision, console.Invalid):
             return await self._decide_page(request, pid, fields, decision.errors, status=422)
         lang = self._lang_of(fields)
+        if decision.kind == "drill" and (problem := await self._no_drill(pid)) is not None:
+            return await self._decide_page(request, pid, fields, {"kind": problem}, status=409)
         if fields.get("confirm") != "yes":
             lines = console.consequences(self.settings, decision, lang)
             return self._with_csrf(
@@ -581,6 +588,8 @@ class _Web:
                     back=self._url(request, f"/staff/decide/{pid}", lang=fields.get("lang")),
                 ),
             )
+        if decision.kind == "drill":
+            return await self._run_drill(request, pid, lang)
         await console.apply(self.store, decision, self.clock(), _actor(request))
         where = self._url(request, "/staff/overview", lang=fields.get("lang") or None, done=decision.kind)
         return Response(status_code=303, headers={"location": where})
@@ -611,8 +620,35 @@ class _Web:
                 action=self._url(request, f"/staff/decide/{pid}"),
                 overview_url=self._url(request, "/staff/overview", lang=request.query_params.get("lang")),
                 on_default=format_duration(console.ON_DEFAULT),
+                can_drill=self.drill is not None,
                 now_local=datetime.fromtimestamp(now, self.tz).strftime("%Y-%m-%dT%H:%M"),
             ),
+        )
+
+    async def _no_drill(self, pid: str) -> str | None:
+        """Why a drill cannot run from here now (an i18n key), or None."""
+        if self.drill is None:
+            return "drill_unavailable"
+        if (await self.store.portal(pid)).failover:
+            return "drill_in_failover"  # [訓練] messages in a real outage only confuse staff
+        return None
+
+    async def _run_drill(self, request: Request, pid: str, lang: str) -> Response:
+        assert self.drill is not None
+        results = await self.drill(pid)
+        ok = all(r["ok"] for r in results)
+        now = self.clock()
+        await self.store.add_event("drill", pid, ok=ok, results=for_the_log(results), by=_actor(request))
+        await self.store.set_value(f"drill:{pid}", next_record(await self.store.value(f"drill:{pid}"), ok, now))
+        return self._page(
+            request,
+            "drill.html",
+            lang,
+            other_url=None,
+            name=self.settings.portal_name(pid),
+            ok=ok,
+            results=results,
+            overview_url=self._url(request, "/staff/overview", lang=lang),
         )
 
     def _known_portal(self, request: Request) -> str:

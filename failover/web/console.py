@@ -30,7 +30,7 @@ ON_DEFAULT = 4 * 3600.0  # "start the fallback": for 4 hours unless staff say ot
 OFF_MAX = 24 * 3600.0  # "a false alarm": at most a day from here
 MAINTENANCE_MAX = 7 * 86400.0
 MAX_REASON = 200
-KINDS = ("on", "off", "auto", "maint_add", "maint_remove")
+KINDS = ("on", "off", "auto", "maint_add", "maint_remove", "drill")
 
 # The verdict (watchdog) as staff read it: (words key, CSS class).
 VERDICTS = {
@@ -164,7 +164,7 @@ def read_decision(portal: str, fields: Mapping[str, str], now: float, tz: str) -
         if not number.isdigit():
             return Invalid({"window": "decide_err_kind"})
         return Decision(kind, portal, window=int(number))
-    if kind == "auto":
+    if kind in ("auto", "drill"):
         return Decision(kind, portal)
     if kind in ("on", "off"):
         seconds = _duration(fields.get("for", ""), ON_DEFAULT if kind == "on" else None, errors)
@@ -229,7 +229,14 @@ def consequences(settings: Settings, decision: Decision, lang: str) -> list[tupl
         return [("decide_then_off", {}), ("decide_then_off_warn", {})]
     if decision.kind == "auto":
         return [("decide_then_auto", {})]
+    if decision.kind == "drill":
+        return [_rehearses(cfg) for cfg in settings.portal_actions(decision.portal).values()]
     return [("decide_then_remove", {"n": decision.window})]
+
+
+def _rehearses(cfg: Any) -> tuple[str, dict[str, Any]]:
+    key = {"fallback_page": "drill_then_page", "google_ads": "drill_then_ads", "notify": "drill_then_notify"}
+    return key.get(cfg.type, "drill_then_webhook"), {}
 
 
 def _switches_on(name: str, cfg: Any) -> tuple[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ PAGES = (
     "confirm.html",
     "history.html",
     "incident.html",
+    "drill.html",
 )
 
 
