@@ -12,7 +12,8 @@ from failover.cli.drill_record import last_drill
 
 def status_data(app: App) -> dict[str, Any]:
     """The status document (also what `--json` prints): per portal id, plus the service."""
-    store, now = app.store, app.store.clock()
+    store = app.reader
+    now = store.clock()
     heartbeat = store.value("heartbeat")
     out: dict[str, Any] = {
         "service": {
@@ -28,7 +29,7 @@ def status_data(app: App) -> dict[str, Any]:
 
 
 def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
-    store = app.store
+    store = app.reader
     row = store.portal(pid)
     override = store.override(pid, now)
     window = store.active_maintenance(pid, now)
@@ -82,7 +83,7 @@ def _mirror(app: App, pid: str, now: float) -> dict[str, Any] | None:
         return None
     import datetime as dt
 
-    state = app.store.mirror_state(pid, dt.datetime.fromtimestamp(now, app.tz).date())
+    state = app.reader.mirror_state(pid, dt.datetime.fromtimestamp(now, app.tz).date())
     out: dict[str, Any] = {
         "last_success": state.last_success,
         "last_attempt": state.last_attempt,
@@ -93,7 +94,7 @@ def _mirror(app: App, pid: str, now: float) -> dict[str, Any] | None:
         "admin_source": app.settings.portals[pid].mirror.source is not None,  # type: ignore[union-attr]
     }
     if app.settings.portals[pid].mirror.mail is not None:  # type: ignore[union-attr]
-        mail = app.store.mail_state(pid)
+        mail = app.reader.mail_state(pid)
         out["mail"] = {
             "last_success": mail.last_success if mail else None,
             "last_attempt": mail.last_attempt if mail else None,
