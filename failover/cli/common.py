@@ -17,13 +17,14 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from failover.settings import Settings
-from failover.settings.loader import ConfigError, config_path, load
+from failover.settings.source import config_path
 from failover.store.rows import DataKeyError, StoreError
 from watchdog.clock import PUBLISHED_KEY, steady_at, wall_at
 from watchdog.duration import parse_duration
 
 if TYPE_CHECKING:
+    from failover.cli.status_config import StatusConfig
+    from failover.settings import Settings
     from failover.store import Store
     from failover.store.reads import StoreReads
 
@@ -55,6 +56,8 @@ class App:
 
     @cached_property
     def settings(self) -> Settings:
+        from failover.settings.loader import ConfigError, load  # pydantic: not for status_config's fast path
+
         try:
             return load(config_path(self.config_option), secrets_required=self.secrets_required)
         except ConfigError as err:
@@ -79,7 +82,7 @@ class App:
         (which creates or migrates it). Stamped on the service's clock as ``store``."""
         from failover.store.readonly import ReadOnlyStore
 
-        reader = ReadOnlyStore.open(self.settings.store, self.now)
+        reader = ReadOnlyStore.open(self.status_config.store, self.now)
         if reader is None:
             return self.store
         self._read_published(reader)
@@ -120,8 +123,18 @@ class App:
         return wall, wall if steady is None else steady
 
     @cached_property
+    def status_config(self) -> StatusConfig:
+        """What ``status`` shows of the config: from its cache when the file, the variables it names and
+        the code are unchanged (no pydantic), else from ``settings`` (``failover.cli.status_config``)."""
+        from failover.cli.status_config import cached
+
+        path = config_path(self.config_option)
+        return cached(path, lambda: self.settings, secrets_required=self.secrets_required)
+
+    @cached_property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.settings.timezone)
+        view = self.__dict__.get("status_config")  # status's: it may have loaded no settings
+        return ZoneInfo(view.timezone if view is not None else self.settings.timezone)
 
     def portal_ids(self, portal: str | None) -> list[str]:
         """The chosen portal, or every portal; an unknown id exits 2 listing the known ones."""
