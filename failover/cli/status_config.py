@@ -14,7 +14,9 @@ path and bytes, every variable its ``${VAR}`` references name (set or not, and i
 code (size and mtime of every module of portalguard, pydantic and PyYAML). So no secret reaches the
 disk — the view holds none, and the key is keyed — while a change to the file, to any variable it
 names, or an upgrade invalidates the entry. Any trouble with the cache (no home, a read-only disk, a
-directory others could write) only means the config is loaded.
+directory others could write) only means the config is loaded. What validation reads beyond the file
+and the environment (that a probe's ``ca_bundle`` file is readable) is checked again on a miss only:
+``status`` shows the store and uses no bundle (``run``, ``doctor`` and ``config check`` always validate).
 """
 
 from __future__ import annotations
