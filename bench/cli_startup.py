@@ -8,7 +8,9 @@ create the store), then ``--runs`` times; the table gives the median, min and ma
 The code measured is whatever ``failover`` the child processes import: this script imports none of
 it, so ``PYTHONPATH=/path/to/other/checkout python bench/cli_startup.py`` measures another tree.
 Bytecode is cached as in an ordinary install (even if PYTHONDONTWRITEBYTECODE is set here), but in
-a temporary PYTHONPYCACHEPREFIX: nothing is written into the tree measured.
+a temporary PYTHONPYCACHEPREFIX: nothing is written into the tree measured. Likewise ``status``'s cache
+of its config view (``failover/cli/status_config.py``) is in a temporary XDG_CACHE_HOME, filled by the
+warm-up run as by a user's first ``status``.
 
 Usage: ``python bench/cli_startup.py [--runs 21]``. Prints a Markdown table (for the README).
 """
@@ -85,6 +87,7 @@ def main() -> None:
         config = Path(tmp) / "portalguard.yaml"
         config.write_text(CONFIG.format(store=Path(tmp) / "pg.db"), encoding="utf-8")
         env = {**os.environ, **SECRETS, "PORTALGUARD_CONFIG": str(config), "PYTHONPYCACHEPREFIX": f"{tmp}/pycache"}
+        env["XDG_CACHE_HOME"] = f"{tmp}/cache"
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         print(f"code: {code_under_test(env)}; {args.runs} runs per command, each a new process\n")
         print("| command | median | min | max |")

@@ -3,9 +3,12 @@ that keeps every test on loopback."""
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +17,10 @@ import pytest
 from tests.pg_support import postgres, store_location  # noqa: F401  (fixtures: a real PostgreSQL)
 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # quiet gRPC's connection info lines in test output
+# `status` caches its config view under $XDG_CACHE_HOME (failover/cli/status_config.py): in tests, a
+# directory of their own (their processes inherit it), never the developer's ~/.cache.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="pg-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 
 @pytest.fixture

@@ -12,16 +12,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
-from typing import IO, Any, NoReturn, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import click
 
-from failover.settings import Settings
-from failover.settings.loader import ConfigError, config_path, load
-from failover.store import DataKeyError, Store, StoreError
+from failover.settings.source import config_path
+from failover.store.rows import DataKeyError, StoreError
 from watchdog.clock import PUBLISHED_KEY, steady_at, wall_at
 from watchdog.duration import parse_duration
+
+if TYPE_CHECKING:
+    from failover.cli.status_config import StatusConfig
+    from failover.settings import Settings
+    from failover.store import Store
+    from failover.store.reads import StoreReads
 
 EXIT_CONFIG = 2
 STALE_AFTER = 10.0  # seconds without a heartbeat before we say the service is not running
@@ -51,6 +56,8 @@ class App:
 
     @cached_property
     def settings(self) -> Settings:
+        from failover.settings.loader import ConfigError, load  # pydantic: not for status_config's fast path
+
         try:
             return load(config_path(self.config_option), secrets_required=self.secrets_required)
         except ConfigError as err:
@@ -59,15 +66,33 @@ class App:
     @cached_property
     def store(self) -> Store:
         """The store; what it records (events, claims) is stamped on the service's clock (``now``)."""
+        from failover.store import Store  # SQLAlchemy: not for `reader`'s fast path
+
         try:
             store = Store(self.settings.store, self.now, data_key=self.settings.sealing_key())
         except StoreError as err:
             fail(str(err), EXIT_CONFIG)
-        # Read once, here: the store's clock must not read the store inside a write. (If it cannot be
+        self._read_published(store)
+        return store
+
+    @cached_property
+    def reader(self) -> StoreReads:
+        """For a command that only makes the reads of ``StoreReads`` (``status``): the store opened
+        read-only without SQLAlchemy (``ReadOnlyStore``) when it is at the newest revision, else ``store``
+        (which creates or migrates it). Stamped on the service's clock as ``store``."""
+        from failover.store.readonly import ReadOnlyStore
+
+        reader = ReadOnlyStore.open(self.status_config.store, self.now)
+        if reader is None:
+            return self.store
+        self._read_published(reader)
+        return reader
+
+    def _read_published(self, store: StoreReads) -> None:
+        # Read once, at open: the store's clock must not read the store inside a write. (If it cannot be
         # read, the command's own reads say why; time is the wall clock's meanwhile.)
         with contextlib.suppress(StoreError):
             self._published = (store.value(PUBLISHED_KEY), store.value("heartbeat"))
-        return store
 
     def service_now(self) -> float | None:
         """The running service's clock now, read on this host's monotonic clock (the service
@@ -98,8 +123,18 @@ class App:
         return wall, wall if steady is None else steady
 
     @cached_property
+    def status_config(self) -> StatusConfig:
+        """What ``status`` shows of the config: from its cache when the file, the variables it names and
+        the code are unchanged (no pydantic), else from ``settings`` (``failover.cli.status_config``)."""
+        from failover.cli.status_config import cached
+
+        path = config_path(self.config_option)
+        return cached(path, lambda: self.settings, secrets_required=self.secrets_required)
+
+    @cached_property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.settings.timezone)
+        view = self.__dict__.get("status_config")  # status's: it may have loaded no settings
+        return ZoneInfo(view.timezone if view is not None else self.settings.timezone)
 
     def portal_ids(self, portal: str | None) -> list[str]:
         """The chosen portal, or every portal; an unknown id exits 2 listing the known ones."""

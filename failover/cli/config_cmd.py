@@ -8,8 +8,8 @@ import click
 
 from failover.cli.common import App
 from failover.settings import Settings
-from failover.settings.loader import config_path
 from failover.settings.model import GROUP_ALERTS
+from failover.settings.source import config_path
 from watchdog.duration import format_duration
 
 

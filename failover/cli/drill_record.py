@@ -5,12 +5,15 @@ Apart from the drill command so that ``status`` does not import what a drill nee
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from failover.store import Store
+from failover.store.reads import StoreReads
+
+if TYPE_CHECKING:
+    from failover.store import Store
 
 
-def last_drill(store: Store, pid: str) -> dict[str, Any] | None:
+def last_drill(store: StoreReads, pid: str) -> dict[str, Any] | None:
     """``{at, ok, last_ok_at}`` of PORTAL's last drill, or None if it never had one."""
     record = store.value(f"drill:{pid}")
     if not record:

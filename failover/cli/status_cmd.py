@@ -12,7 +12,8 @@ from failover.cli.drill_record import last_drill
 
 def status_data(app: App) -> dict[str, Any]:
     """The status document (also what `--json` prints): per portal id, plus the service."""
-    store, now = app.store, app.store.clock()
+    store = app.reader
+    now = store.clock()
     heartbeat = store.value("heartbeat")
     out: dict[str, Any] = {
         "service": {
@@ -22,20 +23,20 @@ def status_data(app: App) -> dict[str, Any]:
         },
         "portals": {},
     }
-    for pid in app.settings.portals:
+    for pid in app.status_config.portals:
         out["portals"][pid] = _portal(app, pid, now)
     return out
 
 
 def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
-    store = app.store
+    store, config = app.reader, app.status_config.portals[pid]
     row = store.portal(pid)
     override = store.override(pid, now)
     window = store.active_maintenance(pid, now)
     actions = {a.action: a for a in store.actions(pid)}
     return {
-        "name": app.settings.portal_name(pid),
-        "clinic": app.settings.clinic_id(pid) if app.settings.clinic is None else None,  # of a dental group
+        "name": config.name,
+        "clinic": config.clinic,  # of a dental group
         "verdict": row.verdict,
         "verdict_since": row.verdict_since,
         "failover": row.failover,
@@ -70,7 +71,7 @@ def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
             }
             for e in store.endpoints(pid)
         },
-        "actions": {name: _action(actions.get(name), row.failover) for name in app.settings.portal_actions(pid)},
+        "actions": {name: _action(actions.get(name), row.failover) for name in config.actions},
         "last_drill": last_drill(store, pid),
         "mirror": _mirror(app, pid, now),
     }
@@ -78,11 +79,12 @@ def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
 
 def _mirror(app: App, pid: str, now: float) -> dict[str, Any] | None:
     """The appointment mirror at a glance: counts and times (never names: status is for everyone)."""
-    if app.settings.portals[pid].mirror is None:
+    config = app.status_config.portals[pid]
+    if not config.mirror:
         return None
     import datetime as dt
 
-    state = app.store.mirror_state(pid, dt.datetime.fromtimestamp(now, app.tz).date())
+    state = app.reader.mirror_state(pid, dt.datetime.fromtimestamp(now, app.tz).date())
     out: dict[str, Any] = {
         "last_success": state.last_success,
         "last_attempt": state.last_attempt,
@@ -90,10 +92,10 @@ def _mirror(app: App, pid: str, now: float) -> dict[str, Any] | None:
         "last_error_kind": state.last_error_kind,
         "last_error": state.last_error,
         "mail": None,
-        "admin_source": app.settings.portals[pid].mirror.source is not None,  # type: ignore[union-attr]
+        "admin_source": config.mirror_admin,
     }
-    if app.settings.portals[pid].mirror.mail is not None:  # type: ignore[union-attr]
-        mail = app.store.mail_state(pid)
+    if config.mirror_mail:
+        mail = app.reader.mail_state(pid)
         out["mail"] = {
             "last_success": mail.last_success if mail else None,
             "last_attempt": mail.last_attempt if mail else None,
@@ -145,7 +147,7 @@ def status(app: App, as_json: bool) -> None:
         why = "held on: switching too often" if hold else p["reason"]
         named = pid if p["name"] == pid else f"{p['name']} ({pid})"
         if p["clinic"] is not None:
-            named = f"{app.settings.clinic_of(pid).name} — {named}"
+            named = f"{app.status_config.portals[pid].clinic_name} — {named}"
         click.echo(
             f"{named}: {p['verdict'].upper()} since {app.when(p['verdict_since'])} — {state}"
             + (f" since {app.when(p['failover_since'])} ({why})" if p["failover"] else "")

@@ -22,13 +22,11 @@ from failover.actions.table import ACTIONS
 from failover.mirror.config import SOURCE_TYPES
 from failover.secrets_policy import SECRET_PLACEHOLDER
 from failover.settings.model import Settings
+from failover.settings.source import DEFAULT_FILE, ENV_VAR, REF
 
-ENV_VAR = "PORTALGUARD_CONFIG"
-DEFAULT_FILE = "portalguard.yaml"
 MAX_CONFIG_CHARS = 1 << 20
 MAX_CONFIG_DEPTH = 32
 MIN_SECRET_CHARS = 6  # shorter values are no secret: masking them would mangle ordinary words
-_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Fields whose values are never shown in an error message.
 _SECRET_KEYS = {
@@ -56,11 +54,6 @@ class ConfigError(Exception):
     def __init__(self, messages: list[str]) -> None:
         super().__init__("\n".join(messages))
         self.messages = messages
-
-
-def config_path(option: str | None) -> Path:
-    """``-c FILE``, else ``$PORTALGUARD_CONFIG``, else ``./portalguard.yaml``."""
-    return Path(option or os.environ.get(ENV_VAR) or DEFAULT_FILE)
 
 
 def load(path: Path, environ: Mapping[str, str] | None = None, *, secrets_required: bool = True) -> Settings:
@@ -226,7 +219,7 @@ class _Refs:
             self.used_at.setdefault(name, set()).add(loc)
             return self.env[name]
 
-        return _REF.sub(sub, node)
+        return REF.sub(sub, node)
 
     def secrets(self, secret_locs: Collection[tuple[str, ...]]) -> dict[str, str]:
         """The variables whose values are masked in messages: those used at a key that holds a

@@ -2,6 +2,7 @@
 append-only event log, exactly-once claims, and booking requests.
 
 - ``Store``: every query, synchronous (the CLI);
+- ``ReadOnlyStore``: the reads ``status`` makes (``reads.py``, shared with ``Store``) over sqlite3 alone;
 - ``AsyncStore``: the same methods for the event loop (one writer thread, a few reader threads);
 - ``service_lock``: one ``portalguard run`` per store (a file lock, or an advisory lock on PostgreSQL);
 - ``schema`` (SQLAlchemy Core tables) and ``migrations`` (Alembic, plus the pre-Alembic steps).
@@ -9,8 +10,10 @@ append-only event log, exactly-once claims, and booking requests.
 The service and the CLI open the same SQLite file (WAL); each call is its own short transaction.
 """
 
-from failover.store.aio import AsyncStore, describe_error
-from failover.store.lock import DatabaseServiceLock, ServiceLock, StoreInUseError, service_lock
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from failover.store.revision import SCHEMA_VERSION
 from failover.store.rows import (
     MAINTENANCE_MODES,
     OUTBOX_STATES,
@@ -27,8 +30,31 @@ from failover.store.rows import (
     PortalRow,
     StoreError,
 )
-from failover.store.schema import SCHEMA_VERSION
-from failover.store.sync import Store
+
+if TYPE_CHECKING:
+    from failover.store.aio import AsyncStore, describe_error
+    from failover.store.lock import DatabaseServiceLock, ServiceLock, StoreInUseError, service_lock
+    from failover.store.readonly import ReadOnlyStore
+    from failover.store.sync import Store
+
+# Imported on first use (PEP 562): ``ReadOnlyStore`` and the rows load without SQLAlchemy.
+_LAZY = {
+    "AsyncStore": "failover.store.aio",
+    "describe_error": "failover.store.aio",
+    "ReadOnlyStore": "failover.store.readonly",
+    "DatabaseServiceLock": "failover.store.lock",
+    "ServiceLock": "failover.store.lock",
+    "service_lock": "failover.store.lock",
+    "StoreInUseError": "failover.store.lock",
+    "Store": "failover.store.sync",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
 
 __all__ = [
     "MAINTENANCE_MODES",
@@ -47,6 +73,7 @@ __all__ = [
     "OutboxRow",
     "Override",
     "PortalRow",
+    "ReadOnlyStore",
     "ServiceLock",
     "Store",
     "StoreError",

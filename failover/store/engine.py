@@ -3,12 +3,9 @@
 The store is a SQLite file (the embedded default) or a PostgreSQL database (``store:`` a
 ``postgresql://`` URL, for a database the clinic's provider runs and replicates).
 
-SQLite gets, on every new DBAPI connection: WAL (readers never wait for
-the writer, nor the writer for readers), ``synchronous=FULL`` (a write that returned is on disk,
-booking requests included), a busy timeout (a second process waits for the write lock instead
-of failing) and ``secure_delete`` (what a delete or an update frees is overwritten with zeros: a
-purged booking request, or one sealed in place, leaves no plaintext behind in the file).
-Transactions are begun by us, not by Python's sqlite3 module: writes with ``BEGIN IMMEDIATE`` (the
+SQLite gets, on every new DBAPI connection, the settings of ``pragmas.py``
+(WAL, ``synchronous=FULL``, a busy timeout, ``secure_delete``). Transactions are begun by us, not by
+Python's sqlite3 module: writes with ``BEGIN IMMEDIATE`` (the
 write lock at once, so two writers queue on the busy timeout instead of deadlocking on a lock
 upgrade), reads with a plain ``BEGIN``; DDL then runs inside the transaction too, so a migration is
 all or nothing.
@@ -16,7 +13,6 @@ all or nothing.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +20,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 
+from failover.store.pragmas import set_pragmas
 from failover.store.rows import StoreError
 from failover.store_url import is_database_url
 
-BUSY_TIMEOUT_MS = 10_000
 WRITE = "portalguard_write"  # execution option marking a connection whose transactions write
 
 
@@ -95,29 +91,7 @@ def sqlite_engine(path: str | Path, *, read_only: bool = False) -> Engine:
 
 
 def _on_connect(dbapi_connection: Any, _record: object) -> None:
-    dbapi_connection.isolation_level = None  # no implicit BEGIN/COMMIT from sqlite3: _on_begin does it
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        _set_wal(cursor)
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA secure_delete=ON")
-    finally:
-        cursor.close()
-
-
-def _set_wal(cursor: Any, within: float = 10.0) -> None:
-    # Switching a fresh file to WAL takes an exclusive lock that SQLite does not wait for (no busy
-    # handler): when the service and the CLI open a new store at once, one must retry.
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except Exception as err:  # the driver's OperationalError
-            if "locked" not in str(err) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+    set_pragmas(dbapi_connection)
 
 
 def _on_begin(connection: Connection) -> None:

@@ -30,8 +30,6 @@ from sqlalchemy import (
 
 from failover.store.rows import MAINTENANCE_MODES, OUTBOX_STATES, OVERRIDE_MODES, REQUEST_STATUSES
 
-# The number of the newest revision under migrations/versions (revision ids are "0003", "0004", …).
-SCHEMA_VERSION = 6
 # What is written to SQLite's ``PRAGMA user_version``, all a pre-Alembic portalguard reads (it refuses a
 # store whose schema it does not know instead of misreading it): the newest legacy version that
 # still reads this schema right. Revisions 0004 to 0006 only add tables (and columns) the old code never looks

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, delete, exists, func, not_, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, delete, exists, func, not_, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from failover.crypto import TOKEN_PREFIX, DataKey, SealError, context, is_sealed, sealed_key_id
@@ -32,13 +32,13 @@ from failover.mirror.model import (
     MailEffect,
     MailFolderState,
     Mirrored,
-    MirrorState,
     UnreadMail,
 )
 from failover.mirror.reconcile import apply_mail, reconcile
 from failover.store import schema as t
 from failover.store.engine import WRITE, make_engine, open_error, shown, store_error
 from failover.store.migrations import migrate, read_state, schema_number
+from failover.store.reads import Query, StoreReads
 from failover.store.rows import (
     MAINTENANCE_MODES,
     OVERRIDE_MODES,
@@ -50,7 +50,6 @@ from failover.store.rows import (
     Event,
     Maintenance,
     OutboxRow,
-    Override,
     PortalRow,
     StoreError,
 )
@@ -64,7 +63,7 @@ MAX_SYNC_ERROR = 500
 Portals = str | Collection[str] | None  # one portal, several (a clinic's), or every portal (None)
 
 
-class Store:
+class Store(StoreReads):
     """``data_key``: the key patient data is sealed with (``Settings.sealing_key()``). Given, booking
     requests are written sealed and those stored in plaintext before are sealed in place at open;
     the appointment mirror needs it. Without one, sealed rows cannot be read (``DataKeyError``
@@ -139,6 +138,10 @@ class Store:
         except SQLAlchemyError as err:
             raise store_error(self.path, err) from None
 
+    def _select(self, *queries: Query) -> list[list[dict[str, Any]]]:
+        with self._read() as conn:
+            return [[dict(r) for r in conn.execute(text(sql), dict(params)).mappings()] for sql, params in queries]
+
     def _rows(self, statement: Any) -> list[Row[Any]]:
         with self._read() as conn:
             return list(conn.execute(statement))
@@ -173,12 +176,6 @@ class Store:
         return None if found == ["ok"] else "; ".join(found)[:300]
 
     # -- portals ------------------------------------------------------------------------------
-
-    def portal(self, portal: str) -> PortalRow:
-        rows = self._rows(select(t.portal_state).where(t.portal_state.c.portal == portal))
-        if not rows:
-            return PortalRow(portal, False, 0, None, "", "unknown", None, False)
-        return PortalRow(**rows[0]._mapping)
 
     def set_failover(self, portal: str, on: bool, reason: str) -> PortalRow:
         """Switch the portal's failover state; a new incident number starts with each switch on.
@@ -216,19 +213,10 @@ class Store:
         with self._write() as conn:
             upsert(conn, t.endpoint_state, asdict(row))
 
-    def endpoints(self, portal: str) -> list[EndpointRow]:
-        es = t.endpoint_state
-        rows = self._rows(select(es).where(es.c.portal == portal).order_by(es.c.endpoint))
-        return [EndpointRow(**r._mapping) for r in rows]
-
     def set_value(self, key: str, value: Any) -> None:
         """A small named value (heartbeat, drill results): JSON in the kv table."""
         with self._write() as conn:
             upsert(conn, t.kv, {"key": key, "value": value})
-
-    def value(self, key: str, default: Any = None) -> Any:
-        rows = self._rows(select(t.kv.c.value).where(t.kv.c.key == key))
-        return rows[0].value if rows else default
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -238,11 +226,6 @@ class Store:
         if not rows:
             return ActionRow(portal, action, "off", "unknown", None, False, 0, 0.0, None, None)
         return ActionRow(**rows[0]._mapping)
-
-    def actions(self, portal: str) -> list[ActionRow]:
-        a = t.action_state
-        rows = self._rows(select(a).where(a.c.portal == portal).order_by(a.c.action))
-        return [ActionRow(**r._mapping) for r in rows]
 
     def put_action(self, row: ActionRow) -> None:
         with self._write() as conn:
@@ -270,14 +253,6 @@ class Store:
         with self._write() as conn:
             return conn.execute(delete(t.overrides).where(t.overrides.c.portal == portal)).rowcount > 0
 
-    def override(self, portal: str, now: float | None = None) -> Override | None:
-        """The portal's override in force at ``now`` (an expired one is not in force)."""
-        now = self.clock() if now is None else now
-        o = t.overrides
-        in_force = or_(o.c.expires.is_(None), o.c.expires > now)
-        rows = self._rows(select(o).where(o.c.portal == portal, in_force))
-        return Override(**rows[0]._mapping) if rows else None
-
     def add_maintenance(self, portal: str, start: float, end: float, mode: str, reason: str) -> int:
         if end <= start:
             raise StoreError("the maintenance window ends before it starts")
@@ -300,18 +275,6 @@ class Store:
         if not include_past:
             statement = statement.where(m.c.end > self.clock())
         return [Maintenance(**r._mapping) for r in self._rows(statement)]
-
-    def active_maintenance(self, portal: str, now: float) -> Maintenance | None:
-        """The window in force at ``now``; of overlapping ones, the latest added."""
-        m = t.maintenance
-        statement = (
-            select(m)
-            .where(m.c.portal == portal, m.c.start <= now, m.c.end > now)
-            .order_by(m.c.created.desc(), m.c.id.desc())
-            .limit(1)
-        )
-        rows = self._rows(statement)
-        return Maintenance(**rows[0]._mapping) if rows else None
 
     # -- events and claims --------------------------------------------------------------------
 
@@ -635,19 +598,6 @@ class Store:
             statement = statement.where(_of(a.c.portal, portal))
         return [self._mirrored(r) for r in self._rows(statement)]
 
-    def mirror_state(self, portal: str, today: dt.date) -> MirrorState:
-        """The portal's last sync and how many appointments are booked from ``today`` on."""
-        m, a = t.mirror_sync, t.appointments
-        booked = select(func.count()).where(
-            a.c.portal == portal, a.c.cancelled.is_(False), a.c.day >= today.isoformat()
-        )
-        with self._read() as conn:
-            sync = conn.execute(select(m).where(m.c.portal == portal)).first()
-            count = int(conn.execute(booked).scalar_one())
-        if sync is None:
-            return MirrorState(portal, None, None, None, None, count)
-        return MirrorState(portal, sync.last_success, sync.last_attempt, sync.last_error_kind, sync.last_error, count)
-
     def count_appointments(self, portal: str, day: dt.date) -> int:
         """Booked (not cancelled) appointments of ``portal`` on ``day``: no key needed."""
         a = t.appointments
@@ -727,30 +677,6 @@ class Store:
             values.update(last_error_kind=error_kind, last_error=(error or "")[:MAX_SYNC_ERROR])
         with self._write() as conn:
             upsert(conn, t.mirror_mail_state, values)
-
-    def mail_state(self, portal: str, folder: str | None = None) -> MailFolderState | None:
-        """Where the reading of the portal's mailbox folder stands (its first folder if none is named),
-        with how many unread mails are listed; None before its first check. No key needed."""
-        m, u = t.mirror_mail_state, t.mirror_mail_unread
-        statement = select(m).where(m.c.portal == portal).order_by(m.c.folder).limit(1)
-        if folder is not None:
-            statement = statement.where(m.c.folder == folder)
-        with self._read() as conn:
-            row = conn.execute(statement).first()
-            unread = int(conn.execute(select(func.count()).where(u.c.portal == portal)).scalar_one())
-        if row is None:
-            return None
-        return MailFolderState(
-            portal,
-            row.folder,
-            row.uidvalidity,
-            row.last_uid,
-            row.last_success,
-            row.last_attempt,
-            row.last_error_kind,
-            row.last_error,
-            unread,
-        )
 
     def unread_mails(self, portal: str | None = None, since: float = 0.0) -> list[tuple[str, UnreadMail]]:
         """The mails no template could read, received from ``since`` on, newest first, with their portal."""

@@ -68,6 +68,28 @@ def test_read_only_commands_load_the_config_and_store_only(tmp_path: Path, comma
     assert heavy_in(modules) == []
 
 
+# What validating the config and opening the store through SQLAlchemy load: 0.2-0.25 s each.
+CONFIG_AND_STORE = ("sqlalchemy", "alembic", "pydantic", "pydantic_core", "yaml", "failover.settings.model")
+
+
+def test_status_loads_neither_sqlalchemy_nor_pydantic_once_its_config_is_cached(tmp_path: Path) -> None:
+    """The first status validates the config (pydantic) and caches what it shows of it; on a store
+    at the newest revision no status imports SQLAlchemy (``ReadOnlyStore``), and the next one, the
+    config unchanged, loads neither (``failover/cli/status_config.py``)."""
+    config = tmp_path / "portalguard.yaml"
+    config.write_text(yaml.safe_dump(_config_with_every_action_kind(tmp_path)), encoding="utf-8")
+    env = {"SLACK_URL": "json://127.0.0.1:9/", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    created = loaded_after(run_cli("-c", str(config), "status"), env=env)  # creates the store: SQLAlchemy
+    assert "sqlalchemy" in created
+    first = loaded_after(run_cli("-c", str(config), "status"), env={**env, "XDG_CACHE_HOME": str(tmp_path / "new")})
+    assert "pydantic" in first and "failover.store.readonly" in first
+    assert [m for m in first if m.startswith(("sqlalchemy", "alembic"))] == []
+    cached = loaded_after(run_cli("-c", str(config), "status", "--json"), env=env)
+    assert "failover.store.readonly" in cached and "failover.cli.status_config" in cached
+    assert [m for m in cached if m.split(".")[0] in CONFIG_AND_STORE or m in CONFIG_AND_STORE] == []
+    assert heavy_in(cached) == []
+
+
 def _config_with_every_action_kind(tmp_path: Path) -> dict[str, object]:
     return {
         "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},

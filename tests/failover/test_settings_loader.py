@@ -16,7 +16,8 @@ import yaml
 
 from failover.settings import Settings
 from failover.settings import loader as config_file
-from failover.settings.loader import ConfigError, config_path, load
+from failover.settings.loader import ConfigError, load
+from failover.settings.source import config_path
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "configs"

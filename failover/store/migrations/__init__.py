@@ -23,15 +23,14 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from failover.store.engine import WRITE
 from failover.store.migrations.legacy import LEGACY_VERSION, upgrade_to_v3
+from failover.store.revision import HEAD_REVISION, SCHEMA_VERSION, VERSION_TABLE
 from failover.store.rows import StoreError
-from failover.store.schema import LEGACY_READABLE_VERSION, SCHEMA_VERSION, SEALED_LEGACY_VERSION
+from failover.store.schema import LEGACY_READABLE_VERSION, SEALED_LEGACY_VERSION
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD_REVISION = f"{SCHEMA_VERSION:04d}"
 BASELINE_REVISION = "0003"  # = legacy user_version 3
-VERSION_TABLE = "alembic_version"
 
 
 @dataclass(frozen=True, slots=True)
