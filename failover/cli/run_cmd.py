@@ -10,7 +10,7 @@ import click
 
 from failover.cli.common import EXIT_CONFIG, App, fail
 from failover.settings import Settings
-from failover.settings.loader import config_path
+from failover.settings.source import config_path
 
 
 @click.command("run")

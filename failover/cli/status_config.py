@@ -39,8 +39,7 @@ from failover.settings.source import referenced
 from failover.store_url import is_database_url
 
 if TYPE_CHECKING:
-    from failover.store_url import is_database_url
-from failover.settings import Settings
+    from failover.settings import Settings
 
 FORMAT = 1  # of the cache entries: a change of StatusConfig's shape bumps it
 _CODE = ("failover", "watchdog", "pydantic", "pydantic_core", "yaml")  # the packages validating a config

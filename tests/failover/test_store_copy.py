@@ -9,6 +9,7 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -114,3 +115,20 @@ def test_the_same_store_twice_is_refused(tmp_path: Path) -> None:
     same = str(tmp_path / "portalguard.db")
     code, out = migrate(tmp_path, "--from", same, "--to", same)
     assert code == 2 and "--from and --to are the same store" in out
+
+
+def test_status_on_postgresql_keeps_the_password_off_the_disk(
+    tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgres.new_database().replace("pg@", "pg:not-on-disk-0123@")  # trust auth: any password works
+    cfg = config(tmp_path)
+    raw = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    raw["store"], raw["server"] = url, {"secret_file": str(tmp_path / "web.key")}
+    cfg.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for _ in range(2):
+        result = CliRunner().invoke(cli, ["-c", str(cfg), "status"])
+        assert result.exit_code == 0, result.output
+        assert "not-on-disk-0123" not in result.output
+    cached = [p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert all(b"not-on-disk-0123" not in data for data in cached)
