@@ -248,8 +248,14 @@ class AsyncStore:
     ) -> list[Event]:
         return await self._read(self.sync.events, portal, since, kinds, limit)
 
-    async def purge_audit(self, older_than: float, claims_older_than: float | None = None) -> int:
-        return await self._write(self.sync.purge_audit, older_than, claims_older_than)
+    async def purge_audit(
+        self,
+        older_than: float,
+        claims_older_than: float | None = None,
+        kept_kinds: tuple[str, ...] = (),
+        kept_older_than: float | None = None,
+    ) -> int:
+        return await self._write(self.sync.purge_audit, older_than, claims_older_than, kept_kinds, kept_older_than)
 
     async def claim(self, key: str) -> bool:
         return await self._write(self.sync.claim, key)

@@ -278,6 +278,10 @@ class _Web:
         if new:
             self.metrics.booking_requests.labels(pid).inc()
             log.info("booking request %d stored for %s", number, pid)
+            if not data.get("drill"):
+                # The request's time outlives the request (booking.retention): the availability report
+                # counts requests during outages for as long as it keeps history. Its number only.
+                self.store.submit_write("add_event", "request", pid, number=number)
         return number, new
 
     def _announce(self, pid: str, number: int) -> None:
