@@ -64,7 +64,7 @@ class Outage:
     cause: str
     unobserved: float  # seconds of it the service did not observe (not downtime)
     to_failover: float | None  # first failed probe to failover on; None: failover did not go on
-    requests: int  # booking requests received while the failover it started was on
+    requests: int  # booking requests received (in the period) while the failover it started was on
     clipped_start: bool = False
     clipped_end: bool = False
     ongoing: bool = False
@@ -217,8 +217,8 @@ def _outage(
         return None
     unobserved = sum(_overlap(s.start, s.end, cut_start, cut_end) for s in episode if s.state == UNOBSERVED)
     ons = [s for s in history.failover if s.on and first <= s.ts <= last]
-    started = [span for span in failover if first <= span[0] <= last]
-    requests = sum(1 for r in history.requests if any(a <= r < b for a, b in started))
+    started = [span for span in failover if first <= span[0] <= last]  # failover may outlast it (min_failover)
+    requests = sum(1 for r in history.requests if start <= r < end and _inside(r, started))
     cause = episode[0].reason or (ons[0].reason if ons else "")
     return Outage(
         cut_start,
