@@ -51,6 +51,13 @@ def this_month(now: float, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(now, tz).strftime("%Y-%m")
 
 
+def shift(text: str, months: int) -> str:
+    """The month ``months`` after (before, negative) the month ``text`` (YYYY-MM, already valid)."""
+    year, number = (int(part) for part in text.split("-"))
+    index = year * 12 + number - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
 def _date(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)

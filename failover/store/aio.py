@@ -116,6 +116,10 @@ class AsyncStore:
     async def _read(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.wrap_future(self._submit(self._readers, method, *args, **kwargs))
 
+    async def on_reader(self, work: Callable[[Store], T]) -> T:
+        """``work(store)`` on a reader thread: several reads that make one page (the availability report)."""
+        return await self._read(work, self.sync)
+
     async def _write(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.wrap_future(self._submit(self._writer, method, *args, **kwargs))
 

@@ -33,10 +33,15 @@ from failover.clinic import Clinic
 from failover.links import location_header
 from failover.metrics import FailoverMetrics
 from failover.mirror.dates import named_day
+from failover.report.build import reports
+from failover.report.period import PeriodError, month, shift, this_month
+from failover.report.render import TEXT as REPORT_TEXT
+from failover.report.render import View, percent
 from failover.settings import Settings, StaffAuth
 from failover.store import REQUEST_STATUSES, AsyncStore, DataKeyError, StoreError, describe_error
 from failover.web import appointments, forms
 from failover.web.i18n import STRINGS, choose_lang, format_day, format_time, translator
+from failover.web.report import download
 from failover.web.security import (
     CSRF_FIELD,
     Csrf,
@@ -51,6 +56,7 @@ from failover.web.security import (
     staff_enabled,
 )
 from watchdog.clock import steady_time
+from watchdog.duration import format_duration
 
 log = logging.getLogger("portalguard.web")
 
@@ -171,6 +177,7 @@ class _Web:
             Route("/staff", self.staff, methods=["GET"]),
             Route("/staff/requests/{request_id:int}/status", self.staff_status, methods=["POST"]),
             Route("/staff/appointments", self.staff_appointments, methods=["GET"]),
+            Route("/staff/report", self.staff_report, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics_page, methods=["GET"]),
             Route("/static/{name}", self.static, methods=["GET"]),
@@ -329,6 +336,7 @@ class _Web:
                 appointments_url=self._url(request, "/staff/appointments", lang=request.query_params.get("lang"))
                 if any(p.mirror is not None for p in self.settings.portals.values())
                 else None,
+                report_url=self._url(request, "/staff/report", lang=request.query_params.get("lang")),
                 csrf=csrf,
                 requests=rows,
                 portals=portals,
@@ -382,6 +390,55 @@ class _Web:
             many_portals=len(self.settings.portals) > 1,
             printed=format_time(self.clock(), self.settings.timezone),
             times=forms.TIMES,
+        )
+
+    async def staff_report(self, request: Request) -> Response:
+        """The availability report of one month (default this one): the page, or ``format=md|csv`` to download."""
+        await self._staff_login(request)
+        lang = self._lang(request)
+        now = self.clock()
+        asked = request.query_params.get("month") or this_month(now, self.tz)
+        fmt = request.query_params.get("format") or "html"
+        if fmt not in ("html", "md", "csv"):
+            raise Rejected(400, "e400")
+        try:
+            period, bad = month(asked, self.tz), False
+        except PeriodError:
+            if fmt != "html":
+                raise Rejected(400, "e400") from None
+            asked, bad = this_month(now, self.tz), True
+            period = month(asked, self.tz)
+        portals = list(self.settings.portals)
+        found = await self.store.on_reader(lambda store: reports(self.settings, store, portals, period, now))
+        view = View(self.tz, names={pid: self.settings.portal_name(pid) for pid in portals})
+        if fmt != "html":
+            return download(found, period, view, lang, fmt)
+        explicit_lang = request.query_params.get("lang")
+
+        def month_url(m: str, download: str | None = None) -> str:
+            return self._url(request, "/staff/report", month=m, format=download, lang=explicit_lang)
+
+        return self._page(
+            request,
+            "report.html",
+            lang,
+            400 if bad else 200,
+            other_url=self._url(request, "/staff/report", month=asked),
+            period=period,
+            reports=found,
+            view=view,
+            labels=REPORT_TEXT[lang],
+            percent=percent,
+            duration=format_duration,
+            bad_month=bad,
+            month=asked,
+            previous=shift(asked, -1),
+            next=shift(asked, 1),
+            month_url=month_url,
+            form_action=self._url(request, "/staff/report"),
+            lang_param=explicit_lang if explicit_lang in STRINGS else None,
+            staff_url=self._url(request, "/staff", lang=explicit_lang),
+            minutes=lambda seconds: round(seconds / 60, 1),
         )
 
     async def staff_status(self, request: Request) -> Response:
@@ -747,7 +804,7 @@ def _load_templates(directory: Path) -> dict[str, Template]:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    names = ("book.html", "done.html", "error.html", "chooser.html", "staff.html", "appointments.html")
+    names = ("book.html", "done.html", "error.html", "chooser.html", "staff.html", "appointments.html", "report.html")
     return {name: env.get_template(name) for name in names}
 
 
