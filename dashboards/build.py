@@ -186,6 +186,26 @@ def uptime_now() -> stat.Panel:
     )
 
 
+def availability_30d() -> stat.Panel:
+    return (
+        stat_panel(
+            "Availability 30 days",
+            "Time up ÷ time observed over 30 days, from the recording rule "
+            "portal:portalguard_portal_availability:ratio_30d: time unobserved (portalguard stopped, or "
+            "UNKNOWN: our own network down) counts neither as up nor as down, as in `portalguard report availability`.",
+            [q(f"portal:portalguard_portal_availability:ratio_30d{{{P}}}", "{{portal}}", instant=True)],
+        )
+        .unit("percentunit")
+        .decimals(3)
+        .min(0)
+        .max(1)
+        .thresholds(thresholds((None, "red"), (0.95, "orange"), (0.99, "green")))
+        .color_mode(cm.BigValueColorMode.VALUE)
+        .height(5)
+        .span(4)
+    )
+
+
 def tls_days_left() -> stat.Panel:
     expr = f"min by (portal, endpoint) (portalguard_tls_cert_expiry_timestamp_seconds{{{P}}} - time()) / 86400"
     return (
@@ -796,7 +816,7 @@ def panels() -> list[tuple[str, list[cogbuilder.Builder[Any]]]]:
     """Rows and their panels, top to bottom."""
     return [
         ("Now", [verdict_now(), failover_now(), uptime_now(), tls_days_left()]),
-        ("", [control_now(), canary_status(), booking_total(), last_cycle_age(), store_writable()]),
+        ("", [control_now(), canary_status(), booking_total(), last_cycle_age(), store_writable(), availability_30d()]),
         ("Probes", [probe_success(), probe_latency(), failure_reasons(), failure_reasons_total(), http_status()]),
         ("Failover", [failover_timeline(), actions_timeline(), action_errors(), action_ready(), switches()]),
         ("Patients and the monitor", [booking_requests(), http_requests(), canary_history(), schedule_lateness()]),

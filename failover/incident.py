@@ -95,6 +95,7 @@ EVENT_KINDS = (
     "drill",
     "suppressed_down",
     "login_failing",
+    "request",
 )
 
 
@@ -130,7 +131,12 @@ def describe(e: Event, when: Callable[[float], str] | None = None) -> str:
     if e.kind == "network":
         return "monitor network DOWN (canaries failing)" if d.get("down") else "monitor network back"
     if e.kind == "service":
+        if d.get("unclean"):
+            last = when(float(d["at"])) if when and d.get("at") is not None else "its last heartbeat"
+            return f"service stopped without a clean stop (killed or crashed), last seen {last}"
         return f"service {d.get('state')}"
+    if e.kind == "request":
+        return f"booking request #{d.get('number')} received on the fallback page"
     if e.kind == "drill":
         return _drill(d)
     if e.kind == "suppressed_down":

@@ -115,6 +115,7 @@ class Orchestrator:
             metrics.declare_portal(pid, list(acts))
 
     async def run(self, stop: asyncio.Event) -> None:
+        await self._close_lost_run()
         self.store.submit_write("add_event", "service", None, state="started")
         while not stop.is_set():
             try:
@@ -123,6 +124,19 @@ class Orchestrator:
                 log.error("tick skipped: store error: %s", err)
             await self._sleep(stop)
         await self.drain()
+
+    async def _close_lost_run(self) -> None:
+        """A run that ended without its "stopped" event (kill -9, a power cut) is closed at its last
+        heartbeat: the availability report counts the time from there to this start as unobserved,
+        never as up or down."""
+        try:
+            last = await self.store.events(None, kinds=("service",), limit=1)
+            heartbeat = await self.store.value("heartbeat")
+        except READ_ERRORS as err:  # the report will count the gap as observed until this start
+            log.error("could not look for an unclean stop: store error: %s", err)
+            return
+        if last and last[0].detail.get("state") == "started" and heartbeat is not None:
+            self.store.submit_write("add_event", "service", None, state="stopped", at=float(heartbeat), unclean=True)
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         """Until the next tick, a verdict change, or stop, whichever comes first."""
@@ -462,6 +476,7 @@ class Orchestrator:
             row.action,
             op=row.desired,
             ok=False,
+            observed=observed,  # "off" when the action left it off (max_active paused the ads)
             error=message,
             error_kind=kind,
             attempt=attempts,
@@ -489,7 +504,8 @@ class Orchestrator:
 
     def on_verdict(self, health: PortalHealth, previous: Health) -> None:
         """Monitor listener: record transitions; announce our own network trouble once per episode."""
-        detail: dict[str, object] = {"from": previous.value, "to": health.health.value}
+        # ``since``: when the verdict changed (the event is stamped when written, a moment later).
+        detail: dict[str, object] = {"from": previous.value, "to": health.health.value, "since": health.since}
         if health.health is Health.DEGRADED:
             detail["first_failure"] = health.streak_since
             detail["reason"] = health.reason()

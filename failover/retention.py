@@ -1,5 +1,6 @@
 """What is kept how long: booking requests (``booking.retention``), the audit log
-(``failover.audit_retention``) and the appointment mirror (each portal's ``mirror.retention``, from
+(``failover.audit_retention``; the events the availability report reads for at least
+``report.history_retention``) and the appointment mirror (each portal's ``mirror.retention``, from
 the appointment's start). The service runs ``purge`` hourly; ``requests purge`` by hand.
 
 Appointments of a portal that has no ``mirror`` section (any more) are kept no longer than booking
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 
+from failover.report.history import HISTORY_KINDS
 from failover.settings import Settings
 from failover.store import Store
 from watchdog.duration import format_duration
@@ -59,4 +61,5 @@ def purge(store: Store, settings: Settings, now: float) -> int:
     open_since = [row.outage_since for pid in settings.portals if (row := store.portal(pid)).failover]
     claims_older_than = min([older_than, *[s for s in open_since if s is not None]])
     expired = purge_expired_requests(store, settings, now) + purge_expired_appointments(store, settings, now)
-    return expired + store.purge_audit(older_than, claims_older_than)
+    history_older_than = now - settings.report.history_retention
+    return expired + store.purge_audit(older_than, claims_older_than, HISTORY_KINDS, history_older_than)

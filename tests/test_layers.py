@@ -34,6 +34,10 @@ RANKS: dict[str, int] = {
     "failover.mirror.dates": 0,
     "failover.mirror.reconcile": 0,
     "failover.mirror.mail.decode": 0,  # a raw mail into text: the stdlib email package and codecs
+    "failover.report.availability": 0,  # the availability report's pure computation
+    "failover.report.period": 0,
+    "failover.report.render": 0,
+    "failover.report.config": 0,
     # 1: the watchdog library
     "watchdog": 1,
     # 2: the store
@@ -43,6 +47,7 @@ RANKS: dict[str, int] = {
     "failover.actions.base": 3,
     "failover.metrics": 3,
     "failover.incident": 3,
+    "failover.report": 3,  # the availability report's history, read from the store
     "failover.resilient": 3,  # the store as the service runs it: memory when the disk cannot write
     # 4: staff messages and their delivery
     "failover.staff": 4,
@@ -65,6 +70,7 @@ RANKS: dict[str, int] = {
     "failover.doctor": 7,
     "failover.drill": 7,
     "failover.retention": 7,
+    "failover.report.build": 7,  # the report of the configured portals (CLI and staff page)
     "failover.web": 7,
     "failover.mirror": 7,
     "failover.mirror.mail.watch": 7,  # the mail source's loop, like failover.mirror.sync

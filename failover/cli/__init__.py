@@ -81,6 +81,11 @@ COMMANDS: dict[str, LazyCommand] = {
     "probe": LazyCommand(
         "failover.cli.probe_cmd", "probe", "Probe every endpoint and canary once, now, and print what was found."
     ),
+    "report": LazyCommand(
+        "failover.cli.report_cmd",
+        "report_group",
+        "Reports from the stored history: each portal's availability over a month or dates.",
+    ),
     "requests": LazyCommand(
         "failover.cli.requests_cmd",
         "requests_group",

@@ -15,6 +15,7 @@ from failover.actions.table import ACTIONS
 from failover.clinic import Clinic
 from failover.crypto import DataKey, key_problem
 from failover.mirror.config import MirrorSettings
+from failover.report.config import ReportSettings
 from failover.secrets_policy import SECRET_PLACEHOLDER, Secret
 from failover.store_url import is_database_url
 from watchdog.config_types import Duration, HttpUrl, PortalId, PositiveDuration, StrictModel, at_least
@@ -222,6 +223,7 @@ class Settings(WatchdogConfig):
     staff: StaffAuth = Field(default_factory=StaffAuth)
     booking: BookingSettings = Field(default_factory=BookingSettings)
     failover: FailoverTuning = Field(default_factory=FailoverTuning)
+    report: ReportSettings = Field(default_factory=ReportSettings)
     actions: dict[PortalId, ActionConfig] = Field(default_factory=dict)
     portals: dict[PortalId, FailoverPortal] = Field(min_length=1)
 

@@ -116,6 +116,10 @@ class AsyncStore:
     async def _read(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.wrap_future(self._submit(self._readers, method, *args, **kwargs))
 
+    async def on_reader(self, work: Callable[[Store], T]) -> T:
+        """``work(store)`` on a reader thread: several reads that make one page (the availability report)."""
+        return await self._read(work, self.sync)
+
     async def _write(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.wrap_future(self._submit(self._writer, method, *args, **kwargs))
 
@@ -248,8 +252,14 @@ class AsyncStore:
     ) -> list[Event]:
         return await self._read(self.sync.events, portal, since, kinds, limit)
 
-    async def purge_audit(self, older_than: float, claims_older_than: float | None = None) -> int:
-        return await self._write(self.sync.purge_audit, older_than, claims_older_than)
+    async def purge_audit(
+        self,
+        older_than: float,
+        claims_older_than: float | None = None,
+        kept_kinds: tuple[str, ...] = (),
+        kept_older_than: float | None = None,
+    ) -> int:
+        return await self._write(self.sync.purge_audit, older_than, claims_older_than, kept_kinds, kept_older_than)
 
     async def claim(self, key: str) -> bool:
         return await self._write(self.sync.claim, key)

@@ -301,12 +301,24 @@ class Store(StoreReads):
             statement = statement.where(e.c.kind.in_(kinds))
         return [Event(**r._mapping) for r in reversed(self._rows(statement))]
 
-    def purge_audit(self, older_than: float, claims_older_than: float | None = None) -> int:
-        """Delete events from before ``older_than`` (unix time) and claims from before
+    def purge_audit(
+        self,
+        older_than: float,
+        claims_older_than: float | None = None,
+        kept_kinds: tuple[str, ...] = (),
+        kept_older_than: float | None = None,
+    ) -> int:
+        """Delete events from before ``older_than`` (unix time) — those of ``kept_kinds`` only from
+        before ``kept_older_than`` (the availability report's history) — and claims from before
         ``claims_older_than`` (default the same); returns how many rows went."""
         claims_before = older_than if claims_older_than is None else claims_older_than
+        e = t.events
+        expired = e.c.ts < older_than
+        if kept_kinds:
+            kept_before = older_than if kept_older_than is None else min(older_than, kept_older_than)
+            expired = and_(expired, or_(e.c.kind.not_in(kept_kinds), e.c.ts < kept_before))
         with self._write() as conn:
-            events = conn.execute(delete(t.events).where(t.events.c.ts < older_than)).rowcount
+            events = conn.execute(delete(e).where(expired)).rowcount
             o = t.staff_outbox
             # Only finished deliveries: a message still being retried is kept however old it is.
             done = and_(o.c.created < older_than, o.c.state.in_(("sent", "failed")))

@@ -35,12 +35,17 @@ from failover.incident import report as incident_report
 from failover.links import location_header
 from failover.metrics import FailoverMetrics
 from failover.mirror.dates import named_day
+from failover.report.build import reports
+from failover.report.period import PeriodError, month, shift, this_month
+from failover.report.render import TEXT as REPORT_TEXT
+from failover.report.render import View, percent
 from failover.settings import Settings, StaffAuth
 from failover.store import MAINTENANCE_MODES, REQUEST_STATUSES, AsyncStore, DataKeyError, StoreError, describe_error
 from failover.store_url import is_database_url
 from failover.web import appointments, console, forms, history
 from failover.web.i18n import STRINGS, choose_lang, format_day, format_time, translator
 from failover.web.pages import ASSETS, load_templates, tel_href
+from failover.web.report import download
 from failover.web.security import (
     CSRF_FIELD,
     Csrf,
@@ -191,6 +196,7 @@ class _Web:
             Route("/staff/incident/{portal}", self.staff_incident, methods=["GET"]),
             Route("/staff/decide/{portal}", self.staff_decide_form, methods=["GET"]),
             Route("/staff/decide/{portal}", self.staff_decide, methods=["POST"]),
+            Route("/staff/report", self.staff_report, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics_page, methods=["GET"]),
             Route("/static/{name}", self.static, methods=["GET"]),
@@ -298,6 +304,10 @@ class _Web:
         if new:
             self.metrics.booking_requests.labels(pid).inc()
             log.info("booking request %d stored for %s", number, pid)
+            if not data.get("drill"):
+                # The request's time outlives the request (booking.retention): the availability report
+                # counts requests during outages for as long as it keeps history. Its number only.
+                self.store.submit_write("add_event", "request", pid, number=number)
         return number, new
 
     def _announce(self, pid: str, number: int) -> None:
@@ -349,6 +359,7 @@ class _Web:
                 )
                 if any(p.mirror is not None for p in self.settings.portals.values())
                 else None,
+                report_url=self._url(request, "/staff/report", lang=request.query_params.get("lang")),
                 csrf=csrf,
                 overview_url=self._url(request, "/staff/overview", lang=request.query_params.get("lang")),
                 requests=rows,
@@ -660,6 +671,55 @@ class _Web:
     def _lang_of(self, fields: Mapping[str, str]) -> str:
         lang = fields.get("lang")
         return lang if lang in STRINGS else "ja"
+
+    async def staff_report(self, request: Request) -> Response:
+        """The availability report of one month (default this one): the page, or ``format=md|csv`` to download."""
+        await self._staff_login(request)
+        lang = self._lang(request)
+        now = self.clock()
+        asked = request.query_params.get("month") or this_month(now, self.tz)
+        fmt = request.query_params.get("format") or "html"
+        if fmt not in ("html", "md", "csv"):
+            raise Rejected(400, "e400")
+        try:
+            period, bad = month(asked, self.tz), False
+        except PeriodError:
+            if fmt != "html":
+                raise Rejected(400, "e400") from None
+            asked, bad = this_month(now, self.tz), True
+            period = month(asked, self.tz)
+        portals = list(self.settings.portals)
+        found = await self.store.on_reader(lambda store: reports(self.settings, store, portals, period, now))
+        view = View(self.tz, names={pid: self.settings.portal_name(pid) for pid in portals})
+        if fmt != "html":
+            return download(found, period, view, lang, fmt)
+        explicit_lang = request.query_params.get("lang")
+
+        def month_url(m: str, download: str | None = None) -> str:
+            return self._url(request, "/staff/report", month=m, format=download, lang=explicit_lang)
+
+        return self._page(
+            request,
+            "report.html",
+            lang,
+            400 if bad else 200,
+            other_url=self._url(request, "/staff/report", month=asked),
+            period=period,
+            reports=found,
+            view=view,
+            labels=REPORT_TEXT[lang],
+            percent=percent,
+            duration=format_duration,
+            bad_month=bad,
+            month=asked,
+            previous=shift(asked, -1),
+            next=shift(asked, 1),
+            month_url=month_url,
+            form_action=self._url(request, "/staff/report"),
+            lang_param=explicit_lang if explicit_lang in STRINGS else None,
+            staff_url=self._url(request, "/staff", lang=explicit_lang),
+            minutes=lambda seconds: round(seconds / 60, 1),
+        )
 
     async def staff_status(self, request: Request) -> Response:
         await self._staff_login(request)

@@ -27,6 +27,7 @@ PAGES = (
     "history.html",
     "incident.html",
     "drill.html",
+    "report.html",
 )
 
 

@@ -31,6 +31,7 @@ EXAMPLES = {
         ],
     },
     "suppressed_down": {"by": "override", "reason": "known false alarm"},
+    "request": {"number": 12},
     "login_failing": {"endpoint": "admin", "detail": 'login not accepted: missing text "ログアウト"'},
 }
 

@@ -36,14 +36,38 @@ def test_claims_of_an_open_incident_outlive_the_audit_retention(tmp_path: Path) 
     store.set_failover("open", True, "portal down")  # an outage that has lasted 40 days
     store.claim("notify:open:1:staff:outage")
     store.add_event("failover", "open", to="on")
+    store.add_event("notify", "open", topic="outage", sent=True)
     now[0] += 40 * DAY
     purge(store, s, now[0])
     assert store.claimed("notify:open:1:staff:outage"), "a restart would send the outage message again"
     assert not store.claimed("notify:closed:1:staff:outage")
-    assert store.events(kinds=("failover",)) == [], "the audit log itself follows its retention"
+    assert store.events(kinds=("notify",)) == [], "the audit log itself follows its retention"
+    assert len(store.events(kinds=("failover",))) == 1, "the availability report's history is kept longer"
     store.set_failover("open", False, "portal up")
     purge(store, s, now[0])
     assert not store.claimed("notify:open:1:staff:outage")
+
+
+def test_the_availability_history_follows_report_history_retention(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    s = settings(tmp_path)
+    store = Store(s.store, lambda: now[0])
+    for kind in ("verdict", "failover", "action", "service", "request", "notify", "override"):
+        store.add_event(kind, "open")
+    now[0] += 399 * DAY
+    purge(store, s, now[0])
+    assert {e.kind for e in store.events()} == {"verdict", "failover", "action", "service", "request"}
+    now[0] += 2 * DAY  # 401 days: past the default 400d
+    purge(store, s, now[0])
+    assert store.events() == []
+
+
+def test_history_retention_is_at_least_thirteen_months(tmp_path: Path) -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"must be at least 397d \(the availability report compares"):
+        Settings.model_validate({**settings(tmp_path).model_dump(mode="json"), "report": {"history_retention": "90d"}})
 
 
 def test_mirrored_appointments_follow_their_portal_s_mirror_retention(tmp_path: Path) -> None:

@@ -66,6 +66,9 @@ async def test_a_request_is_stored_counted_announced_and_confirmed(web: Web) -> 
     await settle()
     assert web.notified == [(PORTAL, row.id)]
     assert r.headers["cache-control"] == "no-store"
+    await web.store.flush()
+    # Its time outlives it, for the availability report: the number only, never the patient's data.
+    assert [e.detail for e in web.store.sync.events(PORTAL, kinds=("request",))] == [{"number": row.id}]
 
 
 async def test_the_request_is_accepted_even_after_the_switch_went_off(web: Web, clock) -> None:
