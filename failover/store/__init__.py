@@ -16,6 +16,7 @@ from failover.store.rows import (
     OUTBOX_STATES,
     OVERRIDE_MODES,
     REQUEST_STATUSES,
+    STAFF_ROLES,
     ActionRow,
     BookingRequest,
     DataKeyError,
@@ -25,6 +26,7 @@ from failover.store.rows import (
     OutboxRow,
     Override,
     PortalRow,
+    StaffAccount,
     StoreError,
 )
 from failover.store.schema import SCHEMA_VERSION
@@ -36,6 +38,7 @@ __all__ = [
     "OVERRIDE_MODES",
     "REQUEST_STATUSES",
     "SCHEMA_VERSION",
+    "STAFF_ROLES",
     "ActionRow",
     "AsyncStore",
     "BookingRequest",
@@ -47,6 +50,7 @@ __all__ = [
     "Override",
     "PortalRow",
     "ServiceLock",
+    "StaffAccount",
     "Store",
     "StoreError",
     "StoreInUseError",
