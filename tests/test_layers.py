@@ -29,6 +29,7 @@ RANKS: dict[str, int] = {
     "failover.logs": 0,
     "failover.secrets_policy": 0,
     "failover.crypto": 0,  # patient fields sealed at rest (AES-GCM)
+    "failover.staff_accounts": 0,  # staff passwords: scrypt hash, check, policy, login delay
     "failover.mirror.model": 0,  # the mirror's plain data, spoken by the store and everything above
     "failover.mirror.dates": 0,
     "failover.mirror.reconcile": 0,
