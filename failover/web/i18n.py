@@ -127,8 +127,23 @@ STRINGS: dict[str, dict[str, str]] = {
         "appt_requests_none": "この日に届いたご希望はありません。",
         "appt_printed": "印刷：{at}",
         "appt_link": "予約一覧（控え）",
-        "staff_disabled": "スタッフ画面は無効です（設定に staff.token または staff.username/password がありません）。",
+        "staff_disabled": (
+            "スタッフ画面は無効です（portalguard staff add で作ったアカウントも、"
+            "設定の staff.token や staff.username/password もありません）。"
+        ),
         "staff_unauthorized": "スタッフ用のログインが必要です。",
+        "login_title": "スタッフ ログイン",
+        "login_name": "アカウント名",
+        "login_password": "パスワード",
+        "login_submit": "ログイン",
+        "login_failed": "アカウント名またはパスワードが違います。確かめてもう一度お試しください。",
+        "login_wait": "ログインの失敗が続いたため、{seconds} 秒待ってからもう一度お試しください。",
+        "logout": "ログアウト",
+        "staff_signed_in": "{name}（{role}）でログイン中",
+        "staff_viewer_only": (
+            "このアカウントは閲覧専用です。変更は operator のアカウントでログインして行ってください"
+            "（管理者が portalguard staff add NAME --role operator で作成します）。"
+        ),
         "staff_state": "予約サイトの状態",
         "staff_list": "受け付けたご希望",
         "staff_portal": "窓口",
@@ -277,8 +292,23 @@ STRINGS: dict[str, dict[str, str]] = {
         "appt_requests_none": "No requests received this day.",
         "appt_printed": "Printed {at}",
         "appt_link": "Appointments (mirror copy)",
-        "staff_disabled": ("The staff page is disabled (no staff.token or staff.username/password in the config)."),
+        "staff_disabled": (
+            "The staff page is disabled (no account from portalguard staff add, and no staff.token or "
+            "staff.username/password in the config)."
+        ),
         "staff_unauthorized": "Staff login required.",
+        "login_title": "Staff login",
+        "login_name": "Account name",
+        "login_password": "Password",
+        "login_submit": "Log in",
+        "login_failed": "Wrong account name or password. Check them and try again.",
+        "login_wait": "Too many failed logins: wait {seconds} seconds, then try again.",
+        "logout": "Log out",
+        "staff_signed_in": "Logged in as {name} ({role})",
+        "staff_viewer_only": (
+            "This account can only view. Log in with an operator account to make changes "
+            "(an administrator creates one with portalguard staff add NAME --role operator)."
+        ),
         "staff_state": "Booking portals",
         "staff_list": "Requests received",
         "staff_portal": "Portal",
