@@ -142,3 +142,34 @@ async def test_the_token_is_a_viewer_by_default(web: Web) -> None:
         assert page.status_code == 200
         form = {"csrf": csrf_of(page.text), "status": "booked"}
         assert (await c.post(f"/staff/requests/{number}/status", data=form, headers=bearer)).status_code == 403
+
+
+async def test_an_operator_token_and_basic_auth_decide_on_the_record(tmp_path: Path, clock) -> None:
+    web = make_web(
+        tmp_path,
+        clock,
+        staff={
+            "username": "staff",
+            "password": "correct horse battery",
+            "token": STAFF_TOKEN,
+            "token_role": "operator",
+        },
+    )
+    web.store.sync.set_page(PORTAL, True)
+    number = await a_request(web)
+    bearer = {"authorization": f"Bearer {STAFF_TOKEN}"}
+    async with web.client() as c:
+        page = await c.get("/staff", headers=bearer)
+        form = {"csrf": csrf_of(page.text), "status": "contacted"}
+        assert (await c.post(f"/staff/requests/{number}/status", data=form, headers=bearer)).status_code == 303
+        basic = httpx.BasicAuth("staff", "correct horse battery")
+        form["status"] = "booked"
+        assert (await c.post(f"/staff/requests/{number}/status", data=form, auth=basic)).status_code == 303
+    by = [e.detail["by"] for e in web.store.sync.events(kinds=["staff_decision"])]
+    assert sorted(by) == ["staff", "token"]
+
+
+async def test_the_config_account_logs_in_by_the_form_as_an_operator(web: Web) -> None:
+    async with web.client() as c:
+        assert (await login(c, "staff", "correct horse battery")).status_code == 303
+        assert "staff（operator）でログイン中" in (await c.get("/staff")).text
