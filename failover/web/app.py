@@ -431,7 +431,7 @@ class _Web:
         def day_url(d: date) -> str:
             return self._url(request, "/staff/appointments", date=d.isoformat(), lang=explicit_lang, clinic=clinic)
 
-        return self._page(
+        page = self._page(
             request,
             "appointments.html",
             lang,
@@ -448,6 +448,7 @@ class _Web:
             printed=format_time(self.clock(), self.settings.timezone),
             times=forms.TIMES,
         )
+        return self._keep_session(request, page)
 
     async def staff_status(self, request: Request) -> Response:
         """A decision: operators only, recorded in the audit log with who made it."""
