@@ -227,10 +227,6 @@ def client_bucket(address: str, ipv6_prefix: int) -> str:
 # -- staff login ------------------------------------------------------------------------------
 
 
-def staff_enabled(auth: StaffAuth) -> bool:
-    return auth.token is not None or auth.username is not None
-
-
 def staff_authorized(auth: StaffAuth, authorization: str | None) -> bool:
     """A ``Bearer`` token or ``Basic`` user:password from the config, compared in constant time."""
     scheme, _, value = (authorization or "").partition(" ")
