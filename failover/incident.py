@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from failover.store import Event, Store
 from watchdog.duration import format_duration
@@ -96,6 +97,8 @@ EVENT_KINDS = (
     "suppressed_down",
     "login_failing",
     "request",
+    "staff_account",
+    "staff_decision",
 )
 
 
@@ -146,8 +149,21 @@ def describe(e: Event, when: Callable[[float], str] | None = None) -> str:
         )
     if e.kind == "login_failing":
         return f"staff login of {d.get('endpoint')} refused for down_after — staff told ({d.get('detail')})"
+    if e.kind in ("staff_account", "staff_decision"):
+        return _staff(d) if e.kind == "staff_account" else _decision(d)
     parts = ", ".join(f"{k}={_short(v)}" for k, v in d.items())
     return f"{e.kind}{' ' + e.action if e.action else ''}: {parts}"
+
+
+def _staff(d: dict[str, Any]) -> str:
+    done = {"add": "added", "passwd": "password changed", "remove": "removed"}.get(str(d.get("op")), str(d.get("op")))
+    role = f" ({d['role']})" if d.get("role") else ""
+    return f"staff account {done}: {d.get('account')}{role} — by {d.get('by')}"
+
+
+def _decision(d: dict[str, Any]) -> str:
+    # Only the request's number and its new status: never what the patient wrote.
+    return f"booking request #{d.get('id')} marked {d.get('status')} — by {d.get('by')}"
 
 
 def _notify(e: Event) -> str:

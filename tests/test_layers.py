@@ -30,6 +30,7 @@ RANKS: dict[str, int] = {
     "failover.secrets_policy": 0,
     "failover.store_url": 0,  # a SQLite file or a PostgreSQL URL, told without SQLAlchemy
     "failover.crypto": 0,  # patient fields sealed at rest (AES-GCM)
+    "failover.staff_accounts": 0,  # staff passwords: scrypt hash, check, policy, login delay
     "failover.mirror.model": 0,  # the mirror's plain data, spoken by the store and everything above
     "failover.mirror.dates": 0,
     "failover.mirror.reconcile": 0,

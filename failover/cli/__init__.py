@@ -96,6 +96,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "run",
         "Run the watchdog, the failover orchestrator, the fallback page and /metrics until SIGTERM/SIGINT.",
     ),
+    "staff": LazyCommand(
+        "failover.cli.staff_cmd",
+        "staff_group",
+        "Staff accounts for the staff pages: a viewer sees, an operator also decides.",
+    ),
     "status": LazyCommand(
         "failover.cli.status_cmd",
         "status",

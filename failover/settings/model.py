@@ -125,11 +125,18 @@ class ServerSettings(StrictModel):
 
 
 class StaffAuth(StrictModel):
-    """Credentials for /staff. Without any, /staff is disabled (never open)."""
+    """Credentials for /staff. Without any (and without accounts from `portalguard staff add`), /staff
+    is disabled (never open)."""
 
     token: Secret | None = None
     username: str | None = None
     password: Secret | None = None
+    token_role: Literal["viewer", "operator"] = Field(
+        "viewer", description="What the Bearer token may do: viewer (see only, the default) or operator (also decide)."
+    )
+    session_idle: Annotated[Duration, Field(ge=60.0, le=7 * 86400.0)] = Field(
+        8 * 3600.0, description="A staff login session ends after this long unused."
+    )
 
     @model_validator(mode="after")
     def _pair(self) -> StaffAuth:

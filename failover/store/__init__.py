@@ -19,6 +19,7 @@ from failover.store.rows import (
     OUTBOX_STATES,
     OVERRIDE_MODES,
     REQUEST_STATUSES,
+    STAFF_ROLES,
     ActionRow,
     BookingRequest,
     DataKeyError,
@@ -28,6 +29,7 @@ from failover.store.rows import (
     OutboxRow,
     Override,
     PortalRow,
+    StaffAccount,
     StoreError,
 )
 
@@ -62,6 +64,7 @@ __all__ = [
     "OVERRIDE_MODES",
     "REQUEST_STATUSES",
     "SCHEMA_VERSION",
+    "STAFF_ROLES",
     "ActionRow",
     "AsyncStore",
     "BookingRequest",
@@ -75,6 +78,7 @@ __all__ = [
     "PortalRow",
     "ReadOnlyStore",
     "ServiceLock",
+    "StaffAccount",
     "Store",
     "StoreError",
     "StoreInUseError",

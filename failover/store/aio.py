@@ -47,6 +47,7 @@ from failover.store.rows import (
     OutboxRow,
     Override,
     PortalRow,
+    StaffAccount,
     StoreError,
 )
 from failover.store.sync import Portals, Store
@@ -295,6 +296,27 @@ class AsyncStore:
         self, status: str | None = None, portal: Portals = None, limit: int = 10_000
     ) -> list[BookingRequest]:
         return await self._read(self.sync.requests, status, portal, limit)
+
+    async def add_staff_account(self, name: str, role: str, password_hash: str) -> bool:
+        return await self._write(self.sync.add_staff_account, name, role, password_hash)
+
+    async def staff_account(self, name: str) -> StaffAccount | None:
+        return await self._read(self.sync.staff_account, name)
+
+    async def staff_accounts(self) -> list[StaffAccount]:
+        return await self._read(self.sync.staff_accounts)
+
+    async def set_staff_password(self, name: str, password_hash: str) -> bool:
+        return await self._write(self.sync.set_staff_password, name, password_hash)
+
+    async def set_staff_role(self, name: str, role: str) -> bool:
+        return await self._write(self.sync.set_staff_role, name, role)
+
+    async def remove_staff_account(self, name: str) -> bool:
+        return await self._write(self.sync.remove_staff_account, name)
+
+    async def record_staff_login(self, name: str, failures: int, next_login: float) -> bool:
+        return await self._write(self.sync.record_staff_login, name, failures, next_login)
 
     async def set_request_status(self, request_id: int, status: str) -> bool:
         return await self._write(self.sync.set_request_status, request_id, status)

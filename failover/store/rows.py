@@ -8,6 +8,7 @@ from typing import Any
 REQUEST_STATUSES = ("new", "contacted", "booked", "cancelled")
 OVERRIDE_MODES = ("on", "off")
 MAINTENANCE_MODES = ("suppress", "failover")
+STAFF_ROLES = ("operator", "viewer")  # a viewer sees; an operator also decides
 OUTBOX_STATES = ("pending", "sending", "sent", "failed")  # failed: permanently (the URL does not parse)
 
 
@@ -122,3 +123,16 @@ class OutboxRow:
     after: str | None = None  # a claim that must have been sent to the same target first
     possible_duplicate: bool = False  # a send a crash may have cut is being repeated
     sent_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StaffAccount:
+    """One staff login. ``password`` is the encoded KDF hash: never shown, never logged."""
+
+    name: str
+    role: str
+    password: str
+    created: float
+    updated: float
+    failures: int = 0  # wrong passwords since the last right one
+    next_login: float = 0.0  # no login is tried before this unix time (the throttle)

@@ -28,11 +28,11 @@ from sqlalchemy import (
     text,
 )
 
-from failover.store.rows import MAINTENANCE_MODES, OUTBOX_STATES, OVERRIDE_MODES, REQUEST_STATUSES
+from failover.store.rows import MAINTENANCE_MODES, OUTBOX_STATES, OVERRIDE_MODES, REQUEST_STATUSES, STAFF_ROLES
 
 # What is written to SQLite's ``PRAGMA user_version``, all a pre-Alembic portalguard reads (it refuses a
 # store whose schema it does not know instead of misreading it): the newest legacy version that
-# still reads this schema right. Revisions 0004 to 0006 only add tables (and columns) the old code never looks
+# still reads this schema right. Revisions 0004 to 0007 only add tables (and columns) the old code never looks
 # at, so going back one release keeps working (it would not deliver the staff outbox, only its own way) — until
 # booking requests are sealed (a data key is set): the old code cannot read those, so the store then says
 # ``SEALED_LEGACY_VERSION`` and the old code refuses it instead of failing on the first request.
@@ -262,4 +262,20 @@ mirror_mail_unread = Table(
     Column("reason", Text, nullable=False),
     Column("seen_at", Float, nullable=False),
     Index("mirror_mail_unread_received", "received"),
+)
+
+# Staff accounts of the staff console (revision 0007). ``password`` is the KDF's encoded hash (its
+# parameters and salt in the string, so they can change), never the password. The login throttle
+# (``failures``, ``next_login``) lives here, so a restart does not reset it.
+staff_accounts = Table(
+    "staff_accounts",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("password", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("failures", Integer, nullable=False, server_default=text("0")),
+    Column("next_login", Float, nullable=False, server_default=text("0")),
+    _one_of("role", STAFF_ROLES),
 )

@@ -43,6 +43,7 @@ from failover.store.rows import (
     MAINTENANCE_MODES,
     OVERRIDE_MODES,
     REQUEST_STATUSES,
+    STAFF_ROLES,
     ActionRow,
     BookingRequest,
     DataKeyError,
@@ -51,6 +52,7 @@ from failover.store.rows import (
     Maintenance,
     OutboxRow,
     PortalRow,
+    StaffAccount,
     StoreError,
 )
 from failover.store.upsert import insert_if_absent, upsert
@@ -400,6 +402,45 @@ class Store(StoreReads):
         with self._write() as conn:
             return conn.execute(statement).rowcount
 
+    # -- staff accounts -----------------------------------------------------------------------
+
+    def add_staff_account(self, name: str, role: str, password_hash: str) -> bool:
+        """Add an account; False (nothing written) when the name is taken."""
+        _check_role(role)
+        now = self.clock()
+        values = {"name": name, "role": role, "password": password_hash, "created": now, "updated": now}
+        with self._write() as conn:
+            return insert_if_absent(conn, t.staff_accounts, values)
+
+    def staff_account(self, name: str) -> StaffAccount | None:
+        rows = self._rows(select(t.staff_accounts).where(t.staff_accounts.c.name == name))
+        return StaffAccount(**rows[0]._mapping) if rows else None
+
+    def staff_accounts(self) -> list[StaffAccount]:
+        rows = self._rows(select(t.staff_accounts).order_by(t.staff_accounts.c.name))
+        return [StaffAccount(**r._mapping) for r in rows]
+
+    def set_staff_password(self, name: str, password_hash: str) -> bool:
+        """Change the password (and lift the throttle: the new password is good at once)."""
+        return self._update_staff(name, password=password_hash, updated=self.clock(), failures=0, next_login=0.0)
+
+    def set_staff_role(self, name: str, role: str) -> bool:
+        _check_role(role)
+        return self._update_staff(name, role=role, updated=self.clock())
+
+    def remove_staff_account(self, name: str) -> bool:
+        with self._write() as conn:
+            return conn.execute(delete(t.staff_accounts).where(t.staff_accounts.c.name == name)).rowcount > 0
+
+    def record_staff_login(self, name: str, failures: int, next_login: float) -> bool:
+        """Keep the login throttle: 0 failures after a right password, one more after a wrong one."""
+        return self._update_staff(name, failures=failures, next_login=next_login)
+
+    def _update_staff(self, name: str, **values: Any) -> bool:
+        s = t.staff_accounts
+        with self._write() as conn:
+            return conn.execute(update(s).where(s.c.name == name).values(**values)).rowcount > 0
+
     # -- booking requests ---------------------------------------------------------------------
 
     def add_request(self, portal: str, data: dict[str, Any]) -> int:
@@ -724,6 +765,11 @@ class Store(StoreReads):
         for column in PATIENT_FIELDS:
             values[column] = key.seal(values[column], context("appointments", column, row.portal, row.id))
         return values
+
+
+def _check_role(role: str) -> None:
+    if role not in STAFF_ROLES:
+        raise StoreError(f"unknown staff role {role!r} (use {', '.join(STAFF_ROLES)})")
 
 
 def _of(column: Any, portal: str | Collection[str]) -> Any:

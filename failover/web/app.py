@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import sqlite3
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
@@ -42,7 +43,8 @@ from failover.report.render import View, percent
 from failover.settings import Settings, StaffAuth
 from failover.store import MAINTENANCE_MODES, REQUEST_STATUSES, AsyncStore, DataKeyError, StoreError, describe_error
 from failover.store_url import is_database_url
-from failover.web import appointments, console, forms, history
+from failover.web import appointments, console, forms, history, sessions
+from failover.web.accounts import Staff, StaffLogins
 from failover.web.i18n import STRINGS, choose_lang, format_day, format_time, translator
 from failover.web.pages import ASSETS, load_templates, tel_href
 from failover.web.report import download
@@ -56,9 +58,7 @@ from failover.web.security import (
     csrf_cookie_header,
     preview_ok,
     staff_authorized,
-    staff_basic_user,
     staff_challenge,
-    staff_enabled,
 )
 from watchdog.clock import steady_time
 from watchdog.duration import format_duration
@@ -171,6 +171,7 @@ class _Web:
             settings.booking.rate_limit_per_minute, clock, ipv6_prefix=settings.booking.ipv6_prefix
         )
         self.staff_failures = RateLimiter(STAFF_FAILED_LOGINS_PER_MINUTE, clock)
+        self.logins = StaffLogins(settings.staff, store, clock)
         self._lockout_queues: dict[str, asyncio.Lock] = {}
         self._lockout_waiting: dict[str, int] = {}
         self.sleep = asyncio.sleep  # the delay of a locked-out client's wrong guess (tests step a clock)
@@ -189,6 +190,9 @@ class _Web:
             Route("/book/{portal}/request", self.book_request, methods=["POST"]),
             Route("/book/{portal}/done/{number:int}", self.book_done, methods=["GET"]),
             Route("/staff", self.staff, methods=["GET"]),
+            Route("/staff/login", self.staff_login_page, methods=["GET"]),
+            Route("/staff/login", self.staff_login_post, methods=["POST"]),
+            Route("/staff/logout", self.staff_logout, methods=["POST"]),
             Route("/staff/requests/{request_id:int}/status", self.staff_status, methods=["POST"]),
             Route("/staff/appointments", self.staff_appointments, methods=["GET"]),
             Route("/staff/overview", self.staff_overview, methods=["GET"]),
@@ -327,7 +331,7 @@ class _Web:
     # -- /staff ---------------------------------------------------------------------------------
 
     async def staff(self, request: Request) -> Response:
-        await self._staff_login(request)
+        staff = await self._staff_login(request)
         lang = self._lang(request)
         status = request.query_params.get("status")
         status = status if status in REQUEST_STATUSES else None
@@ -347,12 +351,14 @@ class _Web:
         def status_action(number: int) -> str:
             return self._url(request, f"/staff/requests/{number}/status")
 
-        return self._with_csrf(
+        response = self._with_csrf(
             request,
             lambda csrf: self._page(
                 request,
                 "staff.html",
                 lang,
+                staff_user=staff,
+                logout_action=self._url(request, "/staff/logout"),
                 other_url=self._url(request, "/staff", status=status, clinic=clinic),
                 appointments_url=self._url(
                     request, "/staff/appointments", lang=request.query_params.get("lang"), clinic=clinic
@@ -379,6 +385,7 @@ class _Web:
                 times=forms.TIMES,
             ),
         )
+        return self._keep_session(request, response)
 
     # -- a dental group's staff views: per clinic, or the whole group ----------------------------
 
@@ -452,7 +459,7 @@ class _Web:
         def day_url(d: date) -> str:
             return self._url(request, "/staff/appointments", date=d.isoformat(), lang=explicit_lang, clinic=clinic)
 
-        return self._page(
+        page = self._page(
             request,
             "appointments.html",
             lang,
@@ -469,6 +476,7 @@ class _Web:
             printed=format_time(self.clock(), self.settings.timezone),
             times=forms.TIMES,
         )
+        return self._keep_session(request, page)
 
     # -- the console: overview and decisions (failover.web.console) ----------------------------
 
@@ -567,8 +575,9 @@ class _Web:
         return await self._decide_page(request, pid, {}, {})
 
     async def staff_decide(self, request: Request) -> Response:
-        """First POST: what will happen, asked again; the second (``confirm=yes``) decides."""
-        await self._staff_login(request)
+        """First POST: what will happen, asked again; the second (``confirm=yes``) decides (operators only)."""
+        staff = await self._staff_login(request)
+        self._require_operator(staff)
         pid = self._known_portal(request)
         fields = await self._read_form(request)
         if not self.csrf.valid(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, "")):
@@ -600,8 +609,8 @@ class _Web:
                 ),
             )
         if decision.kind == "drill":
-            return await self._run_drill(request, pid, lang)
-        await console.apply(self.store, decision, self.clock(), _actor(request))
+            return await self._run_drill(request, pid, lang, _actor(staff))
+        await console.apply(self.store, decision, self.clock(), _actor(staff))
         where = self._url(request, "/staff/overview", lang=fields.get("lang") or None, done=decision.kind)
         return Response(status_code=303, headers={"location": where})
 
@@ -644,12 +653,12 @@ class _Web:
             return "drill_in_failover"  # [訓練] messages in a real outage only confuse staff
         return None
 
-    async def _run_drill(self, request: Request, pid: str, lang: str) -> Response:
+    async def _run_drill(self, request: Request, pid: str, lang: str, by: str) -> Response:
         assert self.drill is not None
         results = await self.drill(pid)
         ok = all(r["ok"] for r in results)
         now = self.clock()
-        await self.store.add_event("drill", pid, ok=ok, results=for_the_log(results), by=_actor(request))
+        await self.store.add_event("drill", pid, ok=ok, results=for_the_log(results), by=by)
         await self.store.set_value(f"drill:{pid}", next_record(await self.store.value(f"drill:{pid}"), ok, now))
         return self._page(
             request,
@@ -722,23 +731,162 @@ class _Web:
         )
 
     async def staff_status(self, request: Request) -> Response:
-        await self._staff_login(request)
+        """A decision: operators only, recorded in the audit log with who made it."""
+        staff = await self._staff_login(request)
         fields = await self._read_form(request)
         if not self.csrf.valid(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, "")):
             raise Rejected(403, "csrf_expired")
+        self._require_operator(staff)
         status = fields.get("status", "")
         if status not in REQUEST_STATUSES:
             raise Rejected(422, "e400")
         number = request.path_params["request_id"]
         if number > MAX_REQUEST_ID or not await self.store.set_request_status(number, status):
             raise Rejected(404, "e404")
+        # The request's number and new status only: nothing the patient wrote.
+        await self.store.add_event("staff_decision", None, op="request_status", id=number, status=status, by=staff.name)
         lang = fields.get("lang") if fields.get("lang") in STRINGS else None
         back = fields.get("back") if fields.get("back") in REQUEST_STATUSES else None
         clinic = fields.get("back_clinic") if fields.get("back_clinic") in self.settings.clinics else None
         where = self._url(request, "/staff", lang=lang, status=back, clinic=clinic)
-        return Response(status_code=303, headers={"location": where})
+        return self._keep_session(request, Response(status_code=303, headers={"location": where}))
 
-    async def _staff_login(self, request: Request) -> None:
+    @staticmethod
+    def _require_operator(staff: Staff) -> None:
+        if not staff.operator:
+            raise Rejected(403, "staff_viewer_only")
+
+    # -- the staff login: a form, a signed session cookie, logout ----------------------------------
+
+    async def staff_login_page(self, request: Request) -> Response:
+        if not await self.logins.enabled():
+            raise Rejected(404, "staff_disabled")
+        next_url = self._next_url(request, request.query_params.get("next"))
+        if await self._session_staff(request) is not None:
+            return Response(status_code=303, headers={"location": next_url})
+        return self._login_form(request, next_url)
+
+    async def staff_login_post(self, request: Request) -> Response:
+        if not await self.logins.enabled():
+            raise Rejected(404, "staff_disabled")
+        fields = await self._read_form(request)
+        if not self.csrf.valid(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, "")):
+            raise Rejected(403, "csrf_expired")
+        next_url = self._next_url(request, fields.get("next"))
+        name = fields.get("username", "").strip()[:64]
+        client = client_bucket(_client(request), self.settings.booking.ipv6_prefix)
+        if self.staff_failures.exhausted(client):  # per client: guessing many names from one address
+            raise Rejected(429, "e429", {"retry-after": "60"})
+        attempt = await self.logins.log_in(name, fields.get("password", ""))
+        if attempt.wait > 0:  # per account: this name waits, whatever the address
+            seconds = math.ceil(attempt.wait)
+            message = self.translators[self._lang(request)]("login_wait", seconds=seconds)
+            return self._login_form(request, next_url, name, message, 429, {"retry-after": str(seconds)})
+        if attempt.staff is None:
+            self.staff_failures.allow(client)
+            message = self.translators[self._lang(request)]("login_failed")
+            return self._login_form(request, next_url, name, message, 401)
+        log.info("staff login: %s (%s)", attempt.staff.name, attempt.staff.role)
+        now = self.clock()
+        session = sessions.Session(attempt.staff.name, attempt.staff.role, now, now)
+        response = Response(status_code=303, headers={"location": next_url})
+        response.headers.append("set-cookie", self._session_cookie(request, session))
+        return response
+
+    async def staff_logout(self, request: Request) -> Response:
+        fields = await self._read_form(request)
+        if not self.csrf.valid(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, "")):
+            raise Rejected(403, "csrf_expired")
+        response = Response(status_code=303, headers={"location": self._url(request, "/staff/login")})
+        response.headers.append("set-cookie", sessions.clear_header(self._secure(request)))
+        return response
+
+    def _login_form(
+        self,
+        request: Request,
+        next_url: str,
+        name: str = "",
+        message: str | None = None,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        lang = self._lang(request)
+
+        def render(csrf: str) -> Response:
+            page = self._page(
+                request,
+                "login.html",
+                lang,
+                status=status,
+                other_url=self._url(request, "/staff/login", next=next_url),
+                form_action=self._url(request, "/staff/login", lang=request.query_params.get("lang")),
+                csrf=csrf,
+                next_url=next_url,
+                name=name,
+                message=message,
+            )
+            page.headers.update(dict(headers or {}))
+            return page
+
+        return self._with_csrf(request, render)
+
+    def _next_url(self, request: Request, value: str | None) -> str:
+        """Where to go after the login: a path of ours only (never another site: no open redirect)."""
+        root = request.scope.get("root_path", "")
+        ours = value and value.startswith(f"{root}/staff") and not value.startswith("//") and "\\" not in value
+        return value if ours and value else self._url(request, "/staff")
+
+    def _secure(self, request: Request) -> bool:
+        public = self.settings.server.public_url
+        return request.url.scheme == "https" or (public is not None and str(public).startswith("https:"))
+
+    def _session_cookie(self, request: Request, session: sessions.Session) -> str:
+        value = sessions.encode(self.key, session)
+        return sessions.cookie_header(value, self._secure(request), self.settings.staff.session_idle)
+
+    async def _session_staff(self, request: Request) -> Staff | None:
+        """The staff member of a valid session cookie (its account still there), refreshed on use."""
+        now = self.clock()
+        cookie = request.cookies.get(sessions.SESSION_COOKIE)
+        session = sessions.decode(self.key, cookie, now, self.settings.staff.session_idle)
+        if session is None:
+            return None
+        staff = await self.logins.current(session.account)
+        if staff is None:
+            return None
+        request.state.staff_session = sessions.Session(staff.name, staff.role, session.issued, now)
+        return staff
+
+    def _keep_session(self, request: Request, response: Response) -> Response:
+        """Refresh the session's last-seen time in its cookie (the idle timeout counts from here)."""
+        session = getattr(request.state, "staff_session", None)
+        if session is not None:
+            response.headers.append("set-cookie", self._session_cookie(request, session))
+        return response
+
+    async def _staff_login(self, request: Request) -> Staff:
+        """Who is asking: a session from the login form, or ``Authorization`` (scripts, as before).
+
+        A browser with neither is sent to the login form; a script gets 401 with the challenge."""
+        auth = self.settings.staff
+        if not await self.logins.enabled():
+            raise Rejected(404, "staff_disabled")  # disabled, never open
+        header = request.headers.get("authorization")
+        if header is None:
+            staff = await self._session_staff(request)
+            if staff is not None:
+                return staff
+            if request.method == "GET" and (auth.username is not None or auth.token is None):
+                path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                login = self._url(request, "/staff/login", next=f"{request.scope.get('root_path', '')}{path}")
+                raise Rejected(303, "staff_unauthorized", {"location": login})
+        await self._header_login(request, header)
+        scheme = (header or "").partition(" ")[0].lower()
+        if scheme == "basic":
+            return Staff(auth.username or "", "operator")
+        return Staff("token", auth.token_role)
+
+    async def _header_login(self, request: Request, header: str | None) -> None:
         """The right credentials always get in; only failures are counted, and delayed.
 
         Past ``STAFF_FAILED_LOGINS_PER_MINUTE`` failures from one client (an IPv6 client: its /64),
@@ -747,10 +895,7 @@ class _Web:
         staff behind the same address (the clinic's NAT) still get in with the right password.
         """
         auth = self.settings.staff
-        if not staff_enabled(auth):
-            raise Rejected(404, "staff_disabled")  # disabled, never open
         client = client_bucket(_client(request), self.settings.booking.ipv6_prefix)
-        header = request.headers.get("authorization")
         if not self.staff_failures.exhausted(client):
             if staff_authorized(auth, header):
                 return
@@ -1092,13 +1237,9 @@ def _media_type(header: str) -> tuple[str, dict[str, str]]:
     return mime.strip().lower(), params
 
 
-def _actor(request: Request) -> str:
-    """Who decided, for the audit log: the staff login's user name, or "token" (a script)."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "basic":
-        user = staff_basic_user(value.strip())
-        return f"{user} (web)" if user else "staff (web)"
-    return "token (web)"
+def _actor(staff: Staff) -> str:
+    """Who decided on the console, for the audit log: the account (or "token"), marked as the web's."""
+    return f"{staff.name or 'staff'} (web)"
 
 
 def _client(request: Request) -> str:

@@ -134,8 +134,23 @@ STRINGS: dict[str, dict[str, str]] = {
         "report_download_md": "Markdownでダウンロード",
         "report_download_csv": "CSVでダウンロード（Excel）",
         "report_bad_month": "月は YYYY-MM の形で指定してください（例：2026-03）。今月を表示しています。",
-        "staff_disabled": "スタッフ画面は無効です（設定に staff.token または staff.username/password がありません）。",
+        "staff_disabled": (
+            "スタッフ画面は無効です（portalguard staff add で作ったアカウントも、"
+            "設定の staff.token や staff.username/password もありません）。"
+        ),
         "staff_unauthorized": "スタッフ用のログインが必要です。",
+        "login_title": "スタッフ ログイン",
+        "login_name": "アカウント名",
+        "login_password": "パスワード",
+        "login_submit": "ログイン",
+        "login_failed": "アカウント名またはパスワードが違います。確かめてもう一度お試しください。",
+        "login_wait": "ログインの失敗が続いたため、{seconds} 秒待ってからもう一度お試しください。",
+        "logout": "ログアウト",
+        "staff_signed_in": "{name}（{role}）でログイン中",
+        "staff_viewer_only": (
+            "このアカウントは閲覧専用です。変更は operator のアカウントでログインして行ってください"
+            "（管理者が portalguard staff add NAME --role operator で作成します）。"
+        ),
         "staff_state": "予約サイトの状態",
         "staff_list": "受け付けたご希望",
         "staff_portal": "窓口",
@@ -420,8 +435,23 @@ STRINGS: dict[str, dict[str, str]] = {
         "report_download_md": "Download as Markdown",
         "report_download_csv": "Download as CSV (Excel)",
         "report_bad_month": "Give the month as YYYY-MM (e.g. 2026-03). This month is shown.",
-        "staff_disabled": ("The staff page is disabled (no staff.token or staff.username/password in the config)."),
+        "staff_disabled": (
+            "The staff page is disabled (no account from portalguard staff add, and no staff.token or "
+            "staff.username/password in the config)."
+        ),
         "staff_unauthorized": "Staff login required.",
+        "login_title": "Staff login",
+        "login_name": "Account name",
+        "login_password": "Password",
+        "login_submit": "Log in",
+        "login_failed": "Wrong account name or password. Check them and try again.",
+        "login_wait": "Too many failed logins: wait {seconds} seconds, then try again.",
+        "logout": "Log out",
+        "staff_signed_in": "Logged in as {name} ({role})",
+        "staff_viewer_only": (
+            "This account can only view. Log in with an operator account to make changes "
+            "(an administrator creates one with portalguard staff add NAME --role operator)."
+        ),
         "staff_state": "Booking portals",
         "staff_list": "Requests received",
         "staff_portal": "Portal",

@@ -19,6 +19,7 @@ PAGES = (
     "error.html",
     "chooser.html",
     "staff.html",
+    "login.html",
     "appointments.html",
     "static.html",
     "overview.html",

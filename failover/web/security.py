@@ -228,10 +228,6 @@ def client_bucket(address: str, ipv6_prefix: int) -> str:
 # -- staff login ------------------------------------------------------------------------------
 
 
-def staff_enabled(auth: StaffAuth) -> bool:
-    return auth.token is not None or auth.username is not None
-
-
 def staff_authorized(auth: StaffAuth, authorization: str | None) -> bool:
     """A ``Bearer`` token or ``Basic`` user:password from the config, compared in constant time."""
     scheme, _, value = (authorization or "").partition(" ")
@@ -245,11 +241,6 @@ def staff_authorized(auth: StaffAuth, authorization: str | None) -> bool:
         password_ok = _same(password, auth.password.get_secret_value())
         return user_ok and password_ok
     return False
-
-
-def staff_basic_user(value: str) -> str:
-    """The user name of a ``Basic`` credential (after the login accepted it): for the audit log."""
-    return _basic(value)[0]
 
 
 def staff_challenge(auth: StaffAuth) -> str:

@@ -33,6 +33,8 @@ EXAMPLES = {
     "suppressed_down": {"by": "override", "reason": "known false alarm"},
     "request": {"number": 12},
     "login_failing": {"endpoint": "admin", "detail": 'login not accepted: missing text "ログアウト"'},
+    "staff_account": {"op": "add", "account": "aiko", "role": "operator", "by": "root"},
+    "staff_decision": {"op": "request_status", "id": 7, "status": "booked", "by": "aiko"},
 }
 
 

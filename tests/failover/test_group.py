@@ -28,7 +28,7 @@ from failover.settings import Settings
 from failover.settings.model import GROUP_ALERTS
 from failover.store import AsyncStore, Store
 from tests.failover.notify_support import deliver_all, make_staff
-from tests.failover.test_web_support import STAFF_TOKEN, csrf_of, make_web
+from tests.failover.test_web_support import STAFF_PASSWORD, STAFF_TOKEN, STAFF_USER, csrf_of, make_web
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
@@ -180,6 +180,7 @@ async def test_book_lists_the_groups_clinics_with_each_ones_state(tmp_path: Path
 
 
 BEARER = {"authorization": f"Bearer {STAFF_TOKEN}"}
+BASIC = httpx.BasicAuth(STAFF_USER, STAFF_PASSWORD)  # the config's operator: the token only sees
 
 
 def seed_group(web: Any, clock: FakeClock) -> None:
@@ -220,7 +221,7 @@ async def test_a_status_change_returns_to_the_same_clinics_list(tmp_path: Path, 
         page = (await client.get("/staff?clinic=shinjuku", headers=BEARER)).text
         number = next(r.id for r in web.store.sync.requests() if r.portal == "epark-shinjuku")
         form = {"csrf": csrf_of(page), "status": "contacted", "back_clinic": "shinjuku", "back": ""}
-        done = await client.post(f"/staff/requests/{number}/status", data=form, headers=BEARER)
+        done = await client.post(f"/staff/requests/{number}/status", data=form, auth=BASIC)
     assert done.status_code == 303 and done.headers["location"] == "/staff?clinic=shinjuku"
 
 

@@ -3,6 +3,7 @@ day on a counter screen, and printed on A4 without the navigation."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import re
@@ -89,7 +90,10 @@ async def test_the_day_on_screen_and_on_a4(site: str, tmp_path: Path) -> None:
             locale="ja-JP",
             env={**os.environ, **JAPANESE_ENV},
             timezone_id="Asia/Tokyo",
-            http_credentials={"username": STAFF_USER, "password": STAFF_PASSWORD},
+            # Sent with every request: a browser without it is sent to the login form, and no challenge comes.
+            extra_http_headers={
+                "authorization": "Basic " + base64.b64encode(f"{STAFF_USER}:{STAFF_PASSWORD}".encode()).decode(),
+            },
         )
         try:
             page = await context.new_page()

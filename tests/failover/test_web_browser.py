@@ -7,6 +7,7 @@ Screenshots go to ``test-artifacts/``; with ``UPDATE_SCREENSHOTS=1`` the README'
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -96,7 +97,10 @@ async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
             locale="ja-JP",
             env={**os.environ, **JAPANESE_ENV},
             timezone_id="Asia/Tokyo",
-            http_credentials={"username": STAFF_USER, "password": STAFF_PASSWORD},
+            # Sent with every request: a browser without it is sent to the login form, and no challenge comes.
+            extra_http_headers={
+                "authorization": "Basic " + base64.b64encode(f"{STAFF_USER}:{STAFF_PASSWORD}".encode()).decode(),
+            },
         )
         context.set_default_timeout(10_000)
         try:

@@ -96,7 +96,6 @@ async def test_bearer_token_works_too(web: Web) -> None:
 @pytest.mark.parametrize(
     "headers",
     [
-        pytest.param({}, id="none"),
         pytest.param({"authorization": "Bearer wrong"}, id="wrong-token"),
         pytest.param({"authorization": "Basic " + "c3RhZmY6d3Jvbmc="}, id="wrong-password"),  # staff:wrong
         pytest.param({"authorization": "Basic %%%"}, id="garbage"),
@@ -110,6 +109,14 @@ async def test_staff_requires_credentials(web: Web, headers: dict[str, str]) -> 
         r = await c.get("/staff", headers=headers)
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith("Basic ")
+    assert "見えてはいけない名前" not in r.text
+
+
+async def test_a_browser_without_credentials_is_sent_to_the_login_form(web: Web) -> None:
+    await add_requests(web, "見えてはいけない名前")
+    async with web.client() as c:
+        r = await c.get("/staff?status=new")
+    assert r.status_code == 303 and r.headers["location"] == "/staff/login?next=%2Fstaff%3Fstatus%3Dnew"
     assert "見えてはいけない名前" not in r.text
 
 
