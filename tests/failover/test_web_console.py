@@ -48,7 +48,7 @@ async def test_the_overview_says_the_state_in_words(web: Web, clock: Any) -> Non
     store.put_action(ActionRow(PORTAL, "ads", "on", "unknown", "Google Ads: quota exceeded", False, 3, 0.0, None, None))
     store.set_override(PORTAL, "on", "ベンダーに確認中", clock.now + 3600)
     async with web.client() as c:
-        assert (await c.get("/staff/overview")).status_code == 401
+        assert (await c.get("/staff/overview")).status_code == 303  # to the login form
         page = (await c.get("/staff/overview", auth=BASIC)).text
     assert (
         "<strong>停止中</strong>" in page and "代替受付中（フォールバック）" in page and "原因：public: timeout" in page

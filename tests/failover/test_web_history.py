@@ -37,7 +37,7 @@ def web(tmp_path: Path, clock: Any) -> Web:
 
 async def test_the_history_in_words_newest_first(web: Web) -> None:
     async with web.client() as c:
-        assert (await c.get("/staff/history")).status_code == 401
+        assert (await c.get("/staff/history")).status_code == 303  # to the login form
         page = (await c.get("/staff/history", auth=BASIC)).text
     assert "手動で切り替えを停止（誤報）（理由：誤報、" in page and "staff (web)）" in page
     assert "代替受付を開始（No.2、手動で切り替えました（理由：ベンダー確認））" in page

@@ -68,5 +68,5 @@ async def test_downloads(web: Web) -> None:
 
 
 async def test_it_needs_the_staff_credentials(web: Web) -> None:
-    assert (await get(web, "?month=2026-03", auth=None)).status_code == 401
-    assert (await get(web, "?month=2026-03&format=csv", auth=None)).status_code == 401
+    assert (await get(web, "?month=2026-03", auth=None)).status_code == 303  # to the login form
+    assert (await get(web, "?month=2026-03&format=csv", auth=None)).status_code == 303  # to the login form

@@ -110,7 +110,7 @@ async def test_it_needs_the_staff_login_and_a_real_date(site) -> None:
     client, store, clock = site
     await seed(store, clock)
     r = await client.get("/staff/appointments?date=2026-12-02")
-    assert r.status_code == 401 and "山田" not in r.text
+    assert r.status_code == 303 and "山田" not in r.text  # to the login form
     r = await client.get("/staff/appointments?date=2026-13-40", headers=AUTH)
     assert r.status_code == 400 and "山田" not in r.text
     en = (await client.get("/staff/appointments?date=2026-12-02&lang=en", headers=AUTH)).text
@@ -130,4 +130,4 @@ async def test_booking_mails_no_template_could_read_are_listed_for_staff(site) -
     page = (await client.get("/staff/appointments", headers=AUTH)).text
     assert "2通のメールを読み取れませんでした：テンプレートを確認してください" in page
     assert "【予約】変更のお知らせ（高橋様）" in page and "12/02 08:29" in page
-    assert (await client.get("/staff/appointments")).status_code == 401  # the list, like the rest, is staff-only
+    assert (await client.get("/staff/appointments")).status_code == 303  # the list, like the rest, is staff-only
