@@ -102,7 +102,17 @@ class AsyncStore:
         self._submitted: set[asyncio.Future[Any]] = set()
 
     def _own_connection(self) -> None:
-        conn = self.sync.own_thread_connection()
+        # A SQLite thread keeps one connection for its life. A PostgreSQL thread checks one out of the
+        # engine's pool per call instead: a kept connection dies with a server restart, and a pool
+        # checkout is pinged and replaced. Never raises: a failing initializer breaks the whole pool
+        # for good (every later call would fail), where a failing call fails only itself.
+        if self.sync.engine.dialect.name != "sqlite":
+            return
+        try:
+            conn = self.sync.own_thread_connection()
+        except Exception as err:  # the call that needs it reports the failure again, with its own words
+            log.warning("store %s: a thread starts without its own connection: %s", self.path, type(err).__name__)
+            return
         with self._connections_lock:
             self._connections.append(conn)
 
