@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, Playwright, async_playwright, expect
 from prometheus_client import CollectorRegistry
 from test_web_support import PORTAL, STAFF_PASSWORD, STAFF_USER, make_settings
 
@@ -86,23 +86,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
 @pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
     async with async_playwright() as p:
-        context = await p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            args=FLAGS,
-            viewport=PHONE,
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
-            locale="ja-JP",
-            env={**os.environ, **JAPANESE_ENV},
-            timezone_id="Asia/Tokyo",
-            # Sent with every request: a browser without it is sent to the login form, and no challenge comes.
-            extra_http_headers={
-                "authorization": "Basic " + base64.b64encode(f"{STAFF_USER}:{STAFF_PASSWORD}".encode()).decode(),
-            },
-        )
-        context.set_default_timeout(10_000)
+        context = await phone_context(p, tmp_path, authorization=STAFF_BASIC)
         try:
             yield context
         finally:
@@ -116,6 +100,30 @@ async def screenshot(page: Page, name: str, *, readme: bool = False, full_page: 
     if readme and os.environ.get("UPDATE_SCREENSHOTS") == "1":
         README_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, README_SHOTS / name)
+
+
+STAFF_BASIC = "Basic " + base64.b64encode(f"{STAFF_USER}:{STAFF_PASSWORD}".encode()).decode()
+
+
+async def phone_context(p: Playwright, tmp_path: Path, authorization: str | None = None) -> BrowserContext:
+    """Debian's Chromium as a patient's (or the office manager's) phone, in Japanese and Tokyo time.
+    ``authorization`` is sent with every request: a browser without a session is sent to the staff
+    login form, which never challenges, so Playwright's ``http_credentials`` would never answer."""
+    context = await p.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"),
+        executable_path=CHROMIUM,
+        args=FLAGS,
+        viewport=PHONE,
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="ja-JP",
+        env={**os.environ, **JAPANESE_ENV},
+        timezone_id="Asia/Tokyo",
+        extra_http_headers={"authorization": authorization} if authorization else {},
+    )
+    context.set_default_timeout(10_000)
+    return context
 
 
 async def assert_fits_the_phone(page: Page) -> None:

@@ -4,7 +4,6 @@ to automatic; each step's result read from the store the service reads. Screensh
 
 from __future__ import annotations
 
-import base64
 import os
 from pathlib import Path
 
@@ -19,16 +18,13 @@ from tests.failover.browser_support import served
 from tests.failover.test_web_browser import (
     ARTIFACTS,
     CHROMIUM,
-    FLAGS,
-    JAPANESE_ENV,
-    PHONE,
     README_SHOTS,
+    STAFF_BASIC,
     assert_fits_the_phone,
+    phone_context,
 )
 from tests.failover.test_web_console import ADS
-from tests.failover.test_web_support import BASE_CONFIG, PORTAL, STAFF_PASSWORD, STAFF_USER, make_settings
-
-BASIC = "Basic " + base64.b64encode(f"{STAFF_USER}:{STAFF_PASSWORD}".encode()).decode()
+from tests.failover.test_web_support import BASE_CONFIG, PORTAL, make_settings
 
 pytestmark = [
     pytest.mark.browser,
@@ -60,24 +56,7 @@ async def test_the_office_manager_starts_the_fallback_on_a_phone(tmp_path: Path)
     app = create_app(settings, store, FailoverMetrics(registry), registry)
     try:
         async with served(app) as base, async_playwright() as p:
-            context = await p.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"),
-                executable_path=CHROMIUM,
-                args=FLAGS,
-                viewport=PHONE,
-                device_scale_factor=2,
-                is_mobile=True,
-                has_touch=True,
-                locale="ja-JP",
-                env={**os.environ, **JAPANESE_ENV},
-                timezone_id="Asia/Tokyo",
-                # Sent with every request: Playwright's http_credentials answer only a 401 challenge, and
-                # a browser without a session is sent to the login form instead.
-                extra_http_headers={
-                    "authorization": "Basic " + base64.b64encode(f"{STAFF_USER}:{STAFF_PASSWORD}".encode()).decode()
-                },
-            )
-            context.set_default_timeout(10_000)
+            context = await phone_context(p, tmp_path, authorization=STAFF_BASIC)
             try:
                 page = await context.new_page()
                 await page.goto(f"{base}/staff/overview")

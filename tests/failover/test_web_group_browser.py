@@ -20,11 +20,9 @@ from tests.failover.test_group import group
 from tests.failover.test_web_browser import (
     ARTIFACTS,
     CHROMIUM,
-    FLAGS,
-    JAPANESE_ENV,
-    PHONE,
     README_SHOTS,
     assert_fits_the_phone,
+    phone_context,
 )
 from tests.failover.test_web_support import make_settings
 
@@ -49,19 +47,7 @@ async def test_the_group_on_a_phone(tmp_path: Path) -> None:
     app = create_app(settings, store, FailoverMetrics(registry), registry)
     try:
         async with served(app) as base, async_playwright() as p:
-            context = await p.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"),
-                executable_path=CHROMIUM,
-                args=FLAGS,
-                viewport=PHONE,
-                device_scale_factor=2,
-                is_mobile=True,
-                has_touch=True,
-                locale="ja-JP",
-                env={**os.environ, **JAPANESE_ENV},
-                timezone_id="Asia/Tokyo",
-            )
-            context.set_default_timeout(10_000)
+            context = await phone_context(p, tmp_path)
             try:
                 page = await context.new_page()
                 await page.goto(f"{base}/book")
