@@ -64,6 +64,14 @@ class FailoverMetrics:
             registry=registry,
         )
         self.store_damaged.set(0)
+        # The one gauge for "the store answers" on either backend (a PostgreSQL server down shows
+        # here as a full disk does): what the StoreDown alert watches.
+        self.store_up = Gauge(
+            "portalguard_store_up",
+            "1 while the store (SQLite file or PostgreSQL) answers reads and writes, 0 while it does not",
+            registry=registry,
+        )
+        self.store_up.set(1)
 
     def declare_portal(self, portal: str, actions: list[str]) -> None:
         self.failover_active.labels(portal).set(0)

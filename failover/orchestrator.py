@@ -121,6 +121,7 @@ class Orchestrator:
             try:
                 await self.tick()
             except READ_ERRORS as err:  # writes never raise here; a read that failed: next tick
+                self.store.health.unreadable()
                 log.error("tick skipped: store error: %s", err)
             await self._sleep(stop)
         await self.drain()

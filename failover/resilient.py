@@ -85,6 +85,18 @@ class StoreHealth:
             )
         if self.metrics is not None:
             self.metrics.store_writable.set(0)
+            self.metrics.store_up.set(0)
+
+    def unreadable(self) -> None:
+        """A read failed (the writes may not have been tried yet): the store does not answer. The
+        next write that succeeds says it answers again (``ok``)."""
+        if self.metrics is not None:
+            self.metrics.store_up.set(0)
+
+    def answered(self) -> None:
+        """A write reached the store: it answers (``ok`` once nothing is left to write again)."""
+        if self.metrics is not None:
+            self.metrics.store_up.set(1)
 
     def ok(self) -> None:
         """A write reached the store and nothing is left to write again."""
@@ -93,6 +105,7 @@ class StoreHealth:
         self.failing_since, self.fatal, self.damaged = None, False, None
         if self.metrics is not None:
             self.metrics.store_writable.set(1)
+            self.metrics.store_up.set(1)
             self.metrics.store_damaged.set(0)
 
     def set_pending(self, n: int) -> None:
@@ -400,6 +413,7 @@ class ResilientStore(AsyncStore):
             self.health.found_damage(damage)
 
     def _succeeded(self) -> None:
+        self.health.answered()  # up, even while kept writes still wait for their replay
         if not self._journal:
             self.health.ok()
 

@@ -88,7 +88,8 @@ class ServiceLock:
         started = f", since {_local_time(since)}" if isinstance(since, int | float) else ""
         return (
             f"another portalguard run (PID {pid} on host {host}{started}) already uses store {self.store_path}; "
-            "stop it first, or give this instance its own store"
+            "stop it first, or give this instance its own store (several instances sharing one store, "
+            "for high availability, need a PostgreSQL store: README, A PostgreSQL store)"
         )
 
     def release(self) -> None:

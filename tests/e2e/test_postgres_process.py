@@ -132,6 +132,12 @@ async def _stop_and_start_the_database(rig: Rig, server: PostgresServer) -> None
             return got.status_code == 503 and "check that the database server runs" in got.text
 
         await until(unhealthy, 20, "/healthz names the database")
+        metrics_at = yaml.safe_load(rig.config.read_text(encoding="utf-8"))["server"]["metrics_listen"]
+
+        async def store_down() -> bool:  # what the StoreDown alert rule watches
+            return "portalguard_store_up 0.0" in (await web.get(f"http://{metrics_at}/metrics")).text
+
+        await until(store_down, 20, "portalguard_store_up 0 while PostgreSQL is down")
 
         def told() -> bool:
             words = "データベース（PostgreSQL）に接続できない"
@@ -141,6 +147,11 @@ async def _stop_and_start_the_database(rig: Rig, server: PostgresServer) -> None
         await until(told, 60, "staff told the database cannot be reached")
         server.start()
         await until(rig._healthy, 30, "/healthz healthy again once the database is back")
+
+        async def store_up() -> bool:
+            return "portalguard_store_up 1.0" in (await web.get(f"http://{metrics_at}/metrics")).text
+
+        await until(store_up, 20, "portalguard_store_up 1 once the database is back")
         rig.sim.set_mode("healthy")
         await until(lambda: rig.converged(False), 40, "recovered after the database came back")
         assert rig.ads.status("111") == "PAUSED"

@@ -46,6 +46,8 @@ def disk(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> DiskFull:
 
 
 def sample(rig: Rig, name: str) -> float:
+    if name == "up":  # portalguard_store_up: what the StoreDown alert watches
+        return rig.metrics.store_up._value.get()
     return rig.metrics.store_writable._value.get() if name == "writable" else float(rig.store.health.errors)
 
 
@@ -57,7 +59,7 @@ async def test_a_full_disk_still_switches_every_measure_and_tells_staff_once(rig
     assert rig.page.on and rig.ads.on, "a failing write stopped the failover"
     assert (await rig.store.portal(PORTAL)).failover and (await rig.store.portal(PORTAL)).incident == 1
     assert not rig.store.sync.portal(PORTAL).failover, "nothing could be written"
-    assert sample(rig, "writable") == 0 and sample(rig, "errors") > 0
+    assert sample(rig, "writable") == 0 and sample(rig, "up") == 0 and sample(rig, "errors") > 0
     for _ in range(5):
         await rig.tick()
     assert [s[0] for s in rig.staff.sent] == ["store_failing"]
@@ -77,7 +79,7 @@ async def test_what_was_kept_in_memory_is_written_in_order_once_the_disk_has_roo
     row = rig.store.sync.portal(PORTAL)
     assert not row.failover and row.incident == 1, "the switches were not replayed in order"
     assert (rig.row("ads").desired, rig.row("ads").observed) == ("off", "off")
-    assert rig.store.pending == 0 and sample(rig, "writable") == 1
+    assert rig.store.pending == 0 and sample(rig, "writable") == 1 and sample(rig, "up") == 1
     # The next outage is a new incident, in memory and in the file alike.
     rig.health = Health.DOWN
     await rig.tick()

@@ -32,7 +32,8 @@ def test_a_second_holder_is_told_who_runs_and_what_to_do(tmp_path: Path) -> None
         ServiceLock(store).acquire()
     message = str(info.value)
     assert message.startswith(f"another portalguard run (PID {os.getpid()} on host {socket.gethostname()}, since ")
-    assert message.endswith(f") already uses store {store}; stop it first, or give this instance its own store")
+    assert f") already uses store {store}; stop it first, or give this instance its own store" in message
+    assert message.endswith("need a PostgreSQL store: README, A PostgreSQL store)")  # HA is not on SQLite
     assert isinstance(info.value, StoreError)  # `run` exits 2 on it like on any store problem
 
 
