@@ -25,6 +25,7 @@ RULES_TEST = PROM_DIR / "rules_test.yml"
 DEPLOY = REPO / "deploy"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 ALERTS = {
+    "StoreDown",
     "PortalDown",
     "PortalDownWhileSuppressed",
     "FailoverActive",
