@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from watchdog.duration import parse_duration
@@ -69,16 +70,15 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "【継続中】{portal}：予約サイトの障害が{duration}続いています",
             "{clinic}\n予約サイト「{portal}」は{since}から使えないままです（{duration}）。\n"
             "代替受付を続けています：{measures}\n代替予約ページ：{fallback_url}\n\n"
-            "復旧すると自動で元に戻します。予約サイトが使えると確認できた場合は手動で戻せます：\n"
-            '  portalguard failover off {portal_id} --for 2h --reason "確認済み"',
+            "復旧すると自動で元に戻します。予約サイトが使えると確認できた場合は、スタッフ画面の"
+            "「誤報として停止」で手動で戻せます：\n  {decide_url}",
         ),
         "en": (
             "[Still down] {portal}: booking portal down for {duration}",
             '{clinic}\nThe booking portal "{portal}" has been unusable since {since} ({duration}).\n'
             "Fallback measures stay on: {measures}\nFallback booking page: {fallback_url}\n\n"
             "They switch off by themselves on recovery. If you have confirmed the portal works, "
-            "switch back by hand:\n"
-            '  portalguard failover off {portal_id} --for 2h --reason "checked"',
+            'switch back by hand on the staff console ("stop as a false alarm"):\n  {decide_url}',
         ),
     },
     "recovered": {
@@ -111,16 +111,16 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{clinic}\n{since}から、常に使えるはずの確認用サイト（カナリア）にも接続できません。\n"
             "予約サイトではなく監視サーバー側（回線・ルーター・DNS）の問題の可能性が高いため、"
             "自動の切り替えは行っていません。\n\n"
-            "回線を確認してください。予約サイトが実際に使えない場合は手動で切り替えられます：\n"
-            '  portalguard failover on <portal> --reason "..."',
+            "回線を確認してください。予約サイトが実際に使えない場合は、スタッフ画面の各予約サイトの"
+            "「判断」から手動で切り替えられます：\n  {overview_url}",
         ),
         "en": (
             "[Monitor network degraded] the monitor's own network has a problem",
             "{clinic}\nSince {since}, the always-up check sites (canaries) cannot be reached either.\n"
             "The problem is most likely the monitor's own network (line, router, DNS), not the booking "
             "portal, so no failover was done.\n\n"
-            "Please check the network. If the portal really is down, switch by hand:\n"
-            '  portalguard failover on <portal> --reason "..."',
+            "Please check the network. If the portal really is down, switch by hand from the portal's "
+            '"decide" page on the staff console:\n  {overview_url}',
         ),
     },
     "network_restored": {
@@ -142,20 +142,17 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "状況：{cause}\n代替受付はひとまず続けます。予約サイトが使えていて、直近1時間の切り替え回数が"
             "上限（failover.max_switches_per_hour）を下回ると、自動で通常に戻します"
             "（このまま使えていれば {held_until} ごろ）。"
-            "それまでに判断する場合：\n"
-            '  代替受付を続ける：portalguard failover on {portal_id} --reason "..."\n'
-            '  通常に戻す：　　　portalguard failover off {portal_id} --for 2h --reason "..."\n'
-            "  自動に任せる：　　portalguard failover auto {portal_id}",
+            "それまでに判断する場合は、スタッフ画面で「フォールバックを開始」（代替受付を続ける）・"
+            "「誤報として停止」（通常に戻す）・「自動に戻す」から選べます：\n  {decide_url}",
         ),
         "en": (
             "[Decision needed] {portal}: switching too often",
             '{clinic}\nThe booking portal "{portal}" is unstable and failover keeps switching.\n'
             "Situation: {cause}\nThe fallback stays on for now. It switches back by itself once the portal "
             "is up and the failovers within the last hour fall below the limit "
-            "(failover.max_switches_per_hour): at about {held_until} if it stays up. To decide sooner:\n"
-            '  keep the fallback:  portalguard failover on {portal_id} --reason "..."\n'
-            '  back to normal:     portalguard failover off {portal_id} --for 2h --reason "..."\n'
-            "  leave it automatic: portalguard failover auto {portal_id}",
+            "(failover.max_switches_per_hour): at about {held_until} if it stays up. To decide sooner, "
+            'choose on the staff console: "start the fallback" (keep it), "stop as a false alarm" '
+            '(back to normal) or "back to automatic":\n  {decide_url}',
         ),
     },
     "down_while_suppressed": {  # DOWN while `failover off` or a suppress window keeps failover off
@@ -164,18 +161,17 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{clinic}\n予約サイト「{portal}」が{since}から使えません（{reason}）。\n"
             "停止中ですが手動で切り替えを止めています：{suppressed_by}\n"
             "代替予約ページ・広告には切り替えていません。患者さんは予約できない状態です。\n\n"
-            "予約サイトが本当に使えない場合は、止めている設定を外してください：\n"
-            "  自動に任せる：　　portalguard failover auto {portal_id}\n"
-            '  すぐ切り替える：　portalguard failover on {portal_id} --reason "..."',
+            "予約サイトが本当に使えない場合は、スタッフ画面で止めている設定を外してください"
+            "（「自動に戻す」、またはすぐ切り替える「フォールバックを開始」。メンテナンス枠は削除）：\n"
+            "  {decide_url}",
         ),
         "en": (
             "[Please check] {portal}: down, but failover is kept off by hand",
             '{clinic}\nThe booking portal "{portal}" has been unusable since {since} ({reason}).\n'
             "It is down, but failover is kept off by hand: {suppressed_by}\n"
             "No fallback page or ads were switched on: patients cannot book.\n\n"
-            "If the portal really is down, remove what keeps failover off:\n"
-            "  leave it automatic: portalguard failover auto {portal_id}\n"
-            '  switch on now:      portalguard failover on {portal_id} --reason "..."',
+            'If the portal really is down, remove what keeps failover off on the staff console ("back to '
+            'automatic", or "start the fallback" to switch now; remove a maintenance window):\n  {decide_url}',
         ),
     },
     "login_failed": {  # an admin endpoint's staff login refused for down_after, whatever the trigger
@@ -216,14 +212,14 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "ja": (
             "【要確認】{portal}：広告を{max_active}で自動停止しました",
             "{clinic}\n広告「{action}」が上限の{max_active}続いたため、費用を抑えるため停止しました。\n"
-            "予約サイト「{portal}」がまだ使えず広告を再開する場合は、手動で切り替えてください：\n"
-            '  portalguard failover on {portal_id} --reason "広告継続を確認"',
+            "予約サイト「{portal}」がまだ使えず広告を再開する場合は、スタッフ画面の"
+            "「フォールバックを開始」で手動で切り替えてください：\n  {decide_url}",
         ),
         "en": (
             "[Please confirm] {portal}: ads paused after {max_active}",
             '{clinic}\nThe ads "{action}" ran for their maximum of {max_active} and were paused to cap spend.\n'
-            'If the booking portal "{portal}" is still down and the ads should run on, confirm by hand:\n'
-            '  portalguard failover on {portal_id} --reason "ads confirmed"',
+            'If the booking portal "{portal}" is still down and the ads should run on, confirm by hand on the '
+            'staff console ("start the fallback"):\n  {decide_url}',
         ),
     },
     "store_failing": {
@@ -390,6 +386,10 @@ def _display(lang: str, f: Mapping[str, Any]) -> dict[str, str]:
         out["fallback_url"] = "（未設定：server.public_url）" if lang == "ja" else "(not set: server.public_url)"
     out["what_next"] = _WHAT_NEXT[(lang, bool(f.get("permanent")))].format(action=out.get("action", "?"))
     out["mirror_line"] = _mirror_line(f, tz, lang)
+    # Staff decide in the console, not in a terminal: each message links to the page that fits.
+    staff = str(f.get("staff_url") or "").rstrip("/")
+    out["overview_url"] = f"{staff}/overview"
+    out["decide_url"] = f"{staff}/decide/{quote(out['portal_id'], safe='')}"
     if f.get("by"):
         out["suppressed_by"] = _suppressed_by(f, tz, lang)
     return out
@@ -404,10 +404,10 @@ def _suppressed_by(f: Mapping[str, Any], tz: ZoneInfo, lang: str) -> str:
             return f"メンテナンス枠 No.{f.get('window')}（切り替えない、理由：{why}、{format_time(until, tz)}まで）"
         return f"maintenance window No. {f.get('window')} (suppress; reason: {why}; until {format_time(until, tz)})"
     if lang == "ja":
-        end = f"{format_time(until, tz)}まで" if until is not None else "期限なし（failover auto まで）"
-        return f"portalguard failover off（理由：{why}、{end}）"
-    end = f"until {format_time(until, tz)}" if until is not None else "no end (until failover auto)"
-    return f"portalguard failover off (reason: {why}; {end})"
+        end = f"{format_time(until, tz)}まで" if until is not None else "期限なし（「自動に戻す」まで）"
+        return f"手動の「誤報として停止」（理由：{why}、{end}）"
+    end = f"until {format_time(until, tz)}" if until is not None else 'no end (until "back to automatic")'
+    return f'"stop as a false alarm" by hand (reason: {why}; {end})'
 
 
 def _mirror_line(f: Mapping[str, Any], tz: ZoneInfo, lang: str) -> str:

@@ -204,11 +204,11 @@ async def test_the_web_app_posting_several_requests_pages_staff_once_with_the_co
         await web.store.close()
 
 
-async def test_messages_name_the_portal_by_its_name_and_commands_by_its_id(store: AsyncStore, clock: FakeClock) -> None:
+async def test_messages_name_the_portal_by_its_name_and_link_it_by_its_id(store: AsyncStore, clock: FakeClock) -> None:
     from dataclasses import replace
 
     alerts = StaffAlerts(replace(directory(), names={PORTAL: "EPARK 渋谷"}), store, clock)
     await alerts.enqueue("c1", "reminder", PORTAL, since=clock() - 3600)
     ((title, body),) = messages(store)
     assert "EPARK 渋谷" in title and "「EPARK 渋谷」" in body
-    assert f"portalguard failover off {PORTAL} --for 2h" in body, "commands take the id"
+    assert f"/staff/decide/{PORTAL}" in body, "links take the id"

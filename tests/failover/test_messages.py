@@ -124,10 +124,11 @@ def test_action_failed_says_whether_it_is_retried() -> None:
     assert "retried automatically" in transient
 
 
-def test_flapping_gives_the_commands() -> None:
+def test_flapping_offers_the_three_decisions_on_the_console() -> None:
     _, body = render("flapping", "ja", **FIELDS)
-    for mode in ("on", "off", "auto"):
-        assert f"portalguard failover {mode} epark" in body
+    for button in ("フォールバックを開始", "誤報として停止", "自動に戻す"):  # the decide page's buttons
+        assert f"「{button}」" in body
+    assert body.endswith("https://book.example.jp/staff/decide/epark") and "portalguard failover" not in body
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])
@@ -152,12 +153,27 @@ def test_min_failover_hold_in_words() -> None:
     )
 
 
-def test_flapping_and_reminder_commands_are_accepted_as_written() -> None:
-    """The `failover off` they suggest carries the --for it needs (a bare one is refused)."""
-    for topic in ("flapping", "reminder"):
-        for lang in ("ja", "en"):
-            (line,) = [x for x in render(topic, lang, **FIELDS)[1].splitlines() if "failover off" in x]
-            assert "failover off epark --for 2h --reason" in line
+TOPICS_THAT_ASK_FOR_A_DECISION = ("reminder", "flapping", "down_while_suppressed", "ads_max_active")
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+@pytest.mark.parametrize("topic", TOPICS_THAT_ASK_FOR_A_DECISION)
+def test_a_decision_is_asked_for_on_the_portals_decide_page_not_in_a_terminal(topic: str, language: str) -> None:
+    """Staff who get these decide in the browser: the link is the portal's decide page (the CLI
+    commands stay in the README for operators)."""
+    body = render(topic, language, **FIELDS)[1]
+    assert "https://book.example.jp/staff/decide/epark" in body and "portalguard failover" not in body
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_our_network_down_links_to_the_overview(language: str) -> None:
+    body = render("network_degraded", language, **FIELDS)[1]
+    assert "https://book.example.jp/staff/overview" in body and "portalguard failover" not in body
+
+
+def test_a_portal_id_is_quoted_in_the_decide_link() -> None:
+    body = render("flapping", "en", **{**FIELDS, "portal_id": "a b"})[1]
+    assert "/staff/decide/a%20b" in body
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])
@@ -165,10 +181,10 @@ def test_down_while_suppressed_says_what_keeps_failover_off(language: str) -> No
     title, body = render("down_while_suppressed", language, **FIELDS)
     if language == "ja":
         assert "停止中ですが手動で切り替えを止めています" in title + body
-        assert "portalguard failover off（理由：known false alarm、2027-01-15 19:00 JSTまで）" in body
+        assert "手動の「誤報として停止」（理由：known false alarm、2027-01-15 19:00 JSTまで）" in body
     else:
         assert "kept off by hand" in title and "until 2027-01-15 19:00 JST" in body
-    assert "portalguard failover auto epark" in body and "HTTP 503" in body
+    assert "/staff/decide/epark" in body and "HTTP 503" in body
     window = {**FIELDS, "by": "maintenance", "window": 4, "why": "vendor upgrade"}
     _, body = render("down_while_suppressed", language, **window)
     assert ("メンテナンス枠 No.4" if language == "ja" else "maintenance window No. 4") in body

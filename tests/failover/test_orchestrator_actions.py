@@ -162,7 +162,7 @@ async def test_max_active_pauses_tells_staff_once_and_an_override_enables_again(
     assert (row.desired, row.observed, row.permanent) == ("on", "off", True), "status must show the pause"
     confirm = [r.json() for r in hook.requests if r.json()["title"].startswith("[Please confirm]")]
     assert len(confirm) == 1
-    assert f"portalguard failover on {PORTAL} --reason" in confirm[0]["message"]
+    assert f"/staff/decide/{PORTAL}" in confirm[0]["message"]  # where staff confirm: the decide page
     assert not [r for r in hook.requests if r.json()["title"].startswith("[Action needed]")]
 
     # What `portalguard failover on epark --reason ...` writes: an override, permanent errors cleared.
