@@ -358,6 +358,7 @@ class _Web:
                 "staff.html",
                 lang,
                 staff_user=staff,
+                can_decide=staff.operator,  # a viewer's page has no status forms (the server refuses them too)
                 logout_action=self._url(request, "/staff/logout"),
                 other_url=self._url(request, "/staff", status=status, clinic=clinic),
                 appointments_url=self._url(
@@ -570,9 +571,9 @@ class _Web:
         return format_time(ts, self.settings.timezone)
 
     async def staff_decide_form(self, request: Request) -> Response:
-        await self._staff_login(request)
+        staff = await self._staff_login(request)
         pid = self._known_portal(request)
-        return await self._decide_page(request, pid, {}, {})
+        return await self._decide_page(request, pid, {}, {}, can_decide=staff.operator)
 
     async def staff_decide(self, request: Request) -> Response:
         """First POST: what will happen, asked again; the second (``confirm=yes``) decides (operators only)."""
@@ -615,7 +616,13 @@ class _Web:
         return Response(status_code=303, headers={"location": where})
 
     async def _decide_page(
-        self, request: Request, pid: str, fields: Mapping[str, str], errors: Mapping[str, str], status: int = 200
+        self,
+        request: Request,
+        pid: str,
+        fields: Mapping[str, str],
+        errors: Mapping[str, str],
+        status: int = 200,
+        can_decide: bool = True,  # a viewer sees the state and the windows, never a form it may not send
     ) -> Response:
         lang = self._lang_of(fields) if fields else self._lang(request)
         now = self.clock()
@@ -641,6 +648,7 @@ class _Web:
                 overview_url=self._url(request, "/staff/overview", lang=request.query_params.get("lang")),
                 on_default=format_duration(console.ON_DEFAULT),
                 can_drill=self.drill is not None,
+                can_decide=can_decide,
                 now_local=datetime.fromtimestamp(now, self.tz).strftime("%Y-%m-%dT%H:%M"),
             ),
         )

@@ -134,6 +134,23 @@ async def test_a_viewer_sees_but_does_not_decide_and_an_operator_decides_on_the_
     assert "山田" not in str(event.detail)
 
 
+async def test_a_viewer_is_shown_no_form_it_may_not_send(web: Web) -> None:
+    """The server refuses a viewer's change (above); the pages do not offer one either."""
+    await a_request(web)
+    async with web.client() as c:
+        await login(c, "ben", GOOD)
+        requests, decide = await c.get("/staff"), await c.get(f"/staff/decide/{PORTAL}")
+    for page in (requests, decide):
+        assert page.status_code == 200 and "閲覧専用" in page.text
+    assert "status-form" not in requests.text and "山田 花子" in requests.text  # sees, cannot change
+    assert 'name="kind"' not in decide.text and "dc_next" not in decide.text
+    async with web.client() as c:
+        await login(c, "aiko", GOOD)
+        requests, decide = await c.get("/staff"), await c.get(f"/staff/decide/{PORTAL}")
+    assert "status-form" in requests.text and 'name="kind" value="on"' in decide.text
+    assert "閲覧専用" not in requests.text + decide.text
+
+
 async def test_the_token_is_a_viewer_by_default(web: Web) -> None:
     number = await a_request(web)
     bearer = {"authorization": f"Bearer {STAFF_TOKEN}"}
