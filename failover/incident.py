@@ -99,6 +99,7 @@ EVENT_KINDS = (
     "request",
     "staff_account",
     "staff_decision",
+    "staff_session",
 )
 
 
@@ -151,6 +152,8 @@ def describe(e: Event, when: Callable[[float], str] | None = None) -> str:
         return f"staff login of {d.get('endpoint')} refused for down_after — staff told ({d.get('detail')})"
     if e.kind in ("staff_account", "staff_decision"):
         return _staff(d) if e.kind == "staff_account" else _decision(d)
+    if e.kind == "staff_session":
+        return _session(d)
     parts = ", ".join(f"{k}={_short(v)}" for k, v in d.items())
     return f"{e.kind}{' ' + e.action if e.action else ''}: {parts}"
 
@@ -159,6 +162,14 @@ def _staff(d: dict[str, Any]) -> str:
     done = {"add": "added", "passwd": "password changed", "remove": "removed"}.get(str(d.get("op")), str(d.get("op")))
     role = f" ({d['role']})" if d.get("role") else ""
     return f"staff account {done}: {d.get('account')}{role} — by {d.get('by')}"
+
+
+def _session(d: dict[str, Any]) -> str:
+    who = d.get("account") or "a name that is no account"
+    if d.get("op") == "login_refused":
+        why = "waiting after wrong passwords" if d.get("throttled") else "wrong password"
+        return f"staff login refused: {who} ({why})"
+    return f"staff {'logout' if d.get('op') == 'logout' else 'login'}: {who} ({d.get('via', 'web')})"
 
 
 def _decision(d: dict[str, Any]) -> str:

@@ -787,14 +787,17 @@ class _Web:
             raise Rejected(429, "e429", {"retry-after": "60"})
         attempt = await self.logins.log_in(name, fields.get("password", ""))
         if attempt.wait > 0:  # per account: this name waits, whatever the address
+            await self._audit_login("login_refused", name, throttled=True)
             seconds = math.ceil(attempt.wait)
             message = self.translators[self._lang(request)]("login_wait", seconds=seconds)
             return self._login_form(request, next_url, name, message, 429, {"retry-after": str(seconds)})
         if attempt.staff is None:
+            await self._audit_login("login_refused", name)
             self.staff_failures.allow(client)
             message = self.translators[self._lang(request)]("login_failed")
             return self._login_form(request, next_url, name, message, 401)
         log.info("staff login: %s (%s)", attempt.staff.name, attempt.staff.role)
+        await self._audit_login("login", attempt.staff.name)
         now = self.clock()
         session = sessions.Session(attempt.staff.name, attempt.staff.role, now, now)
         response = Response(status_code=303, headers={"location": next_url})
@@ -805,9 +808,24 @@ class _Web:
         fields = await self._read_form(request)
         if not self.csrf.valid(self.csrf.cookie_of(request.cookies), fields.get(CSRF_FIELD, "")):
             raise Rejected(403, "csrf_expired")
+        staff = await self._session_staff(request)
+        if staff is not None:
+            await self._audit_login("logout", staff.name)
         response = Response(status_code=303, headers={"location": self._url(request, "/staff/login")})
         response.headers.append("set-cookie", sessions.clear_header(self._secure(request)))
         return response
+
+    async def _audit_login(self, op: str, name: str, *, throttled: bool = False) -> None:
+        """Logins, refusals and logouts in the audit log: who, never the password. A refused name is
+        written only if it is an account (what someone typed may be a password in the wrong field)."""
+        account = name if op != "login_refused" or await self.logins.current(name) is not None else None
+        detail: dict[str, object] = {"op": op, "account": account, "via": "web"}
+        if throttled:
+            detail["throttled"] = True
+        try:
+            await self.store.add_event("staff_session", None, **detail)
+        except Exception as err:  # the audit line is lost, the login itself is not refused for it
+            log.error("staff %s not written to the audit log: %s", op, type(err).__name__)
 
     def _login_form(
         self,

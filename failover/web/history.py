@@ -96,5 +96,15 @@ _JAPANESE: dict[str, Words] = {
     ),
     "drill": _simple(lambda d: "訓練：成功" if d.get("ok") else "訓練：失敗"),
     "suppressed_down": _simple(lambda d: "停止中ですが手動で切り替えを止めています（スタッフに通知）"),
+    "staff_session": _simple(
+        lambda d: {
+            "login": f"ログイン：{d.get('account')}",
+            "logout": f"ログアウト：{d.get('account')}",
+        }.get(
+            str(d.get("op")),
+            f"ログインを拒否：{d.get('account') or '登録のない名前'}"
+            + ("（パスワード誤りの後の待ち時間中）" if d.get("throttled") else "（パスワード違い）"),
+        )
+    ),
     "login_failing": _simple(lambda d: f"スタッフ用ログインに失敗しています（{d.get('endpoint')}、スタッフに通知）"),
 }

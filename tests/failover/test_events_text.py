@@ -35,6 +35,7 @@ EXAMPLES = {
     "login_failing": {"endpoint": "admin", "detail": 'login not accepted: missing text "ログアウト"'},
     "staff_account": {"op": "add", "account": "aiko", "role": "operator", "by": "root"},
     "staff_decision": {"op": "request_status", "id": 7, "status": "booked", "by": "aiko"},
+    "staff_session": {"op": "login", "account": "aiko", "via": "web"},
 }
 
 

@@ -190,3 +190,30 @@ async def test_the_config_account_logs_in_by_the_form_as_an_operator(web: Web) -
     async with web.client() as c:
         assert (await login(c, "staff", "correct horse battery")).status_code == 303
         assert "staff（operator）でログイン中" in (await c.get("/staff")).text
+
+
+async def test_logins_refusals_and_logouts_are_in_the_audit_log_without_passwords(web: Web, clock) -> None:
+    from failover.incident import describe
+    from failover.web.history import line
+
+    async with web.client() as c:
+        await login(c, "aiko", "wrong password!")
+        await login(c, "aiko", GOOD)  # still waiting after the wrong one: refused, throttled
+        await login(c, "a long enough phrase typed as a name", GOOD)
+    clock.advance(2)
+    async with web.client() as c:
+        await login(c, "aiko", GOOD)
+        page = await c.get("/staff")
+        await c.post("/staff/logout", data={"csrf": csrf_of(page.text)})
+    events = web.store.sync.events(kinds=["staff_session"])
+    assert [(e.detail["op"], e.detail["account"]) for e in events] == [
+        ("login_refused", "aiko"),
+        ("login_refused", "aiko"),
+        ("login_refused", None),  # not an account: what was typed is not kept
+        ("login", "aiko"),
+        ("logout", "aiko"),
+    ]
+    assert GOOD not in str([e.detail for e in events]) and "wrong password!" not in str([e.detail for e in events])
+    assert describe(events[1]) == "staff login refused: aiko (waiting after wrong passwords)"
+    assert describe(events[3]) == "staff login: aiko (web)"
+    assert line(events[4], "ja", str) == "ログアウト：aiko" and "登録のない名前" in line(events[2], "ja", str)
