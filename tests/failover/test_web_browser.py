@@ -105,18 +105,24 @@ async def screenshot(page: Page, name: str, *, readme: bool = False, full_page: 
 STAFF_BASIC = "Basic " + base64.b64encode(f"{STAFF_USER}:{STAFF_PASSWORD}".encode()).decode()
 
 
-async def phone_context(p: Playwright, tmp_path: Path, authorization: str | None = None) -> BrowserContext:
-    """Debian's Chromium as a patient's (or the office manager's) phone, in Japanese and Tokyo time.
-    ``authorization`` is sent with every request: a browser without a session is sent to the staff
-    login form, which never challenges, so Playwright's ``http_credentials`` would never answer."""
+DESKTOP = {"width": 1280, "height": 800}
+
+
+async def phone_context(
+    p: Playwright, tmp_path: Path, authorization: str | None = None, *, desktop: bool = False
+) -> BrowserContext:
+    """Debian's Chromium as a patient's (or the office manager's) phone, in Japanese and Tokyo time
+    (``desktop``: the front desk's computer instead). ``authorization`` is sent with every request: a
+    browser without a session is sent to the staff login form, which never challenges, so
+    Playwright's ``http_credentials`` would never answer."""
     context = await p.chromium.launch_persistent_context(
         str(tmp_path / "chromium-profile"),
         executable_path=CHROMIUM,
         args=FLAGS,
-        viewport=PHONE,
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
+        viewport=DESKTOP if desktop else PHONE,
+        device_scale_factor=1 if desktop else 2,
+        is_mobile=not desktop,
+        has_touch=not desktop,
         locale="ja-JP",
         env={**os.environ, **JAPANESE_ENV},
         timezone_id="Asia/Tokyo",

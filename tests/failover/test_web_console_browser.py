@@ -43,7 +43,11 @@ async def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
         await page.screenshot(path=str(README_SHOTS / name), full_page=True)
 
 
-async def test_the_office_manager_starts_the_fallback_on_a_phone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("device", ["phone", "desktop"])
+async def test_the_office_manager_starts_the_fallback_and_keeps_a_maintenance_window(
+    tmp_path: Path, device: str
+) -> None:
+    phone = device == "phone"
     portal = BASE_CONFIG["portals"][PORTAL] | {"actions": ["page", "ads"], "name": "EPARK 渋谷院"}
     settings = make_settings(
         tmp_path, actions={"page": {"type": "fallback_page"}, "ads": ADS}, portals={PORTAL: portal}
@@ -56,23 +60,25 @@ async def test_the_office_manager_starts_the_fallback_on_a_phone(tmp_path: Path)
     app = create_app(settings, store, FailoverMetrics(registry), registry)
     try:
         async with served(app) as base, async_playwright() as p:
-            context = await phone_context(p, tmp_path, authorization=STAFF_BASIC)
+            context = await phone_context(p, tmp_path, authorization=STAFF_BASIC, desktop=not phone)
             try:
                 page = await context.new_page()
                 await page.goto(f"{base}/staff/overview")
                 card = page.locator("section.portal-card")
                 await expect(card.locator(".verdict")).to_contain_text("停止中")
                 await expect(card.locator("table.measures")).to_contain_text("Google Ads: quota exceeded")
-                await assert_fits_the_phone(page)
-                await shot(page, "console-overview-ja.png")
+                if phone:
+                    await assert_fits_the_phone(page)
+                    await shot(page, "console-overview-ja.png")
 
                 await page.get_by_role("link", name="切り替え・メンテナンスを操作する").click()
                 on = page.locator("section.decision").filter(has_text="フォールバックを開始")
                 await on.get_by_label("理由").fill("予約サイトが表示されない（患者さんから電話）")
                 await on.get_by_role("button", name="内容を確認する").click()
                 await expect(page.locator("ul.consequences")).to_contain_text("Google 広告の配信が始まります")
-                await assert_fits_the_phone(page)
-                await shot(page, "console-confirm-ja.png")
+                if phone:
+                    await assert_fits_the_phone(page)
+                    await shot(page, "console-confirm-ja.png")
                 assert sync.override(PORTAL) is None, "the confirmation page decides nothing"
 
                 await page.get_by_role("button", name="実行する").click()
@@ -90,6 +96,22 @@ async def test_the_office_manager_starts_the_fallback_on_a_phone(tmp_path: Path)
                 await page.get_by_role("button", name="実行する").click()
                 await expect(page.get_by_role("status")).to_contain_text("自動に戻しました")
                 assert sync.override(PORTAL) is None
+
+                await page.get_by_role("link", name="切り替え・メンテナンスを操作する").click()
+                window = page.locator("section.decision").filter(has_text="メンテナンス枠を追加")
+                await window.get_by_label("期間").fill("2h")
+                await window.get_by_label("理由").fill("予約サイトの定期メンテナンス")
+                await window.get_by_role("button", name="内容を確認する").click()
+                await page.get_by_role("button", name="実行する").click()
+                await expect(page.get_by_role("status")).to_contain_text("メンテナンス枠を登録しました")
+                (added,) = sync.maintenance(PORTAL)
+                assert added.mode == "suppress" and round(added.end - added.start) == 7200
+
+                await page.get_by_role("link", name="切り替え・メンテナンスを操作する").click()
+                await page.locator("ul.windows").get_by_role("button", name="削除する").click()
+                await page.get_by_role("button", name="実行する").click()
+                await expect(page.get_by_role("status")).to_contain_text("メンテナンス枠を削除しました")
+                assert sync.maintenance(PORTAL) == []
             finally:
                 await context.close()
     finally:
