@@ -72,3 +72,38 @@ async def test_a_drill_and_a_decision_from_the_console(rig: Rig) -> None:
         assert refused.status_code == 409 and "代替受付中は訓練できません" in refused.text
     events = json.loads(await rig.cli("events", "--json", "--kind", "override"))
     assert events[-1]["detail"]["by"] == f"{USER} (web)"
+
+
+@pytest.mark.browser
+async def test_a_drill_from_the_console_in_chromium_on_a_phone_and_a_desktop(rig: Rig, tmp_path: Path) -> None:
+    """The office manager logs in through the form and runs the drill by its buttons, at both sizes,
+    against the running service's own actions (each run its own rehearsal: two [訓練] messages)."""
+    from playwright.async_api import async_playwright, expect
+
+    from tests.failover.test_web_browser import phone_context
+
+    await rig.start()
+    await until(lambda: rig.converged(False), 30, "healthy portal converged OFF")
+    async with async_playwright() as p:
+        for desktop in (False, True):
+            context = await phone_context(p, tmp_path / ("desktop" if desktop else "phone"), desktop=desktop)
+            try:
+                page = await context.new_page()
+                page.set_default_timeout(60_000)  # the drill calls every action (the fake Ads API, Apprise)
+                await page.goto(f"http://{rig.web}/staff/decide/{PORTAL}")
+                await page.get_by_label("アカウント名").fill(USER)
+                await page.get_by_label("パスワード").fill(PASSWORD)
+                await page.get_by_role("button", name="ログイン").click()
+                drill = page.locator("section.decision").filter(has_text="訓練を実行")
+                await drill.get_by_role("button", name="内容を確認する").click()
+                await expect(page.locator("ul.consequences")).to_contain_text("Google 広告は検証だけ行います")
+                await page.get_by_role("button", name="実行する").click()
+                await expect(page.locator("body")).to_contain_text("訓練は成功しました")
+                for name in ("page", "ads", "staff", "ivr"):
+                    await expect(page.locator("tr").filter(has_text=name).first).to_contain_text("成功")
+            finally:
+                await context.close()
+    assert rig.ads.status("111") == "PAUSED" and rig.ads.mutations() == [], "a drill changed the campaign"
+    assert len(await rig.staff.wait_for(2, 10)) == 2  # one [訓練] message per drill
+    drills = json.loads(await rig.cli("events", "--json", "--kind", "drill"))
+    assert len(drills) == 2 and all(d["detail"]["ok"] for d in drills)

@@ -18,11 +18,11 @@ import pytest
 import uvicorn
 from playwright.async_api import BrowserContext, Page, Playwright, async_playwright, expect
 from prometheus_client import CollectorRegistry
-from test_web_support import PORTAL, STAFF_PASSWORD, STAFF_USER, make_settings
 
 from failover.metrics import FailoverMetrics
 from failover.store import AsyncStore
 from failover.web import create_app
+from tests.failover.test_web_support import PORTAL, STAFF_PASSWORD, STAFF_USER, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
