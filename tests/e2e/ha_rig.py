@@ -192,7 +192,9 @@ class HaRig:
         return instance
 
     async def start(self, *instances: Instance) -> None:
-        await asyncio.gather(*(i.start() for i in instances))
+        """One after the other (each healthy before the next starts): the first is the first leader."""
+        for instance in instances:
+            await instance.start()
 
     async def close(self) -> None:
         for instance in self.instances:
