@@ -30,6 +30,9 @@ from tests.e2e.test_run_process import PORTAL, until
 from tests.pg_support import PostgresServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+# Written ahead of the service side (site:, ha:, the leader lease and fencing are not built yet): the
+# scenarios stay here, skipped, until issue 12's HA core lands; then this line goes.
+pytest.skip("issue 12's HA core (site:, ha:, leader lease) is not built yet", allow_module_level=True)
 
 ON = {"outage messages": 1, "failover webhooks": 1, "ads enabled": 1}
 ONCE_ON = {**ON, "recovered messages": 0, "possible duplicates": 0, "recovered webhooks": 0, "ads paused": 0}
