@@ -75,9 +75,12 @@ async def test_a_drill_and_a_decision_from_the_console(rig: Rig) -> None:
 
 
 @pytest.mark.browser
-async def test_a_drill_from_the_console_in_chromium_on_a_phone_and_a_desktop(rig: Rig, tmp_path: Path) -> None:
+async def test_a_drill_and_a_decision_by_the_buttons_in_chromium_on_a_phone_and_a_desktop(
+    rig: Rig, tmp_path: Path
+) -> None:
     """The office manager logs in through the form and runs the drill by its buttons, at both sizes,
-    against the running service's own actions (each run its own rehearsal: two [訓練] messages)."""
+    against the running service's own actions (each run its own rehearsal: two [訓練] messages); then
+    starts the fallback, sees the page patients now get, and goes back to automatic."""
     from playwright.async_api import async_playwright, expect
 
     from tests.failover.test_web_browser import phone_context
@@ -103,7 +106,33 @@ async def test_a_drill_from_the_console_in_chromium_on_a_phone_and_a_desktop(rig
                     await expect(page.locator("tr").filter(has_text=name).first).to_contain_text("成功")
             finally:
                 await context.close()
-    assert rig.ads.status("111") == "PAUSED" and rig.ads.mutations() == [], "a drill changed the campaign"
-    assert len(await rig.staff.wait_for(2, 10)) == 2  # one [訓練] message per drill
-    drills = json.loads(await rig.cli("events", "--json", "--kind", "drill"))
-    assert len(drills) == 2 and all(d["detail"]["ok"] for d in drills)
+            assert rig.ads.mutations() == [], "a drill changed the campaign"
+        assert rig.ads.status("111") == "PAUSED"
+        assert len(await rig.staff.wait_for(2, 10)) == 2  # one [訓練] message per drill
+        drills = json.loads(await rig.cli("events", "--json", "--kind", "drill"))
+        assert len(drills) == 2 and all(d["detail"]["ok"] for d in drills)
+
+        # Start the fallback by its buttons, see the page patients get, and back to automatic.
+        context = await phone_context(p, tmp_path / "decide", authorization=None)
+        try:
+            page = await context.new_page()
+            await page.goto(f"http://{rig.web}/staff/decide/{PORTAL}")
+            await page.get_by_label("アカウント名").fill(USER)
+            await page.get_by_label("パスワード").fill(PASSWORD)
+            await page.get_by_role("button", name="ログイン").click()
+            on = page.locator("section.decision").filter(has_text="フォールバックを開始")
+            await on.get_by_label("理由").fill("予約サイトが表示されない")
+            await on.get_by_role("button", name="内容を確認する").click()
+            await page.get_by_role("button", name="実行する").click()
+            await until(lambda: rig.converged(True), 15, "the decision applied by the running service")
+            await page.goto(f"http://{rig.web}/book/{PORTAL}")  # what a patient opens now: our page
+            await expect(page.locator('a[href^="tel:"]').first).to_be_visible()
+            assert rig.ads.status("111") == "ENABLED"
+            await page.goto(f"http://{rig.web}/staff/decide/{PORTAL}")
+            auto = page.locator("section.decision").filter(has_text="自動に戻す")
+            await auto.get_by_role("button", name="内容を確認する").click()
+            await page.get_by_role("button", name="実行する").click()
+            await until(lambda: rig.converged(False), 15, "back to automatic: the healthy portal, all off")
+            assert rig.ads.status("111") == "PAUSED"
+        finally:
+            await context.close()
