@@ -199,7 +199,7 @@ async def test_staff_see_the_whole_group_and_can_narrow_to_one_clinic(tmp_path: 
     seed_group(web, clock)
     async with web.client() as client:
         whole = (await client.get("/staff", headers=BEARER)).text
-        shinjuku = await client.get("/staff?clinic=shinjuku&status=new", headers=BEARER)
+        shinjuku = await client.get("/staff?clinic=shinjuku&status=new", auth=BASIC)  # an operator: with forms
     assert "渋谷の患者" in whole and "新宿の患者" in whole
     assert whole.count("<td>さくら歯科 新宿院</td>") == 1 and whole.count("<td>さくら歯科 渋谷院</td>") == 1
     assert shinjuku.status_code == 200
