@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import async_playwright
 from prometheus_client import CollectorRegistry
-from test_web_browser import ARTIFACTS, CHROMIUM, FLAGS, JAPANESE_ENV, README_SHOTS
+from test_web_browser import ARTIFACTS, BROWSER_TESTS, CHROMIUM, FLAGS, JAPANESE_ENV, README_SHOTS
 from test_web_support import PORTAL, STAFF_PASSWORD, STAFF_USER, make_settings
 
 from failover.metrics import FailoverMetrics
@@ -24,14 +24,7 @@ from failover.store import AsyncStore
 from failover.web import create_app
 from tests.failover.browser_support import served
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.anyio,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-        reason=f"{CHROMIUM} missing (apt-get install chromium)",
-    ),
-]
+pytestmark = BROWSER_TESTS
 TZ = ZoneInfo("Asia/Tokyo")
 TODAY = dt.datetime.now(TZ).date()
 FAMILY = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤"]

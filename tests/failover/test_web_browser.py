@@ -43,7 +43,8 @@ FLAGS = [
 JAPANESE_ENV = {"LANG": "ja_JP.UTF-8", "LANGUAGE": "ja"}
 XSS = "<script>window.__pwned = 1</script>"
 
-pytestmark = [
+# Every Chromium test module's marks (pytestmark = BROWSER_TESTS).
+BROWSER_TESTS = [
     pytest.mark.browser,
     pytest.mark.anyio,
     # make test installs chromium; only outside CI may a machine without it skip these.
@@ -52,6 +53,7 @@ pytestmark = [
         reason=f"{CHROMIUM} missing (apt-get install chromium)",
     ),
 ]
+pytestmark = BROWSER_TESTS
 
 
 class Site:

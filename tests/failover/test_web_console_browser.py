@@ -17,7 +17,7 @@ from failover.web import create_app
 from tests.failover.browser_support import served
 from tests.failover.test_web_browser import (
     ARTIFACTS,
-    CHROMIUM,
+    BROWSER_TESTS,
     README_SHOTS,
     STAFF_BASIC,
     assert_fits_the_phone,
@@ -26,14 +26,7 @@ from tests.failover.test_web_browser import (
 from tests.failover.test_web_console import ADS
 from tests.failover.test_web_support import BASE_CONFIG, PORTAL, make_settings
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.anyio,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-        reason=f"{CHROMIUM} missing (apt-get install chromium)",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 
 async def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,6 @@ import os
 import re
 from pathlib import Path
 
-import pytest
 from playwright.async_api import async_playwright, expect
 from prometheus_client import CollectorRegistry
 
@@ -19,21 +18,14 @@ from tests.failover.browser_support import served
 from tests.failover.test_group import group
 from tests.failover.test_web_browser import (
     ARTIFACTS,
-    CHROMIUM,
+    BROWSER_TESTS,
     README_SHOTS,
     assert_fits_the_phone,
     phone_context,
 )
 from tests.failover.test_web_support import make_settings
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.anyio,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-        reason=f"{CHROMIUM} missing (apt-get install chromium)",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 
 async def test_the_group_on_a_phone(tmp_path: Path) -> None:

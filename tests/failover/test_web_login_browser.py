@@ -5,7 +5,6 @@ token is refused in words; an idle session ends at the login form. Each step is 
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,17 +17,10 @@ from failover.staff_accounts import hash_password
 from failover.store import AsyncStore
 from failover.web import create_app
 from tests.failover.browser_support import served
-from tests.failover.test_web_browser import CHROMIUM, phone_context
+from tests.failover.test_web_browser import BROWSER_TESTS, phone_context
 from tests.failover.test_web_support import PORTAL, make_settings
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.anyio,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-        reason=f"{CHROMIUM} missing (apt-get install chromium)",
-    ),
-]
+pytestmark = BROWSER_TESTS
 GOOD = "a long enough phrase"
 
 
