@@ -89,6 +89,29 @@ class FailoverMetrics:
                 self.errors.labels(portal, action, kind)
 
 
+class SiteMetrics:
+    """Several instances (sites) on one store: who leads, who lives, what each site sees. Every
+    instance exports every site's view, so one scrape of any instance shows the whole picture."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.leader = Gauge(
+            "portalguard_leader", "1 while this instance holds the leader lease (it alone acts)", registry=registry
+        )
+        self.leader.set(0)
+        self.site_up = Gauge(
+            "portalguard_site_up",
+            "1 while the site's heartbeat is fresh (ha.site_stale_after), 0 once it is silent",
+            ["site"],
+            registry=registry,
+        )
+        self.portal_site_state = Gauge(
+            "portalguard_portal_site_state",
+            "1 for the state the site's own verdict of the portal is in (one-hot)",
+            ["portal", "site", "state"],
+            registry=registry,
+        )
+
+
 class MirrorMetrics:
     """The appointment mirror's health per portal: counts and times, never anything personal."""
 

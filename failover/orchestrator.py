@@ -29,7 +29,7 @@ from failover.metrics import FailoverMetrics
 from failover.redact import scrub_urls
 from failover.resilient import ResilientStore
 from failover.settings import Settings
-from failover.store import ActionRow, Maintenance, Override, PortalRow, StoreError
+from failover.store import ActionRow, FencedOut, Maintenance, Override, PortalRow, StoreError
 from failover.store_url import is_database_url
 from watchdog.clock import PUBLISHED_KEY, SteadyClock, steady_time
 from watchdog.monitor import PortalHealth
@@ -89,8 +89,12 @@ class Orchestrator:
         network_down: NetworkSource = lambda: False,
         clock: Callable[[], float] = steady_time,
         rng: random.Random | None = None,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``may_act``: whether this process holds the leader lease right now (``Leadership.is_leader``;
+        always, for one instance): checked before every tick and every switch of an action."""
         self.settings = settings
+        self.may_act = may_act
         self.store = store
         self.metrics = metrics
         self.staff = staff
@@ -123,6 +127,9 @@ class Orchestrator:
             except READ_ERRORS as err:  # writes never raise here; a read that failed: next tick
                 self.store.health.unreadable()
                 log.error("tick skipped: store error: %s", err)
+            except FencedOut as err:  # another site leads now: it acts, we stop (the service ends this term)
+                log.warning("orchestrator stops: %s", err)
+                break
             await self._sleep(stop)
         await self.drain()
 
@@ -161,6 +168,12 @@ class Orchestrator:
         self.store.submit_write("set_value", PUBLISHED_KEY, {"monotonic_offset": offset})
         self._clock_published = (offset, now)
 
+    def abandon(self) -> None:
+        """The lease is lost: the action rounds in flight stop where they are (their writes would be
+        refused anyway; this stops their calls to the outside world too)."""
+        for task in list(self._inflight.values()):
+            task.cancel()
+
     async def drain(self) -> None:
         """Wait for the action rounds in flight (bounded by their own deadline)."""
         while self._inflight:
@@ -168,6 +181,8 @@ class Orchestrator:
 
     async def tick(self) -> None:
         """One pass over every portal: decide, persist, start action rounds that are due."""
+        if not self.may_act():  # a leader whose lease ran out (frozen, cut off) decides nothing
+            return
         now = self.clock()
         self.store.submit_write("set_value", "heartbeat", now)  # nobody waits on it: a full disk must not
         self._publish_clock(now)
@@ -395,6 +410,8 @@ class Orchestrator:
         try:
             async with asyncio.timeout(ACTION_DEADLINE):
                 changed = await work
+        except FencedOut as err:  # not a failure of the action: another site acts on it now
+            log.warning("action %s/%s left to the leader: %s", pid, name, err)
         except ActionError as err:
             await self._failed(row, incident, err, started)
         except TimeoutError:
@@ -414,10 +431,22 @@ class Orchestrator:
             if want:
                 await action.maintain(incident)
             return False
+        await self._still_leader()
         await (action.apply(incident) if want else action.revert(incident))
         if await action.observe() != want:
             raise ActionError(f"{row.action}: switched {row.desired} but still observed otherwise; will retry")
         return True
+
+    async def _still_leader(self) -> None:
+        """Right before a switch no store row records: the lease holds, in the store and here. (One
+        instance on its own store has no lease: nothing to check, and a full disk stops nothing.)"""
+        if self.store.sync.fence is not None:
+            try:
+                await self.store.fence_check()
+            except READ_ERRORS as err:
+                raise ActionError(f"the store does not answer ({type(err).__name__}): the switch waits") from None
+        if not self.may_act():
+            raise FencedOut("the leader lease ran out just now: the switch is left to the next leader")
 
     async def _succeeded(self, row: ActionRow, changed: bool, started: float) -> None:
         now = self.clock()

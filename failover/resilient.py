@@ -39,7 +39,16 @@ from typing import Any, TypeVar
 from failover.crypto import DataKey
 from failover.metrics import FailoverMetrics
 from failover.mirror.model import DayChanges, DayListing
-from failover.store import ActionRow, AsyncStore, DataKeyError, OutboxRow, PortalRow, StoreError, describe_error
+from failover.store import (
+    ActionRow,
+    AsyncStore,
+    DataKeyError,
+    FencedOut,
+    OutboxRow,
+    PortalRow,
+    StoreError,
+    describe_error,
+)
 from watchdog.clock import steady_time
 
 log = logging.getLogger("portalguard.store")
@@ -437,6 +446,8 @@ class ResilientStore(AsyncStore):
             except WRITE_ERRORS as err:
                 self.health.failed(err)
                 return
+            except FencedOut:  # kept while we led; another site leads now and decides afresh
+                log.warning("store: %s kept in memory not written: no longer the leader", write.method)
             with contextlib.suppress(ValueError):  # superseded meanwhile: already gone
                 self._journal.remove(write)
             written += 1
@@ -448,6 +459,26 @@ class ResilientStore(AsyncStore):
         self._outbox.clear()
         log.warning("store: %d write(s) kept in memory are written now", written)
         self.health.ok()
+
+    async def refresh(self, portals: Iterable[str]) -> None:
+        """A follower's view of the portals: the leader's writes, read again (``/book`` and ``/staff``
+        answer from memory)."""
+        for pid in portals:
+            self._portals[pid] = await AsyncStore.portal(self, pid)
+
+    def forget_unwritten(self) -> int:
+        """No longer the leader: what it kept in memory is the next leader's to decide, not ours to
+        write later (it may repeat a message, never lose one). Returns how many writes were dropped."""
+        dropped = len(self._journal)
+        self._journal.clear()
+        self._actions.clear()
+        self._claims.clear()
+        self._values.clear()
+        self._outbox.clear()
+        self.health.set_pending(0)
+        if dropped:
+            log.warning("store: %d write(s) kept in memory dropped: another site leads now", dropped)
+        return dropped
 
     async def flush(self) -> None:
         """Also the replay of kept writes, if one runs."""

@@ -10,6 +10,7 @@ import random
 import socket
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ from failover.actions.notify import NotifyConfig
 from failover.actions.table import ACTIONS, build_action
 from failover.doctor import run_checks
 from failover.drill import rehearse
+from failover.leadership import Leadership
 from failover.links import fallback_url, own_base_url
-from failover.metrics import FailoverMetrics, MirrorMetrics
+from failover.metrics import FailoverMetrics, MirrorMetrics, SiteMetrics
 from failover.mirror.config import MirrorSettings
 from failover.mirror.mail.watch import CheckReport, MailJob, MailWatch
 from failover.mirror.model import FAILURE_KINDS, MailFailure
@@ -35,16 +37,18 @@ from failover.orchestrator import Orchestrator
 from failover.resilient import ResilientStore
 from failover.settings import Settings
 from failover.settings.model import GROUP_ALERTS, FailoverPortal
+from failover.sites import SiteVotes
 from failover.staff import StaffAlerts, StaffDirectory, Target
 from failover.staff.bookings import WINDOW as BOOKING_WINDOW
 from failover.staff.bookings import BookingAnnouncer
 from failover.store import AsyncStore, EndpointRow, StoreError
+from failover.store_url import is_database_url
 from failover.web.server import ServiceError as ServiceError  # raised by run(); run_cmd catches it
 from failover.web.server import build_servers
 from watchdog.clock import steady_time
 from watchdog.http_client import make_probe_client, source_address_problem
 from watchdog.metrics import WatchdogMetrics
-from watchdog.monitor import EndpointView, Monitor
+from watchdog.monitor import EndpointView, Monitor, PortalHealth
 from watchdog.probes import run_probe
 from watchdog.scheduler import ProbeJob, Scheduler
 from watchdog.verdict import Health
@@ -55,6 +59,9 @@ ANNOUNCE_SWEEP_EVERY = 60.0  # booking requests stored, but not queued for staff
 ANNOUNCE_FLUSH_EVERY = 1.0  # booking requests whose minute is over are queued for staff
 OUTBOX_STOP_WAIT = 25.0  # at shutdown, for the staff messages in flight (Apprise's own deadline, and then some)
 STATIC_PAGES_EVERY = 2.0  # how often the config file is looked at for the static pages (a hash: cheap)
+# Several instances: a booking request stored by a follower is queued for staff by the leader's sweep.
+ANNOUNCE_SWEEP_EVERY_HA = 10.0
+FOLLOW_EVERY = 1.0  # how often a follower reads the leader's portal state (what /book and /staff show)
 
 
 def build_actions(
@@ -217,17 +224,30 @@ class Service:
         self.bookings = BookingAnnouncer(self.staff, self.store, clock, booking_window)
         self.http = httpx.AsyncClient(timeout=10.0)
         self.actions = build_actions(settings, self.store, self.http, self.staff, clock)
-        self.orchestrator = Orchestrator(
-            settings,
+        # Several instances share a PostgreSQL store: each probes and votes, the lease's holder acts.
+        # One instance on its own store (SQLite) leads alone, without a lease.
+        self.smetrics = SiteMetrics(self.registry)
+        self.votes = SiteVotes(
+            settings.site,
             self.store,
-            self.fmetrics,
-            self.staff,
-            self.actions,
             self.monitor.health,
-            self.monitor.network_state,  # None until every canary answered: no false 'restored' at start
+            self.monitor.network_state,
+            settings.portals,
+            settings.ha.quorum,
+            settings.site_stale_after(),
             clock,
+            self.smetrics,
         )
-        self.monitor.listeners.append(self.orchestrator.on_verdict)
+        self.monitor.listeners.append(self.votes.on_own_verdict)
+        self.votes.listeners.append(self._on_verdict)
+        self.leadership: Leadership | None = None
+        if is_database_url(settings.store):
+            self.leadership = Leadership(self.store, settings.site, settings.ha.lease, self.smetrics)
+        else:
+            self.smetrics.leader.set(1)
+            self.smetrics.site_up.labels(settings.site).set(1)
+        self.staff.may_send = self.may_act
+        self.orchestrator = self._new_orchestrator()
         self.probe_client = make_probe_client(settings.probe)
         self.mmetrics = MirrorMetrics(self.registry)
         self.mirror = MirrorSync(
@@ -236,7 +256,7 @@ class Service:
             ZoneInfo(settings.timezone),
             clock,
             self.mmetrics,
-            is_down=lambda pid: self.monitor.health(pid).health is Health.DOWN,
+            is_down=lambda pid: self.votes.health(pid).health is Health.DOWN,
         )
         self.mail = MailWatch(mail_jobs(settings), self.store, ZoneInfo(settings.timezone), clock, self.mmetrics)
         self.scheduler = Scheduler(
@@ -247,12 +267,46 @@ class Service:
             settings.probe.jitter,
             random.Random(),
         )
+        self._http: list[tuple[uvicorn.Server, socket.socket]] = []
+        self._http_tasks: list[asyncio.Task[None]] = []
+        self._ended_token: int | None = None  # a term whose orchestrator stopped: not begun again
+
+    def may_act(self) -> bool:
+        """Whether this process may make effects now: it holds the leader lease (or is alone)."""
+        return self.leadership is None or self.leadership.is_leader
+
+    def _new_orchestrator(self) -> Orchestrator:
+        return Orchestrator(
+            self.settings,
+            self.store,
+            self.fmetrics,
+            self.staff,
+            self.actions,
+            self.votes.health,  # the combined verdict (our own when alone)
+            self.monitor.network_state,  # None until every canary answered: no false 'restored' at start
+            self.clock,
+            may_act=self.may_act,
+        )
+
+    def _on_verdict(self, health: PortalHealth, previous: Health) -> None:
+        """A combined verdict changed: the leader records it and decides at once; a follower's
+        verdicts reach the leader with its heartbeat."""
+        own = self.monitor.health(health.portal)
+        self.smetrics.portal_site_state.labels(health.portal, self.settings.site, own.health.value).set(1)
+        for state in Health:
+            if state is not own.health:
+                self.smetrics.portal_site_state.labels(health.portal, self.settings.site, state.value).set(0)
+        if self.may_act():
+            self.orchestrator.on_verdict(health, previous)
 
     async def _probe(self, job: ProbeJob):  # type: ignore[no-untyped-def]
         return await run_probe(self.probe_client, job.kind, job.target, job.timeout, self.settings.probe)
 
     def _persist_endpoint(self, pid: str, view: EndpointView) -> None:
-        # Fire-and-forget: for `status` only, and the next probe's row supersedes a lost one.
+        # Fire-and-forget: for `status` only, and the next probe's row supersedes a lost one. The
+        # leader's probes only: two sites writing one row would make it flicker between their views.
+        if not self.may_act():
+            return
         r = view.result
         kind = r.error_kind.value if r.error_kind else None
         row = EndpointRow(pid, view.endpoint, r.ok, r.status, kind, r.detail, view.since, view.checked)
@@ -267,55 +321,163 @@ class Service:
         if problem is not None:
             raise ServiceError(problem)
         await self.store.load(self.settings.portals)  # /book and deciding answer from memory from now on
-        # A permanent error stops retries until something changes; a restart (often after fixing
-        # the config or credentials) is such a change. (On a full disk: retried from memory.)
-        await self._clear_permanent_errors()
+        if self.leadership is None:
+            # A permanent error stops retries until something changes; a restart (often after fixing
+            # the config or credentials) is such a change. (On a full disk: retried from memory.)
+            await self._clear_permanent_errors()
         # Bound and listening before anything starts: a taken port fails here, with its name, and
         # connections made from now on wait in the backlog until uvicorn accepts them.
-        servers = self._servers()
-        outbox_stop = asyncio.Event()  # its own: the messages in flight finish after the servers close
-        outbox = asyncio.create_task(self.staff.run(outbox_stop), name="staff outbox")
-        tasks = [asyncio.create_task(server.serve(sockets=[sock]), name="http") for server, sock in servers]
+        self._http = self._servers()
+        self._http_tasks = [asyncio.create_task(srv.serve(sockets=[sock]), name="http") for srv, sock in self._http]
         background = [
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
-            asyncio.create_task(self._every(self.settings.failover.doctor_every, self.doctor), name="doctor"),
-            asyncio.create_task(self._every(RETENTION_EVERY, self._purge), name="retention"),
-            asyncio.create_task(self._every(ANNOUNCE_SWEEP_EVERY, self.bookings.sweep), name="announce sweep"),
-            asyncio.create_task(self._every(ANNOUNCE_FLUSH_EVERY, self.bookings.flush_due), name="announce"),
-            asyncio.create_task(self._run_mirror(), name="mirror"),
-            asyncio.create_task(self._run_mail(), name="mirror mail"),
             asyncio.create_task(self._keep_static_pages(), name="static pages"),
             *[asyncio.create_task(w(), name="warm") for w in self._warmers()],
         ]
+        if self.leadership is not None:
+            background.append(asyncio.create_task(self.votes.run(), name="site votes"))
         log.info(
-            "portalguard running: %d portal(s), web on %s",
+            "portalguard running: %d portal(s), web on %s%s",
             len(self.settings.portals),
             self.settings.server.listen,
+            f", site {self.settings.site} (several instances: the leader acts)" if self.leadership else "",
         )
         if ready is not None:
             ready.set()
         try:
-            await self.orchestrator.run(stop)
+            if self.leadership is None:
+                await self._term(stop)  # alone: the leader for as long as it runs
+            else:
+                await self._lead_when_leader(stop)
         finally:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            for server, _ in servers:
-                server.should_exit = True
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._tell_stopped_in_failover()
-            await self._announce_waiting()
-            await self._stop_outbox(outbox, outbox_stop)
+            await self._close_servers()
             await self.http.aclose()
             await self.probe_client.aclose()
             self._close_pools()
-            self.store.submit_write("add_event", "service", None, state="stopped")
             await self.store.close()
+
+    async def _close_servers(self) -> None:
+        """No new request from here on (idempotent): at a stop, before the last messages go."""
+        for server, _ in self._http:
+            server.should_exit = True
+        await asyncio.gather(*self._http_tasks, return_exceptions=True)
+
+    # -- what only the leader does --------------------------------------------------------------------
+
+    async def _term(self, stop: asyncio.Event) -> None:
+        """Everything only the leader does, until ``stop`` (a clean stop: the last messages go out) or
+        until it is cancelled (another site leads now: nothing more is done, nothing is said)."""
+        outbox_stop = asyncio.Event()  # its own: the messages in flight finish after the servers close
+        outbox = asyncio.create_task(self.staff.run(outbox_stop), name="staff outbox")
+        sweep_every = ANNOUNCE_SWEEP_EVERY if self.leadership is None else ANNOUNCE_SWEEP_EVERY_HA
+        jobs = [
+            asyncio.create_task(self._every(self.settings.failover.doctor_every, self.doctor), name="doctor"),
+            asyncio.create_task(self._every(RETENTION_EVERY, self._purge), name="retention"),
+            asyncio.create_task(self._every(sweep_every, self.bookings.sweep), name="announce sweep"),
+            asyncio.create_task(self._every(ANNOUNCE_FLUSH_EVERY, self.bookings.flush_due), name="announce"),
+            asyncio.create_task(self._run_mirror(), name="mirror"),
+            asyncio.create_task(self._run_mail(), name="mirror mail"),
+        ]
+        graceful = False
+        try:
+            await self.orchestrator.run(stop)
+            graceful = stop.is_set() and self.may_act()
+        finally:
+            for task in jobs:
+                task.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            if graceful:
+                await self._close_servers()
+                await self._tell_stopped_in_failover()
+                await self._announce_waiting()
+                await self._stop_outbox(outbox, outbox_stop)
+                self.store.submit_write("add_event", "service", None, state="stopped")
+            else:
+                outbox.cancel()
+                await asyncio.gather(outbox, return_exceptions=True)
+
+    async def _lead_when_leader(self, stop: asyncio.Event) -> None:
+        """Several instances: follow the lease. Gaining it begins a term (a fresh orchestrator on the
+        store's state); losing it ends the term at once. A follower reads the leader's state."""
+        assert self.leadership is not None
+        lead_stop = asyncio.Event()  # after the term's last messages: the lease is given up last
+        leading = asyncio.create_task(self.leadership.run(lead_stop), name="leader lease")
+        term: _TermTask | None = None
+        try:
+            while not stop.is_set():
+                term = await self._follow(term, stop)
+                await self._wait_for_change(stop)
+        finally:
+            if term is not None and not term.task.done():
+                term.stop.set()  # a clean stop while leading: its last messages, then the lease
+                await asyncio.gather(term.task, return_exceptions=True)
+            lead_stop.set()
+            await asyncio.gather(leading, return_exceptions=True)
+
+    async def _follow(self, term: _TermTask | None, stop: asyncio.Event) -> _TermTask | None:
+        assert self.leadership is not None
+        token = self.leadership.term.token if self.leadership.is_leader and self.leadership.term else None
+        if term is not None and term.token != token:
+            await self._end_term(term)
+            term = None
+        if term is None and token is not None and token != self._ended_token:
+            term = await self._begin_term(token, stop)
+        if term is None:
+            # /book answers from the last state read; the heartbeat's log says the store fails.
+            with contextlib.suppress(StoreError, sqlite3.Error, OSError):
+                await self.store.refresh(self.settings.portals)
+        elif term.task.done():  # the orchestrator stopped: another site leads (the lease says so soon)
+            self._ended_token = term.token
+            await self._end_term(term)
+            term = None
+        return term
+
+    async def _begin_term(self, token: int, stop: asyncio.Event) -> _TermTask | None:
+        try:  # the store's state, not what this process last saw as a follower
+            await self.store.refresh(self.settings.portals)
+        except (StoreError, sqlite3.Error, OSError) as err:
+            log.error("leading postponed: the store's state cannot be read (%s)", type(err).__name__)
+            return None
+        await self._clear_permanent_errors()
+        self.orchestrator = self._new_orchestrator()
+        for pid in self.settings.portals:  # the combined verdicts as this leader sees them
+            health = self.votes.health(pid)
+            self.store.submit_write("set_verdict", pid, health.health.value, health.since)
+        task = asyncio.create_task(self._term(stop), name=f"leader term {token}")
+        return _TermTask(token, task, stop)
+
+    async def _end_term(self, term: _TermTask) -> None:
+        """The lease is lost: stop every effect now; what was kept in memory is the next leader's."""
+        self.orchestrator.abandon()
+        term.task.cancel()
+        await asyncio.gather(term.task, return_exceptions=True)
+        self.store.forget_unwritten()
+
+    async def _wait_for_change(self, stop: asyncio.Event) -> None:
+        assert self.leadership is not None
+        changed = self.leadership.changed
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(changed.wait())]
+        try:
+            await asyncio.wait(waits, timeout=FOLLOW_EVERY, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        changed.clear()
+
+    def _others_alive(self) -> list[str]:
+        """The other sites alive as last read (several instances)."""
+        return [s.site for s in self.votes.view.sites if s.alive and s.site != self.settings.site]
 
     async def _tell_stopped_in_failover(self) -> None:
         """A stop during a failover leaves the ads running while ``/book`` is gone: staff are told at
         once, per portal in failover, what stays on without us and what goes (and sent now, not at
         the outbox's next pass)."""
+        if self._others_alive():  # another site takes over: /book stays, nothing to tell
+            log.info("stopped while leading; site(s) %s take over", ", ".join(self._others_alive()))
+            return
         now = self.clock()
         static = self.settings.server.static_fallback_dir is not None
         queued = False
@@ -429,11 +591,16 @@ class Service:
             self.store,
             self.fmetrics,
             self.registry,
-            self.bookings.arrived,
+            self._booking_arrived,
             self.clock,
             drill=lambda pid: rehearse(self.actions[pid], pid, self.clock()),  # the console's drill
         )
         return build_servers(self.settings.server, app, self.registry)
+
+    async def _booking_arrived(self, portal: str, request_id: int) -> None:
+        # A follower stored it: the leader's sweep queues it for staff (a follower tells nobody).
+        if self.may_act():
+            await self.bookings.arrived(portal, request_id)
 
     def _warmers(self) -> list[Callable[[], object]]:
         return [a.warm for acts in self.actions.values() for a in acts.values() if hasattr(a, "warm")]  # type: ignore[attr-defined]
@@ -475,6 +642,13 @@ class Service:
             await self.bookings.flush_due(everything=True)
         except Exception:
             log.exception("booking requests not queued for staff at shutdown: queued at the next start")
+
+
+@dataclass(slots=True)
+class _TermTask:
+    token: int  # the lease's fencing token of this term
+    task: asyncio.Task[None]
+    stop: asyncio.Event
 
 
 def _digest(path: Path | None) -> bytes | None:

@@ -68,6 +68,8 @@ RANKS: dict[str, int] = {
     # 7: deciding, acting, serving
     "failover.decision": 7,
     "failover.orchestrator": 7,
+    "failover.leadership": 7,  # several instances: the leader lease's loop
+    "failover.sites": 7,  # several instances: heartbeats, per-site verdicts, the combined verdict
     "failover.doctor": 7,
     "failover.drill": 7,
     "failover.retention": 7,

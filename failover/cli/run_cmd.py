@@ -15,21 +15,39 @@ from failover.settings.source import config_path
 
 @click.command("run")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
+@click.option(
+    "--site",
+    metavar="NAME",
+    help="This instance's name among several on one PostgreSQL store (wins over $PORTALGUARD_SITE and site:).",
+)
 @click.pass_obj
-def run(app: App, log_level: str) -> None:
+def run(app: App, log_level: str, site: str | None) -> None:
     """Run the watchdog, the failover orchestrator, the fallback page and /metrics until SIGTERM/SIGINT.
 
     Logs verdict changes and every action; stops cleanly (actions in flight finish, state is saved).
+    On a PostgreSQL store several instances (sites) may run: each probes and votes, one leads and acts.
     """
     from failover.store import StoreError, service_lock
 
     settings = app.settings  # validate before anything starts
+    if site is not None:
+        settings = _with_site(settings, site)
     try:  # then the store's service lock, before the service's heavy imports: a second run exits at once
-        lock = service_lock(settings.store).acquire()
+        lock = service_lock(settings.store, site=settings.site).acquire()
     except StoreError as err:
         fail(str(err), EXIT_CONFIG)
     with lock:  # held until the process exits: two services on one store would both act
         _serve(settings, log_level, config_path(app.config_option))
+
+
+def _with_site(settings: Settings, site: str) -> Settings:
+    import re
+
+    from failover.settings.model import SITE_PATTERN
+
+    if not re.match(SITE_PATTERN, site):
+        fail(f'--site "{site}": letters, digits, "-", "_" and "." (at most 63), e.g. --site vps-tokyo', EXIT_CONFIG)
+    return settings.model_copy(update={"site": site})
 
 
 def _serve(settings: Settings, log_level: str, config_file: Path) -> None:

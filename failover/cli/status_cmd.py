@@ -23,9 +23,49 @@ def status_data(app: App) -> dict[str, Any]:
         },
         "portals": {},
     }
+    live = _sites(app, out)
     for pid in app.status_config.portals:
         out["portals"][pid] = _portal(app, pid, now)
+        out["portals"][pid]["sites"] = live.get(pid, {})
     return out
+
+
+def _sites(app: App, out: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """``service.leader`` and ``sites`` into ``out``; returns each portal's verdict per live site.
+    Several instances write their heartbeats and the lease into the store; one instance alone
+    writes neither, and is its own leader while it runs."""
+    sites, verdicts, lease = app.reader.site_view()
+    service = out["service"]
+    if not sites:
+        site = app.status_config.site
+        service["leader"] = site if service["running"] else None
+        out["sites"] = {
+            site: {"alive": service["running"], "last_seen": service["heartbeat"], "leader": service["running"]}
+        }
+        return (
+            {pid: {site: app.reader.portal(pid).verdict} for pid in app.status_config.portals}
+            if service["running"]
+            else {}
+        )
+    leader = lease.site if lease is not None and lease.held else None
+    service["leader"] = leader
+    out["sites"] = {
+        s.site: {
+            "alive": s.alive,
+            "last_seen": s.last_seen,
+            "seen_ago": round(s.age, 1),
+            "leader": s.site == leader,
+            "host": s.host,
+            "network_down": s.network_down,
+        }
+        for s in sites
+    }
+    alive = {s.site for s in sites if s.alive}
+    per_portal: dict[str, dict[str, str]] = {}
+    for v in verdicts:
+        if v.site in alive:
+            per_portal.setdefault(v.portal, {})[v.site] = v.health
+    return per_portal
 
 
 def _portal(app: App, pid: str, now: float) -> dict[str, Any]:
@@ -140,6 +180,7 @@ def status(app: App, as_json: bool) -> None:
     click.echo(
         f"service: {'running' if svc['running'] else 'NOT RUNNING'} (last heartbeat {app.when(svc['heartbeat'])})"
     )
+    _echo_sites(app, data)
     for pid, p in data["portals"].items():
         click.echo("")
         state = "FAILOVER ON" if p["failover"] else "failover off"
@@ -166,6 +207,10 @@ def status(app: App, as_json: bool) -> None:
         if p["maintenance"]:
             m = p["maintenance"]
             click.echo(f"  maintenance #{m['id']} ({m['mode']}) until {app.when(m['end'])} — {m['reason']}")
+        if len(data["sites"]) > 1:
+            seen = ", ".join(f"{site} {verdict}" for site, verdict in sorted(p["sites"].items())) or "no live site"
+            alone = " — one site decides alone" if len(p["sites"]) == 1 else ""
+            click.echo(f"  sites: {seen} (combined: {p['verdict']}){alone}")
         for name, e in p["endpoints"].items():
             what = "ok" if e["ok"] else f"FAILING {e['failure']} {e['detail']}"
             click.echo(f"  endpoint {name}: {what} (since {app.when(e['since'])})")
@@ -178,6 +223,22 @@ def status(app: App, as_json: bool) -> None:
             if p["mirror"]["mail"] is not None:
                 click.echo(f"  mirror mailbox: {_mail_line(app, p['mirror']['mail'])}")
         click.echo(f"  last drill: {_drill_line(app, p['last_drill'])}")
+
+
+def _echo_sites(app: App, data: dict[str, Any]) -> None:
+    """Several instances: who leads, and which sites are heard of (one instance alone: nothing)."""
+    sites = data["sites"]
+    if len(sites) <= 1:
+        return
+    leader = data["service"]["leader"]
+    click.echo(f"leader: {leader if leader else 'NONE (no instance holds the lease: nothing is switched)'}")
+    for name, s in sorted(sites.items()):
+        state = "alive" if s["alive"] else "SILENT (does not count)"
+        role = ", leader" if s["leader"] else ""
+        network = ", its own network is down (votes neither way)" if s.get("network_down") else ""
+        click.echo(f"  site {name} on {s['host']}: {state}, last seen {s['seen_ago']:g} s ago{role}{network}")
+    if sum(s["alive"] for s in sites.values()) == 1:
+        click.echo("  one site alone is alive: it decides alone")
 
 
 def _mirror_line(app: App, m: dict[str, Any]) -> str:

@@ -41,7 +41,7 @@ from failover.store_url import is_database_url
 if TYPE_CHECKING:
     from failover.settings import Settings
 
-FORMAT = 1  # of the cache entries: a change of StatusConfig's shape bumps it
+FORMAT = 2  # of the cache entries: a change of StatusConfig's shape bumps it
 _CODE = ("failover", "watchdog", "pydantic", "pydantic_core", "yaml")  # the packages validating a config
 
 
@@ -61,6 +61,7 @@ class StatusConfig:
     store: str
     timezone: str
     portals: dict[str, PortalView]  # in config order
+    site: str = ""  # this instance's site name (what a single instance leads as)
 
     @classmethod
     def of(cls, settings: Settings) -> StatusConfig:
@@ -76,7 +77,7 @@ class StatusConfig:
                 mirror_admin=mirror is not None and mirror.source is not None,
                 mirror_mail=mirror is not None and mirror.mail is not None,
             )
-        return cls(str(settings.store), settings.timezone, portals)
+        return cls(str(settings.store), settings.timezone, portals, settings.site)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,7 +85,7 @@ class StatusConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StatusConfig:
         portals = {pid: PortalView(**p) for pid, p in data["portals"].items()}
-        return cls(str(data["store"]), str(data["timezone"]), portals)
+        return cls(str(data["store"]), str(data["timezone"]), portals, str(data.get("site", "")))
 
 
 def cached(path: Path, settings: Callable[[], Settings], *, secrets_required: bool) -> StatusConfig:
@@ -120,7 +121,8 @@ def _entry(path: Path, secrets_required: bool) -> tuple[Path | None, str | None]
     except (OSError, RuntimeError, UnicodeDecodeError):  # RuntimeError: no home directory
         return None, None
     where = str(path.absolute())
-    variables = [(name, os.environ.get(name)) for name in referenced(text)]
+    # The site's variable too: it overrides the file's `site:` without being named in it.
+    variables = [(name, os.environ.get(name)) for name in [*referenced(text), "PORTALGUARD_SITE"]]
     mac = hmac.new(secret, digestmod=hashlib.sha256)
     mac.update(json.dumps([FORMAT, where, secrets_required, variables, list(_code())]).encode())
     mac.update(config)

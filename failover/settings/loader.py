@@ -56,6 +56,9 @@ class ConfigError(Exception):
         self.messages = messages
 
 
+SITE_ENV = "PORTALGUARD_SITE"  # wins over the file's `site:` (and `run --site` over both)
+
+
 def load(path: Path, environ: Mapping[str, str] | None = None, *, secrets_required: bool = True) -> Settings:
     """The validated config. ``secrets_required=False`` is for commands that only show the store: a
     ``${VAR}`` that is not set at a secret-holding key (a ``SecretStr`` field: passwords, tokens,
@@ -64,8 +67,11 @@ def load(path: Path, environ: Mapping[str, str] | None = None, *, secrets_requir
     raw = _read_yaml(path)
     secret_locs = set(_secret_locs(raw, Settings, ()))
     optional = set() if secrets_required else secret_locs
-    refs = _Refs(os.environ if environ is None else environ, optional)
+    env = os.environ if environ is None else environ
+    refs = _Refs(env, optional)
     expanded = refs.expand(raw, ())
+    if env.get(SITE_ENV):  # one config file for every site: each machine says which it is
+        expanded["site"] = env[SITE_ENV]
     if refs.missing:
         raise ConfigError(
             [

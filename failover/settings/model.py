@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -205,6 +206,40 @@ class GroupStaffAlerts(StrictModel):
 GROUP_ALERTS = "staff_alerts"  # the notify action `staff_alerts:` becomes, beside each portal's own
 
 
+SITE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+def _site(value: str) -> str:
+    if not re.match(SITE_PATTERN, value):
+        raise ValueError(
+            f'"{value}" is not a site name: letters, digits, "-", "_" and "." (at most 63), e.g. vps-tokyo'
+        )
+    return value
+
+
+SiteName = Annotated[str, AfterValidator(_site)]
+
+
+def default_site() -> str:
+    """This machine's host name, made a valid site name (``site:`` unset)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname().split(".")[0]).strip("-_.")[:63]
+    return name or "portalguard"
+
+
+class HaSettings(StrictModel):
+    """Several instances on one PostgreSQL store: who leads, and how the sites' verdicts combine."""
+
+    lease: Annotated[Duration, Field(ge=2.0, le=300.0)] = Field(
+        10.0, description="The leader lease; renewed every lease/3. A dead leader is replaced within about this."
+    )
+    quorum: Literal["majority"] | Annotated[int, Field(ge=1, le=99)] = Field(
+        "majority", description="Sites that must judge a portal DOWN (or UP) to switch: majority of the live ones."
+    )
+    site_stale_after: Annotated[Duration, Field(ge=2.0)] | None = Field(
+        None, description="A site silent this long does not count. Default: 3 × the longest probe interval."
+    )
+
+
 class Settings(WatchdogConfig):
     clinic: Clinic | None = Field(None, description="The clinic (one); for several, `clinics:` instead.")
     clinics: dict[PortalId, Clinic] = Field(
@@ -226,6 +261,12 @@ class Settings(WatchdogConfig):
         description="The key patient data is sealed with in the store (booking requests, the appointment "
         "mirror): `${PORTALGUARD_DATA_KEY}`, made by `portalguard keygen`. Required by a portal's `mirror`.",
     )
+    site: SiteName = Field(
+        default_factory=default_site,
+        description="This instance's name among several on one store (--site / $PORTALGUARD_SITE win); "
+        "default: the host name.",
+    )
+    ha: HaSettings = Field(default_factory=HaSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     staff: StaffAuth = Field(default_factory=StaffAuth)
     booking: BookingSettings = Field(default_factory=BookingSettings)
@@ -321,6 +362,14 @@ class Settings(WatchdogConfig):
         """The clinic that speaks for the whole instance (its time zone, group-wide messages): the
         only one, or the first of ``clinics``."""
         return self.clinic if self.clinic is not None else next(iter(self.clinics.values()))
+
+    def site_stale_after(self) -> float:
+        """How long a site may be silent and still count (``ha.site_stale_after``, else 3 × the longest
+        probe or canary interval: a site is never stale between two of its own probes)."""
+        if self.ha.site_stale_after is not None:
+            return self.ha.site_stale_after
+        longest = max([self.canary_interval, *(p.interval for p in self.portals.values())])
+        return 3.0 * longest
 
     def group_label(self) -> str:
         """What speaks for the whole instance: ``group_name``, else every clinic's name."""

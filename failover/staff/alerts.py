@@ -32,7 +32,7 @@ from failover.links import fallback_url
 from failover.redact import install_log_redaction, redact, url_origin
 from failover.staff.directory import StaffDirectory, Target
 from failover.staff.messages import render
-from failover.store import OutboxRow, StoreError
+from failover.store import FencedOut, OutboxRow, StoreError
 from failover.threads import OwnThreads
 
 if TYPE_CHECKING:
@@ -84,6 +84,9 @@ class StaffAlerts:
         self._slots = asyncio.Semaphore(_WORKERS)
         self._wake = asyncio.Event()
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Whether this process holds the leader lease (several instances on one store): checked again
+        # right before each send, after the row is marked ``sending`` under the fence.
+        self.may_send: Callable[[], bool] = lambda: True
         install_log_redaction()
 
     def close(self) -> None:
@@ -125,7 +128,11 @@ class StaffAlerts:
 
     async def run(self, stop: asyncio.Event) -> None:
         """The delivery loop, until ``stop``; then waits for the sends in flight (each bounded)."""
-        await self.requeue_interrupted()
+        try:
+            await self.requeue_interrupted()
+        except FencedOut as err:
+            log.warning("staff outbox left to the leader: %s", err)
+            return
         while not stop.is_set():
             try:
                 await self._start_due()
@@ -184,6 +191,11 @@ class StaffAlerts:
         except _STORE_ERRORS as err:  # not marked: not sent either, the next pass tries again
             log.error("staff outbox: %s to %s not sent: store: %s", row.topic, target.where, err)
             return
+        except FencedOut as err:  # another site leads: it sends
+            log.warning("staff outbox: %s left to the leader: %s", row.topic, err)
+            return
+        if not self.may_send():  # the lease ran out since: the next leader sends it (marked)
+            return
         result = await self._send(target, row.title, _with_marker(row))
         now = self.clock()
         if result.ok:
@@ -200,6 +212,8 @@ class StaffAlerts:
             await self.store.update_outbox_delivery(done)
         except _STORE_ERRORS as err:  # left ``sending``: sent again, marked, after a restart
             log.error("staff outbox: delivery of %s not recorded: %s", done.topic, err)
+        except FencedOut:  # left ``sending``: the leader sends it again, marked as a possible duplicate
+            log.warning("staff outbox: delivery of %s not recorded: no longer the leader", done.topic)
         if done.state == "sent":
             self._wake.set()  # a row waiting for this one (``after``) is due now
         else:

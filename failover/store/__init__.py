@@ -25,10 +25,14 @@ from failover.store.rows import (
     DataKeyError,
     EndpointRow,
     Event,
+    FencedOut,
+    Lease,
     Maintenance,
     OutboxRow,
     Override,
     PortalRow,
+    SiteRow,
+    SiteVerdict,
     StaffAccount,
     StoreError,
 )
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
     from failover.store.aio import AsyncStore, describe_error
     from failover.store.lock import DatabaseServiceLock, ServiceLock, StoreInUseError, service_lock
     from failover.store.readonly import ReadOnlyStore
+    from failover.store.sites import SiteBeat
     from failover.store.sync import Store
 
 # Imported on first use (PEP 562): ``ReadOnlyStore`` and the rows load without SQLAlchemy.
@@ -49,6 +54,7 @@ _LAZY = {
     "service_lock": "failover.store.lock",
     "StoreInUseError": "failover.store.lock",
     "Store": "failover.store.sync",
+    "SiteBeat": "failover.store.sites",
 }
 
 
@@ -72,12 +78,17 @@ __all__ = [
     "DatabaseServiceLock",
     "EndpointRow",
     "Event",
+    "FencedOut",
+    "Lease",
     "Maintenance",
     "OutboxRow",
     "Override",
     "PortalRow",
     "ReadOnlyStore",
     "ServiceLock",
+    "SiteBeat",
+    "SiteRow",
+    "SiteVerdict",
     "StaffAccount",
     "Store",
     "StoreError",

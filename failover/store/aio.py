@@ -43,13 +43,17 @@ from failover.store.rows import (
     BookingRequest,
     EndpointRow,
     Event,
+    Lease,
     Maintenance,
     OutboxRow,
     Override,
     PortalRow,
+    SiteRow,
+    SiteVerdict,
     StaffAccount,
     StoreError,
 )
+from failover.store.sites import SiteBeat
 from failover.store.sync import Portals, Store
 from watchdog.clock import steady_time
 
@@ -98,6 +102,9 @@ class AsyncStore:
         self._connections_lock = threading.Lock()
         self._writer = ThreadPoolExecutor(1, "store-writer", initializer=self._own_connection)
         self._readers = ThreadPoolExecutor(readers, "store-reader", initializer=self._own_connection)
+        # The leader lease and the heartbeat: never queued behind other writes (a slow one must not
+        # cost this process its lease), on a thread and connection of their own.
+        self._lease = ThreadPoolExecutor(1, "store-lease", initializer=self._own_connection)
         self._closed = False
         self._submitted: set[asyncio.Future[Any]] = set()
 
@@ -177,6 +184,7 @@ class AsyncStore:
     def _shutdown(self) -> None:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
+        self._lease.shutdown(wait=True)
         with self._connections_lock:
             for conn in self._connections:
                 conn.close()
@@ -383,6 +391,24 @@ class AsyncStore:
 
     async def purge_unread_mails(self, received_before: float) -> int:
         return await self._write(self.sync.purge_unread_mails, received_before)
+
+    # -- several instances: heartbeat, verdicts, the leader lease (on the lease thread) -------------
+
+    async def beat(self, beat: SiteBeat) -> None:
+        await asyncio.wrap_future(self._submit(self._lease, self.sync.beat, beat))
+
+    async def take_lease(self, site: str, seconds: float, token: int | None) -> Lease:
+        return await asyncio.wrap_future(self._submit(self._lease, self.sync.take_lease, site, seconds, token))
+
+    async def resign(self, site: str, token: int) -> bool:
+        return await asyncio.wrap_future(self._submit(self._lease, self.sync.resign, site, token))
+
+    async def site_view(self) -> tuple[list[SiteRow], list[SiteVerdict], Lease | None]:
+        return await self._read(self.sync.site_view)
+
+    async def fence_check(self) -> None:
+        """In order with the writes before it: the fence holds right now, or ``FencedOut``."""
+        await self._write(self.sync.fence_check)
 
 
 def describe_error(err: BaseException) -> str:

@@ -28,9 +28,14 @@ class Copied:
     rows: int
 
 
+# Who runs where, and who leads, now: the instances that run on the target write their own.
+RUNTIME_TABLES = frozenset({"sites", "site_verdicts", "leader_lease"})
+
+
 def tables() -> list[Table]:
-    """Every table of the schema, parents before children (Alembic's own table is not data)."""
-    return list(t.metadata.sorted_tables)
+    """Every table of the schema with data worth keeping, parents before children (Alembic's own
+    table is not data, nor are the sites' heartbeats and the leader lease)."""
+    return [tb for tb in t.metadata.sorted_tables if tb.name not in RUNTIME_TABLES]
 
 
 def count(store: Store, table: Table) -> int:

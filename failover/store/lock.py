@@ -10,9 +10,9 @@ creates a new one, and both would believe they hold the lock. CLI commands do no
 On PostgreSQL (``DatabaseServiceLock``) the lock is a session advisory lock held on a connection
 of its own for the life of the process; the server drops it when that connection ends (the process
 died, ``kill -9`` included). The holder names itself in the connection's ``application_name``, which
-a second run reads from ``pg_stat_activity``. One lock per database, whatever the host: a second
-instance on another machine is refused as well (several instances on one store are the HA issue's
-leader lease, not this).
+a second run reads from ``pg_stat_activity``. One lock per site and database, whatever the host: a second
+instance of the same ``site`` is refused as well, on any machine; different sites share the database
+(and one leader lease among them, ``failover/leadership.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import time
+import zlib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -39,10 +40,13 @@ class StoreInUseError(StoreError):
 PG_SERVICE_LOCK = 0x706F7274_72756E  # "portrun": apart from the write lock's key (engine.PG_WRITE_LOCK)
 
 
-def service_lock(location: str | Path, clock: Callable[[], float] = time.time) -> ServiceLock | DatabaseServiceLock:
-    """The service lock of the store at ``location`` (a SQLite file, or a PostgreSQL URL)."""
+def service_lock(
+    location: str | Path, clock: Callable[[], float] = time.time, site: str = ""
+) -> ServiceLock | DatabaseServiceLock:
+    """The service lock of the store at ``location`` (a SQLite file, or a PostgreSQL URL: one per
+    ``site``, as several sites share one database)."""
     if is_database_url(location):
-        return DatabaseServiceLock(str(location))
+        return DatabaseServiceLock(str(location), site)
     return ServiceLock(location, clock)
 
 
@@ -126,11 +130,14 @@ def _local_time(ts: float) -> str:
 class DatabaseServiceLock:
     """The service lock of a PostgreSQL store (see the module docstring)."""
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, site: str = "") -> None:
         from failover.store.engine import libpq_url, shown
 
         self.url = libpq_url(location)
         self.shown = shown(location)
+        self.site = site
+        # One lock per site: its name's CRC in the low bits, apart from every other key of ours.
+        self.key = PG_SERVICE_LOCK ^ (zlib.crc32(site.encode()) << 8) if site else PG_SERVICE_LOCK
         self._conn: object | None = None
 
     def acquire(self) -> DatabaseServiceLock:
@@ -139,20 +146,22 @@ class DatabaseServiceLock:
         if self._conn is not None:
             return self
         me = f"portalguard run {os.getpid()}@{socket.gethostname()}"[:63]
+        if self.site:
+            me = f"portalguard run {self.site} {os.getpid()}@{socket.gethostname()}"[:63]
         try:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5, application_name=me)
         except psycopg.Error as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             hint = "(check the `store:` URL and that the server runs)"
             raise StoreError(f"store {self.shown}: {reason} {hint}") from None
-        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (PG_SERVICE_LOCK,)).fetchone()
+        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
         if not (got and got[0]):
-            holder = _database_holder(conn)
+            holder = _database_holder(conn, self.key)
             conn.close()
             raise StoreInUseError(
-                f"another portalguard run ({holder}) already uses store {self.shown}; stop it first, "
-                "or give this instance its own database (several instances on one store need the HA leader "
-                "lease, not available yet)"
+                f"another portalguard run of site {self.site} ({holder}) already uses store {self.shown}; "
+                "stop it first, or give this instance its own name (site:, --site or $PORTALGUARD_SITE): "
+                "several instances share one store as different sites"
             )
         self._conn = conn
         return self
@@ -172,16 +181,16 @@ class DatabaseServiceLock:
         self.release()
 
 
-def _database_holder(conn: object) -> str:
+def _database_holder(conn: object, key: int) -> str:
     row = conn.execute(  # type: ignore[attr-defined]
         "SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
         "(SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
-        (PG_SERVICE_LOCK,),
+        (key,),
     ).fetchone()
     if not row:
         return "holder unknown"
     name, started = row
-    who = str(name).removeprefix("portalguard run ").replace("@", " on host ", 1)
+    who = str(name).removeprefix("portalguard run ").split(" ")[-1].replace("@", " on host ", 1)
     return f"PID {who}, since {started.astimezone().isoformat(timespec='seconds')}"

@@ -19,10 +19,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from failover.mirror.model import MailFolderState, MirrorState
-from failover.store.rows import ActionRow, EndpointRow, Maintenance, Override, PortalRow
+from failover.store.rows import ActionRow, EndpointRow, Lease, Maintenance, Override, PortalRow, SiteRow, SiteVerdict
 
 R = TypeVar("R")
 Query = tuple[str, Mapping[str, Any]]  # SQL with :named parameters, and their values
+# The database's clock in seconds since the epoch: what the sites and the leader lease are timed on,
+# so that no comparison ever involves two machines' clocks.
+SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+POSTGRES_NOW = "CAST(extract(epoch FROM clock_timestamp()) AS double precision)"
 
 
 class StoreReads:
@@ -30,6 +34,7 @@ class StoreReads:
 
     path: str
     clock: Callable[[], float]
+    now_sql: str = SQLITE_NOW  # ``Store`` on PostgreSQL: POSTGRES_NOW
 
     def _select(self, *queries: Query) -> list[list[dict[str, Any]]]:
         """Each query's rows (column name to the driver's value), all in one read transaction;
@@ -104,6 +109,37 @@ class StoreReads:
             return None
         return decoded(MailFolderState, {**state[0], "unread": int(unread[0]["n"])})
 
+    # -- several instances (sites) on one store -------------------------------------------------
+
+    def sites(self) -> list[SiteRow]:
+        """Every site that ever ran on this store, with how long ago it was last heard of."""
+        return self.site_view()[0]
+
+    def site_verdicts(self, portal: str | None = None) -> list[SiteVerdict]:
+        """Each site's own verdict of each portal (of one portal), with its age."""
+        return [v for v in self.site_view()[1] if portal is None or v.portal == portal]
+
+    def lease(self) -> Lease | None:
+        """The leader lease (expired or not), None before any instance took it."""
+        return self.site_view()[2]
+
+    def site_view(self) -> tuple[list[SiteRow], list[SiteVerdict], Lease | None]:
+        """Sites, their verdicts and the lease in one snapshot, aged by the database's clock."""
+        now = self.now_sql
+        sites, verdicts, lease = self._select(
+            (f'SELECT *, {now} - last_seen AS "age" FROM sites ORDER BY site', {}),
+            (
+                f'SELECT portal, site, health, since, {now} - seen AS "age" FROM site_verdicts ORDER BY portal, site',
+                {},
+            ),
+            (f'SELECT site, token, since, expires - {now} AS "remaining" FROM leader_lease WHERE id = 1', {}),
+        )
+        return (
+            [decoded(SiteRow, r) for r in sites],
+            [decoded(SiteVerdict, r) for r in verdicts],
+            decoded(Lease, lease[0]) if lease else None,
+        )
+
 
 def decoded(cls: type[R], row: Mapping[str, Any]) -> R:
     """A row dataclass from a row as the driver gave it: its ``bool`` fields made ``bool`` (SQLite
@@ -115,4 +151,4 @@ def decoded(cls: type[R], row: Mapping[str, Any]) -> R:
 @functools.cache
 def _flag_fields(cls: type) -> frozenset[str]:
     # The row modules use postponed annotations: a field's type is its source text.
-    return frozenset(f.name for f in dataclasses.fields(cls) if f.type in (bool, "bool"))
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.type in (bool, "bool", "bool | None"))

@@ -2,6 +2,6 @@
 (revision ids are "0003", "0004", …) and the table Alembic keeps a store's in. Apart from the
 migrations, with no SQLAlchemy: ``ReadOnlyStore`` checks a store's revision with sqlite3 alone."""
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 HEAD_REVISION = f"{SCHEMA_VERSION:04d}"
 VERSION_TABLE = "alembic_version"

@@ -136,3 +136,52 @@ class StaffAccount:
     updated: float
     failures: int = 0  # wrong passwords since the last right one
     next_login: float = 0.0  # no login is tried before this unix time (the throttle)
+
+
+class FencedOut(Exception):
+    """A write that makes an external effect (a claim, an action's state, a failover switch) refused:
+    this instance no longer holds the leader lease it was given (another site leads, or it expired
+    while this process was frozen or cut off). Not a ``StoreError``: nothing is kept to write again."""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRow:
+    """One instance (a site) as the store last heard of it; times on the database's clock."""
+
+    site: str
+    host: str
+    pid: int
+    started: float
+    last_seen: float
+    age: float  # seconds since last_seen, by the database's clock now
+    stale_after: float
+    network_down: bool | None
+
+    @property
+    def alive(self) -> bool:
+        return self.age <= self.stale_after
+
+
+@dataclass(frozen=True, slots=True)
+class SiteVerdict:
+    """One site's own verdict of one portal (``health``: a ``Health`` value)."""
+
+    portal: str
+    site: str
+    health: str
+    since: float  # on that site's clock: for showing, never compared across sites
+    age: float  # seconds since it was written, by the database's clock now
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The leader lease: who holds it, its fencing token, and how long it still runs (database clock)."""
+
+    site: str
+    token: int
+    remaining: float  # ≤ 0: expired
+    since: float  # when this term began
+
+    @property
+    def held(self) -> bool:
+        return self.remaining > 0

@@ -32,7 +32,7 @@ from failover.store.rows import MAINTENANCE_MODES, OUTBOX_STATES, OVERRIDE_MODES
 
 # What is written to SQLite's ``PRAGMA user_version``, all a pre-Alembic portalguard reads (it refuses a
 # store whose schema it does not know instead of misreading it): the newest legacy version that
-# still reads this schema right. Revisions 0004 to 0007 only add tables (and columns) the old code never looks
+# still reads this schema right. Revisions 0004 to 0008 only add tables (and columns) the old code never looks
 # at, so going back one release keeps working (it would not deliver the staff outbox, only its own way) — until
 # booking requests are sealed (a data key is set): the old code cannot read those, so the store then says
 # ``SEALED_LEGACY_VERSION`` and the old code refuses it instead of failing on the first request.
@@ -278,4 +278,42 @@ staff_accounts = Table(
     Column("failures", Integer, nullable=False, server_default=text("0")),
     Column("next_login", Float, nullable=False, server_default=text("0")),
     _one_of("role", STAFF_ROLES),
+)
+
+# Several instances on one store (revision 0008). Every time here is the database's clock (one clock
+# for every site: the lease never depends on two machines' clocks agreeing).
+# Each instance's heartbeat, and how long it may be silent and still count (its own config says).
+sites = Table(
+    "sites",
+    metadata,
+    Column("site", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("stale_after", Float, nullable=False),
+    Column("network_down", Boolean),
+)
+
+# Each site's own verdict of each portal, written with its heartbeat; the leader combines them.
+site_verdicts = Table(
+    "site_verdicts",
+    metadata,
+    Column("portal", Text, primary_key=True),
+    Column("site", Text, primary_key=True),
+    Column("health", Text, nullable=False),
+    Column("since", Float, nullable=False),
+    Column("seen", Float, nullable=False),
+)
+
+# The leader lease: one row. ``token`` grows by one with every new term (the fencing token): a write
+# that makes an effect checks, in its own transaction, that its token is still the lease's.
+leader_lease = Table(
+    "leader_lease",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("site", Text, nullable=False),
+    Column("token", Integer, nullable=False),
+    Column("expires", Float, nullable=False),
+    Column("since", Float, nullable=False),
 )

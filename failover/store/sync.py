@@ -38,7 +38,7 @@ from failover.mirror.reconcile import apply_mail, reconcile
 from failover.store import schema as t
 from failover.store.engine import WRITE, make_engine, open_error, shown, store_error
 from failover.store.migrations import migrate, read_state, schema_number
-from failover.store.reads import Query, StoreReads
+from failover.store.reads import POSTGRES_NOW, Query, StoreReads
 from failover.store.rows import (
     MAINTENANCE_MODES,
     OVERRIDE_MODES,
@@ -55,6 +55,7 @@ from failover.store.rows import (
     StaffAccount,
     StoreError,
 )
+from failover.store.sites import SiteWrites
 from failover.store.upsert import insert_if_absent, upsert
 from watchdog.clock import steady_time
 
@@ -65,7 +66,7 @@ MAX_SYNC_ERROR = 500
 Portals = str | Collection[str] | None  # one portal, several (a clinic's), or every portal (None)
 
 
-class Store(StoreReads):
+class Store(StoreReads, SiteWrites):
     """``data_key``: the key patient data is sealed with (``Settings.sealing_key()``). Given, booking
     requests are written sealed and those stored in plaintext before are sealed in place at open;
     the appointment mirror needs it. Without one, sealed rows cannot be read (``DataKeyError``
@@ -80,6 +81,8 @@ class Store(StoreReads):
         self.data_key = data_key
         self._thread = threading.local()  # a thread that keeps its own connection (AsyncStore's threads)
         self.engine: Engine = make_engine(self.location)
+        if self.engine.dialect.name == "postgresql":
+            self.now_sql = POSTGRES_NOW
         try:
             migrate(self.engine, self.path)
         except StoreError:
@@ -118,13 +121,16 @@ class Store(StoreReads):
             yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """One write transaction: it holds the write lock from its start (BEGIN IMMEDIATE)."""
+    def _write(self, fenced: bool = False) -> Iterator[Connection]:
+        """One write transaction: it holds the write lock from its start (BEGIN IMMEDIATE).
+        ``fenced``: it makes an external effect, and first checks this process's ``fence``."""
         try:
             with self._connection() as conn:
                 conn.execution_options(**{WRITE: True})
                 try:
                     with conn.begin():
+                        if fenced:
+                            self.check_fence(conn)
                         yield conn
                 finally:
                     conn.execution_options(**{WRITE: False})
@@ -186,7 +192,7 @@ class Store(StoreReads):
         switch on's, so the switch off can still say how long the outage lasted and why."""
         now = self.clock()
         ps = t.portal_state
-        with self._write() as conn:
+        with self._write(fenced=True) as conn:
             self._ensure_portal(conn, portal)
             was_on = conn.execute(select(ps.c.failover).where(ps.c.portal == portal)).scalar_one()
             this_portal = update(ps).where(ps.c.portal == portal)
@@ -200,10 +206,10 @@ class Store(StoreReads):
         self._update_portal(portal, verdict=verdict, verdict_since=since)
 
     def set_page(self, portal: str, on: bool) -> None:
-        self._update_portal(portal, page_on=on)
+        self._update_portal(portal, fenced=True, page_on=on)
 
-    def _update_portal(self, portal: str, **values: Any) -> None:
-        with self._write() as conn:
+    def _update_portal(self, portal: str, fenced: bool = False, **values: Any) -> None:
+        with self._write(fenced) as conn:
             self._ensure_portal(conn, portal)
             conn.execute(update(t.portal_state).where(t.portal_state.c.portal == portal).values(**values))
 
@@ -230,7 +236,7 @@ class Store(StoreReads):
         return ActionRow(**rows[0]._mapping)
 
     def put_action(self, row: ActionRow) -> None:
-        with self._write() as conn:
+        with self._write(fenced=True) as conn:
             upsert(conn, t.action_state, {**asdict(row), "updated": self.clock()})
 
     def clear_permanent_errors(self, portal: str | None = None) -> int:
@@ -239,7 +245,7 @@ class Store(StoreReads):
         statement = update(a).where(a.c.permanent.is_(True)).values(permanent=False, next_attempt=0.0)
         if portal is not None:
             statement = statement.where(a.c.portal == portal)
-        with self._write() as conn:
+        with self._write(fenced=True) as conn:
             return conn.execute(statement).rowcount
 
     # -- overrides and maintenance ------------------------------------------------------------
@@ -329,7 +335,7 @@ class Store(StoreReads):
 
     def claim(self, key: str) -> bool:
         """True exactly once per key, across processes and restarts: claim before a visible effect."""
-        with self._write() as conn:
+        with self._write(fenced=True) as conn:
             return insert_if_absent(conn, t.claims, {"key": key, "ts": self.clock()})
 
     def claimed(self, key: str) -> bool:
@@ -342,7 +348,7 @@ class Store(StoreReads):
         claimed before. A row with ``after`` is queued only for a target that has the ``after``
         message (no "recovered" to a target that never had the outage)."""
         o = t.staff_outbox
-        with self._write() as conn:
+        with self._write(fenced=True) as conn:
             if not insert_if_absent(conn, t.claims, {"key": claim, "ts": self.clock()}):
                 return False
             for row in rows:
@@ -389,7 +395,7 @@ class Store(StoreReads):
             "possible_duplicate": row.possible_duplicate,
             "sent_at": row.sent_at,
         }
-        with self._write() as conn:
+        with self._write(fenced=True) as conn:
             conn.execute(update(o).where(o.c.claim == row.claim, o.c.target == row.target).values(**values))
 
     def requeue_interrupted_sends(self) -> int:
@@ -399,7 +405,7 @@ class Store(StoreReads):
         statement = (
             update(o).where(o.c.state == "sending").values(state="pending", next_try=0.0, possible_duplicate=True)
         )
-        with self._write() as conn:
+        with self._write(fenced=True) as conn:
             return conn.execute(statement).rowcount
 
     # -- staff accounts -----------------------------------------------------------------------

@@ -26,10 +26,10 @@ class DiskFull:
         real_tx = store.sync._write
 
         @contextmanager
-        def tx() -> Iterator[Any]:
+        def tx(fenced: bool = False) -> Iterator[Any]:
             if self.full:
                 raise sqlite3.OperationalError("database or disk is full")
-            with real_tx() as db:
+            with real_tx(fenced) as db:
                 yield db
 
         monkeypatch.setattr(store.sync, "_write", tx)
@@ -93,11 +93,11 @@ async def test_a_short_lock_pages_nobody(rig: Rig, monkeypatch: pytest.MonkeyPat
     real_tx, calls = rig.store.sync._write, {"n": 0}
 
     @contextmanager
-    def tx() -> Iterator[Any]:
+    def tx(fenced: bool = False) -> Iterator[Any]:
         calls["n"] += 1
         if calls["n"] <= 2:  # a backup held the lock for a moment
             raise sqlite3.OperationalError("database is locked")
-        with real_tx() as db:
+        with real_tx(fenced) as db:
             yield db
 
     monkeypatch.setattr(rig.store.sync, "_write", tx)
@@ -110,7 +110,7 @@ async def test_a_short_lock_pages_nobody(rig: Rig, monkeypatch: pytest.MonkeyPat
 
 async def test_a_lock_that_does_not_clear_is_told_after_a_while(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     @contextmanager
-    def locked() -> Iterator[Any]:
+    def locked(fenced: bool = False) -> Iterator[Any]:
         raise sqlite3.OperationalError("database is locked")
         yield
 

@@ -249,10 +249,10 @@ class DiskFull:
         real_tx = store.sync._write
 
         @contextmanager
-        def tx() -> Iterator[Any]:
+        def tx(fenced: bool = False) -> Iterator[Any]:
             if self.full:
                 raise sqlite3.OperationalError("database or disk is full")
-            with real_tx() as db:
+            with real_tx(fenced) as db:
                 yield db
 
         monkeypatch.setattr(store.sync, "_write", tx)

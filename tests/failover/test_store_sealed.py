@@ -114,7 +114,7 @@ def test_a_store_of_schema_0004_is_migrated_and_its_requests_sealed_nothing_lost
 
     s = Store(path, data_key=KEY)
     try:
-        assert s.schema_version() == SCHEMA_VERSION == 7
+        assert s.schema_version() == SCHEMA_VERSION == 8
         after = raw_rows(path)
         assert {k: v for k, v in after.items() if k != "booking_requests"} == {
             k: v for k, v in before.items() if k != "booking_requests"
