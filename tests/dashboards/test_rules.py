@@ -208,6 +208,19 @@ def test_the_panels_the_issue_asks_for_exist() -> None:
         assert f"portal:portalguard_portal_up:ratio_{window}" in uptime
 
 
+def test_the_sites_row_shows_leader_heartbeats_and_each_sites_verdict() -> None:
+    rows = [p["title"] for p in dashboard()["panels"] if p["type"] == "row"]
+    assert "Sites" in rows
+    by_title = {p["title"]: p for p in panels()}
+    exprs = {t: " ".join(q["expr"] for q in by_title[t]["targets"]) for t in ("Leader", "Sites alive")}
+    assert "portalguard_leader" in exprs["Leader"] and "by (site)" in exprs["Sites alive"]
+    timeline = by_title["Verdict per site"]
+    assert timeline["type"] == "state-timeline"
+    (target,) = timeline["targets"]
+    assert "portalguard_portal_site_state" in target["expr"] and "by (portal, site)" in target["expr"]
+    assert "{{site}}" in target["legendFormat"]
+
+
 def test_variables_portal_and_datasource() -> None:
     variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
