@@ -4,9 +4,9 @@
     python dashboards/build.py --check   # exit 1 if the committed JSON differs from what this code generates
 
 Every panel queries the `${datasource}` variable (no hard-coded datasource uid) and filters by `$portal`.
-Metric names come from watchdog/metrics.py and failover/metrics.py; the uptime panels read the recording
-rules of dashboards/prometheus/rules.yml. The tests execute every expression below against a real
-Prometheus, so a renamed metric cannot leave a panel silently empty.
+Metric names come from watchdog/metrics.py and failover/metrics.py (the Sites row: the metrics of HA mode,
+issue 12); the uptime panels read the recording rules of dashboards/prometheus/rules.yml. The tests execute
+every expression below against a real Prometheus, so a renamed metric cannot leave a panel silently empty.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ UPTIME_WINDOWS = ("24h", "7d", "30d")
 # ---------------------------------------------------------------------------------------------- queries
 
 
-def verdict_code_expr() -> str:
-    arms = [f'portalguard_portal_state{{{P},state="{s}"}} * {c}' for s, (c, _, _) in VERDICT_CODES.items()]
-    return "max by (portal) (\n    " + "\n  or ".join(arms) + "\n)"
+def verdict_code_expr(metric: str = "portalguard_portal_state", by: str = "portal") -> str:
+    arms = [f'{metric}{{{P},state="{s}"}} * {c}' for s, (c, _, _) in VERDICT_CODES.items()]
+    return f"max by ({by}) (\n    " + "\n  or ".join(arms) + "\n)"
 
 
 def control_code_expr() -> str:
@@ -809,6 +809,59 @@ def mirror_mail_unread() -> timeseries.Panel:
     )
 
 
+# ----------------------------------------------------------------------------------------------- sites
+# HA mode (several `portalguard run` sites on one PostgreSQL store): portalguard_leader per instance,
+# portalguard_site_up{site} and portalguard_portal_site_state{portal,site,state} from every instance.
+# A single instance on SQLite shows itself as the leader and its one site alive.
+
+
+def leader_now() -> stat.Panel:
+    return (
+        stat_panel(
+            "Leader",
+            "Which portalguard instance holds the leader lease: it alone switches the failover and its "
+            "actions for every site; the followers probe and vote. Exactly one should read LEADER: none "
+            "fires NoLeader, two fire TwoLeaders. A single instance on SQLite is always its own leader.",
+            [q("portalguard_leader", "{{instance}}", instant=True)],
+        )
+        .mappings(value_map([(1, "LEADER", "green"), (0, "follower", "blue")]))
+        .no_value("no data: is portalguard scraped?")
+        .height(5)
+        .span(6)
+    )
+
+
+def sites_alive() -> stat.Panel:
+    return (
+        stat_panel(
+            "Sites alive",
+            "Whether each site's heartbeat in the shared store is fresh, as any instance sees it. A SILENT "
+            "site does not vote: the others decide without it, and one site left alive decides alone. "
+            "SiteDown fires after 2 minutes.",
+            [q("max by (site) (portalguard_site_up)", "{{site}}", instant=True)],
+        )
+        .mappings(value_map([(1, "alive", "green"), (0, "SILENT", "red")]))
+        .no_value("no data: is portalguard scraped?")
+        .height(5)
+        .span(6)
+    )
+
+
+def site_verdicts() -> statetimeline.Panel:
+    return (
+        timeline_panel(
+            "Verdict per site",
+            "Each site's own verdict of each portal, from its own vantage point, before the live sites' "
+            "verdicts are combined into the one that decides (Verdict now). One site alone seeing DOWN is "
+            "most likely that site's network, not the portal.",
+            [q(verdict_code_expr("portalguard_portal_site_state", "portal, site"), "{{portal}} @ {{site}}")],
+        )
+        .mappings(value_map(VERDICT_CODES.values()))
+        .height(5)
+        .span(12)
+    )
+
+
 # ------------------------------------------------------------------------------------------- dashboard
 
 
@@ -822,6 +875,7 @@ def panels() -> list[tuple[str, list[cogbuilder.Builder[Any]]]]:
         ("Patients and the monitor", [booking_requests(), http_requests(), canary_history(), schedule_lateness()]),
         ("Appointment mirror", [mirror_age(), mirror_appointments(), mirror_sync()]),
         ("", [mirror_mail_age(), mirror_mail_unread()]),
+        ("Sites", [leader_now(), sites_alive(), site_verdicts()]),
     ]
 
 

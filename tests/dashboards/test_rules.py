@@ -35,6 +35,9 @@ ALERTS = {
     "PortalguardStale",
     "TLSCertExpiringSoon",
     "MirrorStale",
+    "NoLeader",
+    "TwoLeaders",
+    "SiteDown",
 }
 
 
@@ -205,6 +208,19 @@ def test_the_panels_the_issue_asks_for_exist() -> None:
         assert f"portal:portalguard_portal_up:ratio_{window}" in uptime
 
 
+def test_the_sites_row_shows_leader_heartbeats_and_each_sites_verdict() -> None:
+    rows = [p["title"] for p in dashboard()["panels"] if p["type"] == "row"]
+    assert "Sites" in rows
+    by_title = {p["title"]: p for p in panels()}
+    exprs = {t: " ".join(q["expr"] for q in by_title[t]["targets"]) for t in ("Leader", "Sites alive")}
+    assert "portalguard_leader" in exprs["Leader"] and "by (site)" in exprs["Sites alive"]
+    timeline = by_title["Verdict per site"]
+    assert timeline["type"] == "state-timeline"
+    (target,) = timeline["targets"]
+    assert "portalguard_portal_site_state" in target["expr"] and "by (portal, site)" in target["expr"]
+    assert "{{site}}" in target["legendFormat"]
+
+
 def test_variables_portal_and_datasource() -> None:
     variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
@@ -246,10 +262,15 @@ def expressions() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("where", "expr"), expressions(), ids=[w for w, _ in expressions()])
 def test_every_metric_name_used_is_exported(where: str, expr: str) -> None:
     recorded = {r["record"] for r in livestack.load_rules() if "record" in r}
-    known = livestack.exported_metric_names() | recorded | {"up"}
+    known = livestack.exported_metric_names() | livestack.pending_metric_names() | recorded | {"up"}
     used = livestack.used_metric_names(expr)
     assert used, f"{where}: no metric found in {expr!r}"
     assert used <= known, f"{where} uses unknown metrics {sorted(used - known)}"
+
+
+def test_every_pending_metric_is_used() -> None:
+    used = set().union(*(livestack.used_metric_names(e) for _, e in expressions()))
+    assert set(livestack.PENDING_METRICS) <= used, "an entry of PENDING_METRICS nothing uses: remove it"
 
 
 def test_every_exported_metric_is_shown_somewhere() -> None:
@@ -335,7 +356,11 @@ def test_portalguard_stale_inhibits_the_alerts_it_makes_meaningless() -> None:
     assert others and all(inhibited(t, gone) for t in others), "absent() labels: job only, no instance"
     for source in (a for a in stale if "instance" in a):
         for target in others:
-            assert inhibited(target, source) is (target["instance"] == source["instance"]), (source, target)
+            # NoLeader, TwoLeaders and SiteDown speak for the whole job (no instance): one stale instance
+            # must not hide them.
+            same = target.get("instance", "") == source["instance"]
+            assert inhibited(target, source) is same, (source, target)
+    assert {a["alertname"] for a in others if "instance" not in a} >= {"NoLeader", "TwoLeaders", "SiteDown"}
     assert not any(inhibited(s, s) for s in stale), "the cause itself must stay visible"
 
 
