@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
-from failover.metrics import FailoverMetrics, MirrorMetrics
+from failover.metrics import FailoverMetrics, MirrorMetrics, SiteMetrics
 from failover.mirror.model import FAILURE_KINDS, DayFailure, SyncFailure
 from failover.mirror.sync import SyncReport
 from watchdog.metrics import WatchdogMetrics
@@ -527,6 +527,7 @@ def exported_metric_names() -> set[str]:
     WatchdogMetrics(registry)
     FailoverMetrics(registry)
     MirrorMetrics(registry)
+    SiteMetrics(registry)
     names: set[str] = set()
     for family in registry.collect():
         suffixes = _SUFFIXES.get(family.type, ("",))
@@ -534,27 +535,11 @@ def exported_metric_names() -> set[str]:
     return names
 
 
-# The metrics of HA mode (issue 12, several sites on one PostgreSQL store) with their label names, as
-# contracted while the service gains them: the Sites row and the NoLeader, TwoLeaders and SiteDown alerts
-# use them already. A name counts as known only while the metric classes do not define it; once they
-# do, the classes' own names and labels are what the tests check, and the entry can go.
-PENDING_METRICS: dict[str, tuple[str, ...]] = {
-    "portalguard_leader": (),
-    "portalguard_site_up": ("site",),
-    "portalguard_portal_site_state": ("portal", "site", "state"),
-}
-
-
-def pending_metric_names() -> set[str]:
-    """The contracted metrics of ``PENDING_METRICS`` the code does not export yet."""
-    return set(PENDING_METRICS) - exported_metric_names()
-
-
 def metric_labels() -> dict[str, tuple[str, ...]]:
     """Label names of every exported series name (from the metric objects, which know them up front)."""
     registry = CollectorRegistry()
-    labels: dict[str, tuple[str, ...]] = {n: PENDING_METRICS[n] for n in pending_metric_names()}
-    for owner in (WatchdogMetrics(registry), FailoverMetrics(registry), MirrorMetrics(registry)):
+    labels: dict[str, tuple[str, ...]] = {}
+    for owner in (WatchdogMetrics(registry), FailoverMetrics(registry), MirrorMetrics(registry), SiteMetrics(registry)):
         for metric in vars(owner).values():
             names = tuple(getattr(metric, "_labelnames", ()))
             for family in metric.describe():

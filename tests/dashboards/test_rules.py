@@ -262,15 +262,10 @@ def expressions() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("where", "expr"), expressions(), ids=[w for w, _ in expressions()])
 def test_every_metric_name_used_is_exported(where: str, expr: str) -> None:
     recorded = {r["record"] for r in livestack.load_rules() if "record" in r}
-    known = livestack.exported_metric_names() | livestack.pending_metric_names() | recorded | {"up"}
+    known = livestack.exported_metric_names() | recorded | {"up"}
     used = livestack.used_metric_names(expr)
     assert used, f"{where}: no metric found in {expr!r}"
     assert used <= known, f"{where} uses unknown metrics {sorted(used - known)}"
-
-
-def test_every_pending_metric_is_used() -> None:
-    used = set().union(*(livestack.used_metric_names(e) for _, e in expressions()))
-    assert set(livestack.PENDING_METRICS) <= used, "an entry of PENDING_METRICS nothing uses: remove it"
 
 
 def test_every_exported_metric_is_shown_somewhere() -> None:
