@@ -594,6 +594,7 @@ class Service:
             self._booking_arrived,
             self.clock,
             drill=lambda pid: rehearse(self.actions[pid], pid, self.clock()),  # the console's drill
+            leading=self.may_act,
         )
         return build_servers(self.settings.server, app, self.registry)
 

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
 
 from failover.actions.google_ads import GoogleAdsConfig
 from failover.actions.notify import NotifyConfig
@@ -226,16 +226,25 @@ def default_site() -> str:
     return name or "portalguard"
 
 
+def _quorum(value: object) -> object:
+    # One message for both arms (a union would report each arm's failure).
+    if value == "majority" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 99):
+        return value
+    raise ValueError(f"{value!r} is no quorum: use majority, or the number of sites that must agree (1 to 99)")
+
+
 class HaSettings(StrictModel):
     """Several instances on one PostgreSQL store: who leads, and how the sites' verdicts combine."""
 
-    lease: Annotated[Duration, Field(ge=2.0, le=300.0)] = Field(
-        10.0, description="The leader lease; renewed every lease/3. A dead leader is replaced within about this."
-    )
-    quorum: Literal["majority"] | Annotated[int, Field(ge=1, le=99)] = Field(
+    lease: Annotated[
+        Duration,
+        at_least(2.0, "it is renewed every lease/3: shorter, one slow query costs the leader"),
+        Field(le=300.0),
+    ] = Field(10.0, description="The leader lease; renewed every lease/3. A dead leader is replaced within about this.")
+    quorum: Annotated[Literal["majority"] | int, BeforeValidator(_quorum)] = Field(
         "majority", description="Sites that must judge a portal DOWN (or UP) to switch: majority of the live ones."
     )
-    site_stale_after: Annotated[Duration, Field(ge=2.0)] | None = Field(
+    site_stale_after: Annotated[Duration, at_least(2.0, "a site writes its heartbeat twice a second")] | None = Field(
         None, description="A site silent this long does not count. Default: 3 × the longest probe interval."
     )
 

@@ -128,13 +128,17 @@ def create_app(
     notify: Notify | None = None,
     clock: Callable[[], float] = steady_time,
     drill: Rehearse | None = None,
+    leading: Callable[[], bool] = lambda: True,
 ) -> Starlette:
     """The ASGI app. ``notify(portal, request_id)`` announces a new booking request to staff; it runs
     in the background and never delays or fails the patient's confirmation. ``app.state.announcements``
     holds the announcements still running (a shutdown may wait for them). ``drill(portal)`` rehearses
-    a portal's actions (the service's own), for the staff console; without it the console offers none."""
+    a portal's actions (the service's own), for the staff console; without it the console offers none.
+    ``leading()``: whether this instance holds the leader lease (several instances): only the leader
+    drills, as only it sends staff messages."""
     web = _Web(settings, store, metrics, registry, notify, clock)
     web.drill = drill
+    web.leading = leading
     app = Starlette(
         routes=web.routes(),
         middleware=[
@@ -177,6 +181,7 @@ class _Web:
         self.sleep = asyncio.sleep  # the delay of a locked-out client's wrong guess (tests step a clock)
         self.announcements: set[asyncio.Task[None]] = set()
         self.drill: Rehearse | None = None  # the service's rehearsal of a portal (create_app's drill)
+        self.leading: Callable[[], bool] = lambda: True  # several instances: this one holds the lease
         self.assets = _load_assets(ASSETS)
         self.asset_version = hashlib.sha256(b"".join(a.body for a in self.assets.values())).hexdigest()[:10]
         self.templates = load_templates()
@@ -659,6 +664,8 @@ class _Web:
             return "drill_unavailable"
         if (await self.store.portal(pid)).failover:
             return "drill_in_failover"  # [訓練] messages in a real outage only confuse staff
+        if not self.leading():
+            return "drill_not_leader"  # a follower sends no staff message, [訓練] ones neither
         return None
 
     async def _run_drill(self, request: Request, pid: str, lang: str, by: str) -> Response:

@@ -189,6 +189,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "drill_then_webhook": "Webhook は訓練の印（drill: true）付きで送られます",
         "drill_unavailable": "この画面からは訓練できません（portalguard drill PORTAL をお使いください）",
         "drill_in_failover": "代替受付中は訓練できません（本当の障害の最中に【訓練】のメッセージが届くと混乱します）",
+        "drill_not_leader": "このインスタンスはリーダーではありません。"
+        "訓練はリーダーの画面から実行してください（portalguard status でリーダーを確認できます）",
         "dr_title": "{name} の訓練結果",
         "dr_passed": "訓練は成功しました。すべての対策が使える状態です。",
         "dr_failed": "訓練で失敗した対策があります。詳細を確認し、設定を直してからもう一度訓練してください。",
@@ -490,6 +492,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "drill_then_webhook": "The webhook is sent marked as a drill (drill: true)",
         "drill_unavailable": "No drill from this page (use portalguard drill PORTAL)",
         "drill_in_failover": "No drill during a failover ([訓練] messages in a real outage only confuse staff)",
+        "drill_not_leader": "This instance is not the leader: run the drill from the leader's console "
+        "(portalguard status names it)",
         "dr_title": "{name}: drill result",
         "dr_passed": "The drill passed: every measure is ready.",
         "dr_failed": "A measure failed the drill: read the detail, fix the config, and run the drill again.",

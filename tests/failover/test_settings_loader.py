@@ -458,3 +458,31 @@ def test_a_secret_is_masked_only_when_long_enough(tmp_path: Path) -> None:
         )
         got = "\n".join(messages(write(tmp_path, text), {"PORTAL_PASSWORD": value}))
         assert (value not in got) is masked and ("${PORTAL_PASSWORD}" in got) is masked, got
+
+
+# -- several instances: the site and the ha section -----------------------------------------------
+
+
+def test_the_site_is_the_host_name_unless_the_file_or_the_environment_says(tmp_path: Path) -> None:
+    from failover.settings.model import default_site
+
+    path = write(tmp_path, MINIMAL.replace("PASSWORD", "pw"))
+    settings = load(path, environ={})
+    assert settings.site == default_site() and settings.site
+    assert settings.ha.lease == 10.0 and settings.ha.quorum == "majority"
+    named = write(tmp_path, "site: vps-tokyo\nha: {quorum: 2, lease: 6s}\n" + MINIMAL.replace("PASSWORD", "pw"))
+    assert load(named, environ={}).site == "vps-tokyo"
+    assert (load(named, environ={}).ha.quorum, load(named, environ={}).ha.lease) == (2, 6.0)
+    # One config file for every machine: the environment names the site, and wins.
+    assert load(named, environ={"PORTALGUARD_SITE": "clinic-shibuya"}).site == "clinic-shibuya"
+    with contextlib.chdir(tmp_path), pytest.raises(ConfigError) as info:
+        load(Path(named.name), environ={"PORTALGUARD_SITE": "clinic shibuya"})
+    assert info.value.messages[0].startswith('portalguard.yaml: site: "clinic shibuya" is not a site name')
+
+
+def test_a_site_is_stale_after_three_of_the_longest_intervals_by_default(tmp_path: Path) -> None:
+    text = MINIMAL.replace("PASSWORD", "pw").replace("    book_url:", "    interval: 20s\n    book_url:")
+    settings = load(write(tmp_path, text), environ={})
+    assert settings.site_stale_after() == 60.0
+    given = load(write(tmp_path, "ha: {site_stale_after: 45s}\n" + text), environ={})
+    assert given.site_stale_after() == 45.0

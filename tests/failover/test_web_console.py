@@ -153,3 +153,20 @@ async def test_no_decision_without_the_forms_token_or_for_an_unknown_portal(web:
         anonymous = await c.post(f"/staff/decide/{PORTAL}", data={"kind": "auto", "confirm": "yes"})
     assert forged.status_code == 403 and unknown.status_code == 404 and anonymous.status_code == 401
     assert [e for e in web.store.sync.events() if e.kind == "override"] == []
+
+
+async def test_a_follower_does_not_drill_and_says_where_to(web: Web, clock: Any) -> None:
+    # Several instances on one store: only the leader sends staff messages, [訓練] ones included.
+    from failover.web import create_app
+
+    ran: list[str] = []
+
+    async def drill(pid: str) -> list[dict[str, Any]]:
+        ran.append(pid)
+        return []
+
+    web.app = create_app(web.settings, web.store, web.metrics, web.registry, None, clock, drill, leading=lambda: False)
+    async with web.client() as c:
+        refused = await decide(c, {"kind": "drill"}, confirm=True)
+    assert refused.status_code == 409 and "このインスタンスはリーダーではありません" in refused.text
+    assert ran == []
