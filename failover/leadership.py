@@ -8,7 +8,9 @@ if this process was frozen (SIGSTOP, a VM pause) or cut off from the database me
 
 Gaining the lease sets the store's ``fence`` (site, token): from then on every write that makes an
 effect checks, in its own transaction, that the token is still the lease's. Losing it leaves the old
-fence in place, so a write still under way is refused, never done.
+fence in place: a write still under way is refused once the lease has run out in the database or
+another site holds it. (Between our own deadline and the database's expiry — at least ``MARGIN`` —
+such a write still passes; harmless, as no other site can hold the lease before that expiry.)
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class Leadership:
     def _lose(self, why: str) -> None:
         assert self.term is not None
         log.warning("site %s is no longer the leader: %s", self.site, why)
-        self.term = None  # the fence keeps the old token: refused from now on
+        self.term = None  # the fence keeps the old token: refused once the lease is expired or taken
         self._publish()
 
     def _publish(self) -> None:

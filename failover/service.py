@@ -41,7 +41,7 @@ from failover.sites import SiteVotes
 from failover.staff import StaffAlerts, StaffDirectory, Target
 from failover.staff.bookings import WINDOW as BOOKING_WINDOW
 from failover.staff.bookings import BookingAnnouncer
-from failover.store import AsyncStore, EndpointRow, StoreError
+from failover.store import AsyncStore, EndpointRow, FencedOut, StoreError
 from failover.store_url import is_database_url
 from failover.web.server import ServiceError as ServiceError  # raised by run(); run_cmd catches it
 from failover.web.server import build_servers
@@ -433,7 +433,27 @@ class Service:
             self._ended_token = term.token
             await self._end_term(term)
             term = None
+        await self._tell_store_outage()
         return term
+
+    async def _tell_store_outage(self) -> None:
+        """The database was unreachable long enough to matter, and is back: the leader tells staff what
+        happened meanwhile (nothing was switched), once (the claim is by the minute it began). While
+        it lasted no one could claim, so no one could tell; the StoreDown alert is the live signal."""
+        outage = self.votes.outage
+        if outage is None:
+            return
+        if not self.may_act():
+            if self.votes.view.leader not in (None, self.settings.site):
+                self.votes.outage = None  # another site leads: it tells, from its own view
+            return
+        self.votes.outage = None
+        since, ended = outage
+        claim = f"store_was_down:{int(since // 60)}"
+        try:
+            await self.staff.enqueue(claim, "store_was_down", None, since=since, ended=ended, site=self.settings.site)
+        except (StoreError, sqlite3.Error, OSError, FencedOut) as err:
+            log.error("staff not told of the database outage: %s", type(err).__name__)
 
     async def _begin_term(self, token: int, stop: asyncio.Event) -> _TermTask | None:
         try:  # the store's state, not what this process last saw as a follower

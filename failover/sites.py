@@ -31,6 +31,9 @@ from watchdog.verdict import Health
 
 log = logging.getLogger("portalguard.sites")
 BEAT_EVERY = 0.5  # seconds: the other sites' verdicts reach the leader within about this
+# A store outage this long is told to staff once it is over (a restart of the server for an upgrade,
+# seconds long, pages nobody); while it lasts no one may claim anything, so no one can tell.
+OUTAGE_TOLD_AFTER = 30.0
 SITE_ERRORS = (StoreError, sqlite3.Error, OSError, TimeoutError)
 VerdictListener = Callable[[PortalHealth, Health], None]
 
@@ -69,6 +72,8 @@ class SiteVotes:
         self._last: dict[str, Health] = {pid: own(pid).health for pid in self.portals}
         self._wake = asyncio.Event()
         self._failing = False
+        self._down_since: float | None = None  # the store stopped answering (our clock)
+        self.outage: tuple[float, float] | None = None  # the last long store outage, (since, until), untold
 
     # -- what the orchestrator reads ------------------------------------------------------------
 
@@ -110,6 +115,8 @@ class SiteVotes:
             if not self._failing:
                 log.error("site %s: heartbeat not written, other sites not read: %s", self.site, type(err).__name__)
             self._failing = True
+            if self._down_since is None:
+                self._down_since = self.clock()
             if (health := getattr(self.store, "health", None)) is not None:
                 health.unreadable()  # portalguard_store_up 0 on every instance, the followers too
             return  # the last known view stays
@@ -118,6 +125,10 @@ class SiteVotes:
         if self._failing:
             log.warning("site %s: heartbeat written again", self.site)
         self._failing = False
+        if self._down_since is not None:
+            if self.clock() - self._down_since >= OUTAGE_TOLD_AFTER:
+                self.outage = (self._down_since, self.clock())
+            self._down_since = None
         leader = lease.site if lease is not None and lease.held else None
         self.view = SiteView(tuple(sites), tuple(stored), leader)
         self._learn(sites, stored)

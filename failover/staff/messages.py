@@ -35,6 +35,7 @@ TOPICS = (
     "store_failing",
     "store_damaged",
     "store_restored",
+    "store_was_down",
     "stopped_in_failover",
 )
 
@@ -269,6 +270,25 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "[Store writable again] portalguard records again",
             "{clinic}\nportalguard can write its store again ({duration}, since {since}). "
             "What was kept in memory meanwhile has been written.",
+        ),
+    },
+    "store_was_down": {
+        "ja": (
+            "【お知らせ】portalguard のデータベースに{duration}接続できませんでした",
+            "{clinic}\n{since}から{ended}まで（{duration}）、portalguard（{site}）は共有のデータベース"
+            "（PostgreSQL）に接続できませんでした。\n"
+            "その間、予約ページ（/book）は最後の状態のまま表示を続けましたが、切り替え・広告・通知は"
+            "行っていません（予約依頼の送信には、お電話をお願いする画面が出ていました）。\n"
+            "接続は戻り、状態を確かめて必要な切り替えを再開しています。現在の状況：{overview_url}",
+        ),
+        "en": (
+            "[Notice] portalguard could not reach its database for {duration}",
+            "{clinic}\nFrom {since} to {ended} ({duration}), portalguard ({site}) could not reach the shared "
+            "database (PostgreSQL).\n"
+            "Meanwhile /book went on showing the last known state, but nothing was switched and nobody was "
+            "told (a booking request got the page that asks patients to phone).\n"
+            "The database answers again; portalguard has checked the state and goes on switching as needed. "
+            "Now: {overview_url}",
         ),
     },
     "stopped_in_failover": {

@@ -186,16 +186,14 @@ def test_the_ha_config_has_the_contract_keys() -> None:
 
 def test_the_ha_config_loads(tmp_path: Path) -> None:
     from failover.settings.loader import load
-    from failover.settings.model import Settings
 
     doc = ha_config()
-    if "ha" not in Settings.model_fields:  # until the HA core (its own step of issue 12) knows the key
-        doc.pop("ha")
     path = tmp_path / "portalguard.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    environ = {"PORTALGUARD_STORE": STORE, "PORTALGUARD_DATA_KEY": DataKey.generate()[0]}
+    environ = {"PORTALGUARD_STORE": STORE, "PORTALGUARD_DATA_KEY": DataKey.generate()[0], "PORTALGUARD_SITE": "site-a"}
     settings = load(path, environ=environ)
-    assert settings.store == STORE
+    assert settings.store == STORE and settings.site == "site-a"
+    assert (settings.ha.lease, settings.ha.quorum) == (10.0, "majority")
     assert settings.server.secret_file is not None and settings.data_key is not None
     assert settings.server.listen.startswith("0.0.0.0:")
 

@@ -9,6 +9,7 @@ import json
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +18,9 @@ import yaml
 from failover.fakes.google_ads_server import FakeGoogleAds
 from failover.fakes.portal_simulator import PortalSimulator
 from failover.fakes.receivers import JsonReceiver
+from failover.settings.model import default_site
+from failover.sites import OUTAGE_TOLD_AFTER
+from tests.e2e.ha_rig import stays
 from tests.e2e.test_run_process import BIN, FORM, PORTAL, Rig, until
 from tests.pg_support import PostgresServer
 
@@ -78,7 +82,8 @@ async def test_a_second_run_on_the_same_database_exits_2_naming_the_first(rig: R
     assert second.returncode == 2
     text = err.decode()
     assert (
-        f"another portalguard run (PID {rig.proc.pid} on host" in text and "already uses store postgresql://pg@" in text
+        f"another portalguard run of site {default_site()} (PID {rig.proc.pid} on host" in text
+        and "already uses store postgresql://pg@" in text
     )
     rig.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(rig.proc.wait(), 30) == 0
@@ -139,13 +144,18 @@ async def _stop_and_start_the_database(rig: Rig, server: PostgresServer) -> None
 
         await until(store_down, 20, "portalguard_store_up 0 while PostgreSQL is down")
 
-        def told() -> bool:
-            words = "データベース（PostgreSQL）に接続できない"
-            return any(words in r.json().get("message", "") for r in rig.staff.requests)
-
-        # After 30 s of failing writes (resilient.ALERT_AFTER), in the words of a database server.
-        await until(told, 60, "staff told the database cannot be reached")
+        # No one may claim anything while the database is down (several instances could not agree who
+        # tells): no message now, StoreDown is the live signal; once it is back, one message says what
+        # happened meanwhile.
+        told_before = len(rig.staff.requests)
+        await stays(lambda: len(rig.staff.requests) == told_before, OUTAGE_TOLD_AFTER + 1, "nobody told while down")
         server.start()
+
+        def told() -> list[Any]:
+            return [r for r in rig.staff.requests if "データベースに" in r.json().get("title", "")]
+
+        await until(told, 30, "staff told, once the database is back, that it could not be reached")
+        assert "切り替え・広告・通知は行っていません" in told()[0].json()["message"]
         await until(rig._healthy, 30, "/healthz healthy again once the database is back")
 
         async def store_up() -> bool:
@@ -156,3 +166,4 @@ async def _stop_and_start_the_database(rig: Rig, server: PostgresServer) -> None
         await until(lambda: rig.converged(False), 40, "recovered after the database came back")
         assert rig.ads.status("111") == "PAUSED"
         assert rig.hook_states() == ["failover", "recovered"]
+    assert len(told()) == 1

@@ -16,6 +16,7 @@ from failover.fakes.receivers import JsonReceiver
 from failover.staff import StaffAlerts, StaffDirectory, Target
 from failover.staff.bookings import BookingAnnouncer, batch_claim
 from failover.store import AsyncStore
+from failover.store_url import is_database_url
 from tests.failover.notify_support import deliver_all
 
 if TYPE_CHECKING:  # importing tests.conftest at run time would load it twice (and its loopback guard)
@@ -38,8 +39,8 @@ def directory(url: str = "json://127.0.0.1:9/staff", language: str = "ja") -> St
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock):  # type: ignore[no-untyped-def]
-    s = AsyncStore(tmp_path / "pg.db", clock)
+async def store(store_location: str, clock: FakeClock):  # type: ignore[no-untyped-def]
+    s = AsyncStore(store_location, clock)  # a SQLite file, then a PostgreSQL database
     yield s
     await s.close()
 
@@ -174,7 +175,7 @@ async def test_at_shutdown_the_waiting_requests_are_queued_at_once(store: AsyncS
 
 
 async def test_the_web_app_posting_several_requests_pages_staff_once_with_the_count(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, store_location: str, clock: FakeClock
 ) -> None:
     async with JsonReceiver() as receiver:
         announcers: list[BookingAnnouncer] = []
@@ -182,7 +183,10 @@ async def test_the_web_app_posting_several_requests_pages_staff_once_with_the_co
         async def notify(portal: str, number: int) -> None:  # what the service hands the web app
             await announcers[0].arrived(portal, number)
 
-        web = make_web(tmp_path, clock, notify=notify)
+        where: dict[str, object] = {"store": store_location}
+        if is_database_url(store_location):
+            where["server"] = {"secret_file": str(tmp_path / "web.key")}
+        web = make_web(tmp_path, clock, notify=notify, **where)
         staff = StaffAlerts(directory(receiver.url("/staff", scheme="json")), web.store, clock)
         bookings = BookingAnnouncer(staff, web.store, clock)
         announcers.append(bookings)

@@ -14,16 +14,24 @@ from click.testing import CliRunner
 
 from failover.cli import main
 from failover.fakes.receivers import JsonReceiver
+from failover.store_url import is_database_url
 
 pytestmark = pytest.mark.anyio
 pytest_plugins = ["tests.failover.receivers_fixtures"]  # hook: a local JSON receiver
 HOOK_SECRET = "hmacK3ySecret-0123456"
 
 
-def write_config(tmp_path: Path, actions: dict[str, dict[str, Any]]) -> Path:
-    doc = {
+@pytest.fixture
+def where(tmp_path: Path, store_location: str) -> tuple[Path, str]:
+    """The test's directory and its store: a SQLite file, then a PostgreSQL database."""
+    return tmp_path, store_location
+
+
+def write_config(where: tuple[Path, str], actions: dict[str, dict[str, Any]]) -> Path:
+    tmp_path, store = where
+    doc: dict[str, Any] = {
         "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
-        "store": str(tmp_path / "pg.db"),
+        "store": store,
         "actions": actions,
         "portals": {
             "sakura": {
@@ -33,6 +41,8 @@ def write_config(tmp_path: Path, actions: dict[str, dict[str, Any]]) -> Path:
             }
         },
     }
+    if is_database_url(store):
+        doc["server"] = {"secret_file": str(tmp_path / "web.key")}
     path = tmp_path / "portalguard.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     return path
@@ -53,9 +63,9 @@ def staff(hook: JsonReceiver) -> dict[str, Any]:
     return {"type": "notify", "urls": [hook.url("/staff", scheme="json")]}
 
 
-async def test_all_ready_exits_0(tmp_path: Path, hook: JsonReceiver) -> None:
+async def test_all_ready_exits_0(where: tuple[Path, str], hook: JsonReceiver) -> None:
     config = write_config(
-        tmp_path, {"staff": staff(hook), "ivr": {"type": "webhook", "url": hook.url("/ivr"), "secret": HOOK_SECRET}}
+        where, {"staff": staff(hook), "ivr": {"type": "webhook", "url": hook.url("/ivr"), "secret": HOOK_SECRET}}
     )
     r = await doctor(config)
     assert r.exit_code == 0, r.output
@@ -63,8 +73,10 @@ async def test_all_ready_exits_0(tmp_path: Path, hook: JsonReceiver) -> None:
     assert hook.requests == [], "a preflight sent something"
 
 
-async def test_an_unsigned_webhook_is_not_ready_and_says_to_set_the_secret(tmp_path: Path, hook: JsonReceiver) -> None:
-    config = write_config(tmp_path, {"staff": staff(hook), "ivr": {"type": "webhook", "url": hook.url("/ivr")}})
+async def test_an_unsigned_webhook_is_not_ready_and_says_to_set_the_secret(
+    where: tuple[Path, str], hook: JsonReceiver
+) -> None:
+    config = write_config(where, {"staff": staff(hook), "ivr": {"type": "webhook", "url": hook.url("/ivr")}})
     r = await doctor(config, "--json")
     assert r.exit_code == 1, r.output
     rows = {row["action"]: row for row in json.loads(r.output)}
@@ -73,11 +85,9 @@ async def test_an_unsigned_webhook_is_not_ready_and_says_to_set_the_secret(tmp_p
     assert hook.requests == [], "a preflight sent something"
 
 
-async def test_an_unreachable_webhook_is_not_ready(tmp_path: Path, hook: JsonReceiver) -> None:
+async def test_an_unreachable_webhook_is_not_ready(where: tuple[Path, str], hook: JsonReceiver) -> None:
     url = f"http://127.0.0.1:{closed_port()}/ivr"
-    config = write_config(
-        tmp_path, {"staff": staff(hook), "ivr": {"type": "webhook", "url": url, "secret": HOOK_SECRET}}
-    )
+    config = write_config(where, {"staff": staff(hook), "ivr": {"type": "webhook", "url": url, "secret": HOOK_SECRET}})
     r = await doctor(config)
     assert r.exit_code == 1, r.output
     (row,) = [line for line in r.output.splitlines() if line.startswith("sakura  ivr")]

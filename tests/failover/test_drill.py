@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from failover.cli import main
 from failover.fakes.receivers import JsonReceiver
 from failover.store import Store
+from failover.store_url import is_database_url
 
 pytestmark = pytest.mark.anyio
 pytest_plugins = ["tests.failover.receivers_fixtures"]  # hook: the webhook receiver that can be told to fail
@@ -31,13 +32,18 @@ async def site() -> AsyncIterator[JsonReceiver]:
         yield receiver
 
 
-def write_config(tmp_path: Path, site: JsonReceiver, hook: JsonReceiver, public_url: str | None = None) -> Path:
+def write_config(
+    tmp_path: Path, store: str, site: JsonReceiver, hook: JsonReceiver, public_url: str | None = None
+) -> Path:
+    """``store``: the ``store_location`` fixture's, a SQLite file or a PostgreSQL database."""
     server: dict[str, Any] = {"listen": f"127.0.0.1:{site.port}", "metrics_listen": None}
     if public_url:
         server["public_url"] = public_url
+    if is_database_url(store):
+        server["secret_file"] = str(tmp_path / "web.key")
     doc = {
         "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
-        "store": str(tmp_path / "pg.db"),
+        "store": store,
         "server": server,
         "actions": {
             "page": {"type": "fallback_page"},
@@ -62,9 +68,9 @@ async def cli(config: Path, *args: str) -> Any:
 
 
 async def test_a_failing_action_fails_the_drill_with_exit_1(
-    tmp_path: Path, site: JsonReceiver, hook: JsonReceiver
+    tmp_path: Path, store_location: str, site: JsonReceiver, hook: JsonReceiver
 ) -> None:
-    config = write_config(tmp_path, site, hook)
+    config = write_config(tmp_path, store_location, site, hook)
     hook.answer_next(500)
     r = await cli(config, "drill", PORTAL)
     assert r.exit_code == 1, r.output
@@ -86,9 +92,9 @@ async def test_a_failing_action_fails_the_drill_with_exit_1(
 
 
 async def test_status_keeps_the_last_passed_drill_after_a_failed_one(
-    tmp_path: Path, site: JsonReceiver, hook: JsonReceiver
+    tmp_path: Path, store_location: str, site: JsonReceiver, hook: JsonReceiver
 ) -> None:
-    config = write_config(tmp_path, site, hook)
+    config = write_config(tmp_path, store_location, site, hook)
     assert (await cli(config, "drill", PORTAL)).exit_code == 0
     passed = json.loads((await cli(config, "status", "--json")).output)["portals"][PORTAL]["last_drill"]
     assert passed["ok"] is True and passed["last_ok_at"] == passed["at"]
@@ -103,10 +109,10 @@ async def test_status_keeps_the_last_passed_drill_after_a_failed_one(
 
 
 async def test_a_drill_record_from_before_last_ok_at_still_shows_its_pass(
-    tmp_path: Path, site: JsonReceiver, hook: JsonReceiver
+    tmp_path: Path, store_location: str, site: JsonReceiver, hook: JsonReceiver
 ) -> None:
-    config = write_config(tmp_path, site, hook)
-    Store(tmp_path / "pg.db").set_value(f"drill:{PORTAL}", {"at": 1_800_000_000.0, "ok": True})
+    config = write_config(tmp_path, store_location, site, hook)
+    Store(store_location).set_value(f"drill:{PORTAL}", {"at": 1_800_000_000.0, "ok": True})
     hook.answer_next(500)
     assert (await cli(config, "drill", PORTAL)).exit_code == 1
     doc = json.loads((await cli(config, "status", "--json")).output)["portals"][PORTAL]["last_drill"]
@@ -121,9 +127,9 @@ async def test_a_drill_record_from_before_last_ok_at_still_shows_its_pass(
     ],
 )
 async def test_the_preview_link_is_one_staff_can_open(
-    tmp_path: Path, site: JsonReceiver, hook: JsonReceiver, public_url: str | None, link: str
+    tmp_path: Path, store_location: str, site: JsonReceiver, hook: JsonReceiver, public_url: str | None, link: str
 ) -> None:
-    r = await cli(write_config(tmp_path, site, hook, public_url), "drill", PORTAL, "--json")
+    r = await cli(write_config(tmp_path, store_location, site, hook, public_url), "drill", PORTAL, "--json")
     assert r.exit_code == 0, r.output
     detail = next(a["detail"] for a in json.loads(r.output)["actions"] if a["action"] == "page")
     assert detail.startswith(f"preview: {link.format(port=site.port)}"), detail
@@ -132,11 +138,11 @@ async def test_the_preview_link_is_one_staff_can_open(
 
 
 async def test_a_drill_during_a_real_failover_is_refused_unless_forced(
-    tmp_path: Path, site: JsonReceiver, hook: JsonReceiver
+    tmp_path: Path, store_location: str, site: JsonReceiver, hook: JsonReceiver
 ) -> None:
     # It sent a [訓練] message mid-outage and said "patients still see the portal": false.
-    config = write_config(tmp_path, site, hook)
-    Store(tmp_path / "pg.db").set_failover(PORTAL, True, "portal down")
+    config = write_config(tmp_path, store_location, site, hook)
+    Store(store_location).set_failover(PORTAL, True, "portal down")
     refused = await cli(config, "drill", PORTAL)
     assert refused.exit_code == 1 and "in failover right now" in refused.output and "--force" in refused.output
     assert hook.requests == [] and site.requests == []

@@ -38,6 +38,7 @@ FIELDS = {
     "endpoint": "admin",
     "config_key": "portals.epark.endpoints.admin.login",
     "held_until": SINCE + 3600,
+    "site": "vps-tokyo",
 }
 
 

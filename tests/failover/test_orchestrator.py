@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from failover.metrics import FailoverMetrics
 from failover.orchestrator import ALERT_AFTER_FAILING, CONVERGED_RECHECK, SETTLING_FOR, SETTLING_RECHECK, Orchestrator
 from failover.resilient import ResilientStore
 from failover.settings import Settings
+from failover.store import StoreError
+from failover.store_url import is_database_url
 from watchdog.monitor import PortalHealth
 from watchdog.verdict import Health
 
@@ -93,11 +96,14 @@ class StaffRecorder:
         return True
 
 
-def make_settings(tmp_path: Any) -> Settings:
+def make_settings(tmp_path: Any, location: str) -> Settings:
+    """``location``: the ``store_location`` fixture's, a SQLite file or a PostgreSQL database."""
+    server = {"secret_file": str(tmp_path / "web.key")} if is_database_url(location) else {}
     return Settings.model_validate(
         {
             "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
-            "store": str(tmp_path / "pg.db"),
+            "store": location,
+            "server": server,
             "failover": {"max_switches_per_hour": 3},
             "actions": {"page": {"type": "fallback_page"}, "ads": {"type": "fallback_page"}},
             "portals": {
@@ -112,12 +118,16 @@ def make_settings(tmp_path: Any) -> Settings:
     )
 
 
+OPENED: list[ResilientStore] = []  # closed after each test (a PostgreSQL store holds connections)
+
+
 class Rig:
-    def __init__(self, tmp_path: Any, clock: Any, store: ResilientStore | None = None) -> None:
+    def __init__(self, tmp_path: Any, location: str, clock: Any, store: ResilientStore | None = None) -> None:
         self.clock = clock
-        self.settings = make_settings(tmp_path)
+        self.settings = make_settings(tmp_path, location)
         self.metrics = FailoverMetrics(CollectorRegistry())
         self.store = store or ResilientStore(self.settings.store, clock, self.metrics)
+        OPENED.append(self.store)
         self.health = Health.UP
         self.network: bool | None = False  # None: not every canary probed yet
         self.staff = StaffRecorder(self.store)
@@ -145,9 +155,16 @@ class Rig:
         return self.store.sync.action(PORTAL, name)
 
 
+@pytest.fixture(autouse=True)
+async def close_stores() -> AsyncIterator[None]:
+    yield
+    while OPENED:
+        await OPENED.pop().close()
+
+
 @pytest.fixture
-def rig(tmp_path: Any, clock: Any) -> Rig:
-    return Rig(tmp_path, clock)
+def rig(tmp_path: Any, store_location: str, clock: Any) -> Rig:
+    return Rig(tmp_path, store_location, clock)
 
 
 async def test_down_switches_every_action_on_in_one_tick(rig: Rig) -> None:
@@ -313,12 +330,12 @@ async def test_flapping_portal_is_held_on_and_escalated_once(rig: Rig) -> None:
     assert rig.store.sync.value(f"flapping_hold:{PORTAL}", "gone") is None, "the hold's end is published"
 
 
-async def test_restart_resumes_without_repeating_effects(tmp_path: Any, clock: Any) -> None:
-    first = Rig(tmp_path, clock)
+async def test_restart_resumes_without_repeating_effects(tmp_path: Any, store_location: str, clock: Any) -> None:
+    first = Rig(tmp_path, store_location, clock)
     first.health = Health.DOWN
     await first.tick()
     # kill -9: a new process, same store file; the world (switches) kept its state
-    second = Rig(tmp_path, clock, ResilientStore(first.settings.store, clock))
+    second = Rig(tmp_path, store_location, clock, ResilientStore(first.settings.store, clock))
     second.page.on, second.ads.on = True, True
     second.health = Health.UNKNOWN  # nothing known yet after the restart
     await second.tick()
@@ -326,8 +343,8 @@ async def test_restart_resumes_without_repeating_effects(tmp_path: Any, clock: A
     assert second.store.sync.portal(PORTAL).failover and second.store.sync.portal(PORTAL).incident == 1
 
 
-async def test_restart_switches_off_a_forgotten_campaign(tmp_path: Any, clock: Any) -> None:
-    rig = Rig(tmp_path, clock)
+async def test_restart_switches_off_a_forgotten_campaign(tmp_path: Any, store_location: str, clock: Any) -> None:
+    rig = Rig(tmp_path, store_location, clock)
     rig.ads.on = True  # crashed after enabling, before recording it
     await rig.tick()
     assert not rig.ads.on and rig.row("ads").observed == "off"
@@ -362,11 +379,17 @@ async def test_a_store_error_skips_a_tick_but_never_stops_the_reconciler(rig: Ri
     import sqlite3
 
     real_tick, calls, stop = rig.orch.tick, [], asyncio.Event()
+    # What a read failing in the store raises: the driver's error on SQLite, the store's own on PostgreSQL.
+    failure: Exception = (
+        StoreError("store x: the database system is shutting down")
+        if is_database_url(rig.settings.store)
+        else sqlite3.OperationalError("database is locked")
+    )
 
     async def flaky_tick() -> None:
         calls.append(1)
         if len(calls) == 1:
-            raise sqlite3.OperationalError("database is locked")
+            raise failure
         await real_tick()
         stop.set()  # the tick after the failed one ran: enough
 
@@ -376,11 +399,15 @@ async def test_a_store_error_skips_a_tick_but_never_stops_the_reconciler(rig: Ri
     assert rig.page.on and len(calls) == 2
 
 
-async def test_a_restart_during_a_network_outage_is_not_a_new_episode(tmp_path: Any, clock: Any) -> None:
-    first = Rig(tmp_path, clock)
+async def test_a_restart_during_a_network_outage_is_not_a_new_episode(
+    tmp_path: Any, store_location: str, clock: Any
+) -> None:
+    first = Rig(tmp_path, store_location, clock)
     first.network, first.health = True, Health.UNKNOWN
     await first.tick()
-    second = Rig(tmp_path, clock, ResilientStore(first.settings.store, clock))  # kill -9, restart, still down
+    second = Rig(
+        tmp_path, store_location, clock, ResilientStore(first.settings.store, clock)
+    )  # kill -9, restart, still down
     second.network, second.health = True, Health.UNKNOWN
     await second.tick()
     second.network = False
@@ -389,11 +416,15 @@ async def test_a_restart_during_a_network_outage_is_not_a_new_episode(tmp_path: 
     assert [s[0] for s in second.staff.sent] == ["network_restored"]
 
 
-async def test_a_restart_while_the_network_is_not_known_yet_announces_nothing(tmp_path: Any, clock: Any) -> None:
-    first = Rig(tmp_path, clock)
+async def test_a_restart_while_the_network_is_not_known_yet_announces_nothing(
+    tmp_path: Any, store_location: str, clock: Any
+) -> None:
+    first = Rig(tmp_path, store_location, clock)
     first.network, first.health = True, Health.UNKNOWN
     await first.tick()
-    second = Rig(tmp_path, clock, ResilientStore(first.settings.store, clock))  # restart during our own outage
+    second = Rig(
+        tmp_path, store_location, clock, ResilientStore(first.settings.store, clock)
+    )  # restart during our own outage
     second.health = Health.UNKNOWN
     second.network = None  # the monitor has not probed every canary yet
     await second.tick()
@@ -481,7 +512,9 @@ async def test_a_crashing_action_is_logged_without_its_text(rig: Rig, caplog: py
     assert rig.row("ads").last_error == "ads: internal error RuntimeError"
 
 
-async def test_down_while_forced_off_tells_staff_once_per_incident(rig: Rig, tmp_path: Any) -> None:
+async def test_down_while_forced_off_tells_staff_once_per_incident(
+    rig: Rig, tmp_path: Any, store_location: str
+) -> None:
     """A forgotten `failover off` never leaves the clinic unbookable in silence: DOWN while kept off
     tells staff once, not at every tick nor after a flap through RECOVERING; a new DOWN after UP does."""
     rig.store.sync.set_override(PORTAL, "off", "known false alarm", rig.clock() + 7 * 86400)
@@ -498,7 +531,7 @@ async def test_down_while_forced_off_tells_staff_once_per_incident(rig: Rig, tmp
     await rig.tick()
     assert [s[0] for s in rig.staff.sent].count("down_while_suppressed") == 1, "a flap is the same incident"
     # a restart in the middle of the incident: not told again
-    second = Rig(tmp_path, rig.clock, ResilientStore(rig.settings.store, rig.clock))
+    second = Rig(tmp_path, store_location, rig.clock, ResilientStore(rig.settings.store, rig.clock))
     second.health = Health.DOWN
     await second.tick()
     assert not [s for s in second.staff.sent if s[0] == "down_while_suppressed"]
@@ -531,7 +564,9 @@ async def test_down_without_suppression_or_with_a_failover_window_tells_nothing_
     assert not [s for s in rig.staff.sent if s[0] == "down_while_suppressed"] and rig.page.on
 
 
-async def test_a_refused_staff_login_tells_staff_once_whatever_the_trigger(tmp_path: Any, clock: Any) -> None:
+async def test_a_refused_staff_login_tells_staff_once_whatever_the_trigger(
+    tmp_path: Any, store_location: str, clock: Any
+) -> None:
     """trigger: public ignores the admin endpoint for the verdict, but a login refused for the
     portal's down_after thresholds (3 results over 30 s) sends one message naming the credentials;
     a success ends the episode, the next refusal is a new one."""
@@ -540,7 +575,7 @@ async def test_a_refused_staff_login_tells_staff_once_whatever_the_trigger(tmp_p
     from watchdog.result import FailureKind, ProbeResult
     from watchdog.scheduler import ProbeJob
 
-    raw = make_settings(tmp_path).model_dump(mode="json")
+    raw = make_settings(tmp_path, store_location).model_dump(mode="json")
     raw["portals"][PORTAL]["endpoints"]["admin"] = {
         "url": "http://127.0.0.1:9/admin",
         "login": {"username": "staff", "password": "a-password-long-enough", "success_contains": ["Logout"]},
@@ -549,6 +584,7 @@ async def test_a_refused_staff_login_tells_staff_once_whatever_the_trigger(tmp_p
     assert settings.portals[PORTAL].trigger == "public"
     metrics = FailoverMetrics(CollectorRegistry())
     store = ResilientStore(settings.store, clock, metrics)
+    OPENED.append(store)
     staff = StaffRecorder(store)
     monitor = Monitor(settings, WatchdogMetrics(CollectorRegistry()), clock)
     orch = Orchestrator(settings, store, metrics, staff, {PORTAL: {}}, monitor.health, lambda: False, clock)  # type: ignore[arg-type]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -86,8 +85,8 @@ class Rig:
 
 
 @pytest.fixture
-async def service_store(db_path: Path, clock: FakeClock) -> AsyncIterator[ResilientStore]:
-    store = ResilientStore(db_path, clock)
+async def service_store(store_location: str, clock: FakeClock) -> AsyncIterator[ResilientStore]:
+    store = ResilientStore(store_location, clock)  # a SQLite file, then a PostgreSQL database
     yield store
     await store.close()
 

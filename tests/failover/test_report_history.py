@@ -25,7 +25,7 @@ async def start(rig: Rig) -> None:
 
 
 async def test_a_killed_run_is_closed_at_its_last_heartbeat_by_the_next_start(tmp_path: Any, clock: Any) -> None:
-    rig = Rig(tmp_path, clock)
+    rig = Rig(tmp_path, str(tmp_path / "pg.db"), clock)
     t0 = clock()
     rig.store.sync.add_event("service", None, state="started")
     rig.store.sync.set_value("heartbeat", t0 + 100)  # then kill -9: no "stopped"
@@ -41,7 +41,7 @@ async def test_a_killed_run_is_closed_at_its_last_heartbeat_by_the_next_start(tm
 
 
 async def test_a_clean_stop_is_not_closed_again(tmp_path: Any, clock: Any) -> None:
-    rig = Rig(tmp_path, clock)
+    rig = Rig(tmp_path, str(tmp_path / "pg.db"), clock)
     rig.store.sync.add_event("service", None, state="started")
     rig.store.sync.set_value("heartbeat", clock() + 100)
     rig.store.sync.add_event("service", None, state="stopped")
@@ -52,7 +52,7 @@ async def test_a_clean_stop_is_not_closed_again(tmp_path: Any, clock: Any) -> No
 
 
 async def test_a_verdict_change_is_written_with_when_it_changed(tmp_path: Any, clock: Any) -> None:
-    rig = Rig(tmp_path, clock)
+    rig = Rig(tmp_path, str(tmp_path / "pg.db"), clock)
     changed = clock() - 3  # the monitor saw it a moment before the event is written
     rig.orch.on_verdict(PortalHealth(PORTAL, Health.DOWN, changed, False), Health.DEGRADED)
     await rig.store.flush()

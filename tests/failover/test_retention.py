@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from failover.retention import purge
 from failover.settings import Settings
 from failover.store import Store
+from failover.store_url import is_database_url
 
 DAY = 86400.0
 
 
-def settings(tmp_path: Path, audit: str = "30d") -> Settings:
+@pytest.fixture
+def where(tmp_path: Path, store_location: str) -> tuple[Path, str]:
+    """The test's directory and its store: a SQLite file, then a PostgreSQL database."""
+    return tmp_path, store_location
+
+
+def settings(where: tuple[Path, str], audit: str = "30d") -> Settings:
+    tmp_path, store = where
+    server = {"secret_file": str(tmp_path / "web.key")} if is_database_url(store) else {}
     return Settings.model_validate(
         {
-            "store": str(tmp_path / "pg.db"),
+            "store": store,
+            "server": server,
             "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
             "failover": {"audit_retention": audit},
             "portals": {
@@ -25,9 +37,9 @@ def settings(tmp_path: Path, audit: str = "30d") -> Settings:
     )
 
 
-def test_claims_of_an_open_incident_outlive_the_audit_retention(tmp_path: Path) -> None:
+def test_claims_of_an_open_incident_outlive_the_audit_retention(where: tuple[Path, str]) -> None:
     now = [1_800_000_000.0]
-    s = settings(tmp_path)
+    s = settings(where)
     store = Store(s.store, lambda: now[0])
     store.set_failover("closed", True, "portal down")  # an outage over long ago
     store.claim("notify:closed:1:staff:outage")
@@ -48,9 +60,9 @@ def test_claims_of_an_open_incident_outlive_the_audit_retention(tmp_path: Path) 
     assert not store.claimed("notify:open:1:staff:outage")
 
 
-def test_the_availability_history_follows_report_history_retention(tmp_path: Path) -> None:
+def test_the_availability_history_follows_report_history_retention(where: tuple[Path, str]) -> None:
     now = [1_800_000_000.0]
-    s = settings(tmp_path)
+    s = settings(where)
     store = Store(s.store, lambda: now[0])
     for kind in ("verdict", "failover", "action", "service", "request", "notify", "override"):
         store.add_event(kind, "open")
@@ -63,14 +75,14 @@ def test_the_availability_history_follows_report_history_retention(tmp_path: Pat
 
 
 def test_history_retention_is_at_least_thirteen_months(tmp_path: Path) -> None:
-    import pytest
+    where = (tmp_path, str(tmp_path / "pg.db"))  # the config's check alone: no store is opened
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match=r"must be at least 397d \(the availability report compares"):
-        Settings.model_validate({**settings(tmp_path).model_dump(mode="json"), "report": {"history_retention": "90d"}})
+        Settings.model_validate({**settings(where).model_dump(mode="json"), "report": {"history_retention": "90d"}})
 
 
-def test_mirrored_appointments_follow_their_portal_s_mirror_retention(tmp_path: Path) -> None:
+def test_mirrored_appointments_follow_their_portal_s_mirror_retention(where: tuple[Path, str]) -> None:
     import datetime as dt
     from types import SimpleNamespace
     from zoneinfo import ZoneInfo
@@ -81,7 +93,7 @@ def test_mirrored_appointments_follow_their_portal_s_mirror_retention(tmp_path: 
 
     jst = ZoneInfo("Asia/Tokyo")
     now = dt.datetime(2026, 11, 23, 12, tzinfo=jst).timestamp()
-    s = settings(tmp_path)
+    s = settings(where)
     store = Store(s.store, lambda: now, data_key=DataKey.generate()[1])
     for days_ago in (1, 3, 10, 100):
         day = dt.date(2026, 11, 23) - dt.timedelta(days=days_ago)

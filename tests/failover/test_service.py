@@ -18,6 +18,7 @@ from failover.actions.base import ActionError, Incident
 from failover.fakes.receivers import JsonReceiver
 from failover.service import Service
 from failover.settings import Settings
+from failover.store_url import is_database_url
 from failover.web.server import ConnectionGuard, http_server
 from tests.failover.notify_support import deliver_all
 
@@ -25,7 +26,18 @@ pytestmark = pytest.mark.anyio
 DAY = 86400.0
 
 
-def settings(tmp_path: Path, staff: JsonReceiver, portals: tuple[str, ...] = ("sakura",), **server: object) -> Settings:
+@pytest.fixture
+def where(tmp_path: Path, store_location: str) -> tuple[Path, str]:
+    """The test's directory and its store: a SQLite file, then a PostgreSQL database."""
+    return tmp_path, store_location
+
+
+def settings(
+    where: tuple[Path, str], staff: JsonReceiver, portals: tuple[str, ...] = ("sakura",), **server: object
+) -> Settings:
+    tmp_path, location = where
+    if is_database_url(location):
+        server.setdefault("secret_file", str(tmp_path / "web.key"))
     portal = {
         "endpoints": {"public": {"url": "http://127.0.0.1:9/"}},
         "book_url": "http://127.0.0.1:9/",
@@ -34,13 +46,28 @@ def settings(tmp_path: Path, staff: JsonReceiver, portals: tuple[str, ...] = ("s
     return Settings.model_validate(
         {
             "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
-            "store": str(tmp_path / "pg.db"),
+            "store": location,
             "server": {"listen": "127.0.0.1:9", "metrics_listen": None, **server},
             "booking": {"retention": "30d"},
             "actions": {"staff": {"type": "notify", "urls": [staff.url("/staff", scheme="json")]}},
             "portals": {pid: portal for pid in portals},
         }
     )
+
+
+async def leading(svc: Service) -> Service:
+    """What ``run()`` waits for before its duties start: on PostgreSQL (several instances may share
+    the store) the leader lease; alone on SQLite it leads without one."""
+    if svc.leadership is not None:
+        await svc.leadership.step()
+        assert svc.leadership.is_leader
+    return svc
+
+
+async def shut(svc: Service) -> None:
+    await svc.http.aclose()
+    await svc.probe_client.aclose()
+    await svc.store.close()
 
 
 class NotReady:
@@ -55,20 +82,20 @@ class NotReady:
         raise AssertionError
 
 
-async def test_unannounced_booking_requests_are_announced_once(tmp_path: Path, clock: Any) -> None:
+async def test_unannounced_booking_requests_are_announced_once(where: tuple[Path, str], clock: Any) -> None:
     async with JsonReceiver() as staff:
-        svc = Service(settings(tmp_path, staff), clock)
+        svc = await leading(Service(settings(where, staff), clock))
         first = svc.store.sync.add_request("sakura", {"name": "山田 花子", "phone": "090-1234-5678"})
         await svc.bookings.arrived("sakura", first)  # told when it was stored
         clock.advance(60)
         await svc.bookings.flush_due()
         second = svc.store.sync.add_request("sakura", {"name": "佐藤 太郎", "phone": "090-8765-4321"})  # then: kill -9
-        restarted = Service(settings(tmp_path, staff), clock)
+        restarted = await leading(Service(settings(where, staff), clock))
         await restarted.bookings.sweep()
         await restarted.bookings.sweep()
         clock.advance(60)
         await restarted.bookings.flush_due()
-        await deliver_all(svc.staff)
+        await deliver_all(restarted.staff)  # the killed process delivers nothing (on PostgreSQL: fenced out)
         bodies = [str(r.json()) for r in await staff.wait_for(2)]
         assert len(staff.requests) == 2
         # The two messages are delivered concurrently: either may arrive first.
@@ -76,22 +103,20 @@ async def test_unannounced_booking_requests_are_announced_once(tmp_path: Path, c
         assert any(f"No.{first}" in b for b in bodies) and any(f"No.{second}" in b for b in bodies)
         assert not any("山田" in b or "090-" in b for b in bodies), "patient data in a staff message"
         for s in (svc, restarted):
-            await s.http.aclose()
-            await s.probe_client.aclose()
+            await shut(s)
 
 
-async def test_periodic_preflight_sets_the_ready_gauge(tmp_path: Path) -> None:
+async def test_periodic_preflight_sets_the_ready_gauge(where: tuple[Path, str]) -> None:
     async with JsonReceiver() as staff:
-        svc = Service(settings(tmp_path, staff))
+        svc = await leading(Service(settings(where, staff)))
         await svc.doctor()
         assert b'portalguard_action_ready{action="staff"} 1.0' in generate_latest(svc.registry)
-        await svc.http.aclose()
-        await svc.probe_client.aclose()
+        await shut(svc)
 
 
-async def test_a_failed_announcement_is_retried_by_the_outbox(tmp_path: Path, clock: Any) -> None:
+async def test_a_failed_announcement_is_retried_by_the_outbox(where: tuple[Path, str], clock: Any) -> None:
     async with JsonReceiver() as staff:
-        svc = Service(settings(tmp_path, staff), clock)
+        svc = await leading(Service(settings(where, staff), clock))
         number = svc.store.sync.add_request("sakura", {"name": "山田 花子"})
         staff.answer_next(503)
         await svc.bookings.arrived("sakura", number)
@@ -104,39 +129,40 @@ async def test_a_failed_announcement_is_retried_by_the_outbox(tmp_path: Path, cl
         await deliver_all(svc.staff)
         assert [r.json()["title"] for r in staff.requests].count(staff.requests[0].json()["title"]) == 2
         assert len(staff.requests) == 2
-        await svc.http.aclose()
-        await svc.probe_client.aclose()
+        await shut(svc)
 
 
-async def test_a_drill_request_is_announced_as_a_drill(tmp_path: Path, clock: Any) -> None:
+async def test_a_drill_request_is_announced_as_a_drill(where: tuple[Path, str], clock: Any) -> None:
     async with JsonReceiver() as staff:
-        svc = Service(settings(tmp_path, staff), clock)
+        svc = await leading(Service(settings(where, staff), clock))
         await svc.bookings.arrived("sakura", svc.store.sync.add_request("sakura", {"name": "x", "drill": True}))
         clock.advance(60)
         await svc.bookings.flush_due()
         await deliver_all(svc.staff)
         assert "訓練" in (await staff.wait_for(1))[0].json()["title"]
-        await svc.http.aclose()
-        await svc.probe_client.aclose()
+        await shut(svc)
 
 
 @pytest.mark.parametrize("failing", ["sakura", "ume"], ids=["first-portal-fails", "last-portal-fails"])
-async def test_a_shared_action_is_ready_only_if_every_portal_check_passed(tmp_path: Path, failing: str) -> None:
+async def test_a_shared_action_is_ready_only_if_every_portal_check_passed(
+    where: tuple[Path, str], failing: str
+) -> None:
     async with JsonReceiver() as staff:
-        svc = Service(settings(tmp_path, staff, portals=("sakura", "ume")))
+        svc = await leading(Service(settings(where, staff, portals=("sakura", "ume"))))
         svc.actions[failing]["staff"] = NotReady()  # type: ignore[assignment]
         await svc.doctor()
         assert b'portalguard_action_ready{action="staff"} 0.0' in generate_latest(svc.registry)
         svc.actions[failing] = {}  # fixed: the next preflight sets it back
         await svc.doctor()
         assert b'portalguard_action_ready{action="staff"} 1.0' in generate_latest(svc.registry)
-        await svc.http.aclose()
-        await svc.probe_client.aclose()
+        await shut(svc)
 
 
-async def test_the_hourly_retention_pass_deletes_only_expired_booking_requests(tmp_path: Path, clock: Any) -> None:
+async def test_the_hourly_retention_pass_deletes_only_expired_booking_requests(
+    where: tuple[Path, str], clock: Any
+) -> None:
     async with JsonReceiver() as staff:
-        svc = Service(settings(tmp_path, staff), clock)
+        svc = await leading(Service(settings(where, staff), clock))
         old = svc.store.sync.add_request("sakura", {"name": "山田 花子"})
         clock.advance(DAY)
         kept = svc.store.sync.add_request("sakura", {"name": "佐藤 太郎"})
@@ -144,8 +170,7 @@ async def test_the_hourly_retention_pass_deletes_only_expired_booking_requests(t
         await svc._purge()
         assert [r.id for r in svc.store.sync.requests()] == [kept]
         assert svc.store.sync.request(old) is None
-        await svc.http.aclose()
-        await svc.probe_client.aclose()
+        await shut(svc)
 
 
 async def _client_host(request: Request) -> PlainTextResponse:
@@ -177,14 +202,13 @@ async def test_x_forwarded_for_is_believed_only_from_server_trusted_proxies(peer
 
 
 async def test_the_web_listener_uses_server_trusted_proxies(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    where: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")  # uvicorn's variable: must not widen the trust
     async with JsonReceiver() as staff:
-        svc = Service(settings(tmp_path, staff, listen="127.0.0.1:0", trusted_proxies=["172.30.80.1"]))
+        svc = await leading(Service(settings(where, staff, listen="127.0.0.1:0", trusted_proxies=["172.30.80.1"])))
         ((server, sock),) = svc._servers()
         sock.close()
         assert server.config.forwarded_allow_ips == ["172.30.80.1"]
         assert "FORWARDED_ALLOW_IPS is ignored" in caplog.text and "server.trusted_proxies" in caplog.text
-        await svc.http.aclose()
-        await svc.probe_client.aclose()
+        await shut(svc)

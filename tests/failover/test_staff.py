@@ -46,6 +46,12 @@ CLAIM = "network:1:network_degraded"
 RESTORED = "network:1:network_restored"
 
 
+@pytest.fixture
+def db_path(store_location: str) -> str:
+    """The store ``open_store`` opens (again): a SQLite file, then a PostgreSQL database."""
+    return store_location
+
+
 def two_targets(hook: JsonReceiver, smtp: SmtpReceiver, **extra: object) -> Settings:
     return make_settings({"staff": notify_action(json_target(hook), mail_target(smtp), **extra)})
 
@@ -362,7 +368,7 @@ async def test_no_notify_action_queues_nothing(open_store: Callable[[], AsyncSto
     assert not store.sync.claimed("flapping:epark:1")  # nothing to claim for
 
 
-async def test_staff_url_setting_is_the_link_in_messages(tmp_path: Path, hook: JsonReceiver) -> None:
+async def test_staff_url_setting_is_the_link_in_messages(store_location: str, hook: JsonReceiver) -> None:
     settings = Settings.model_validate(
         {
             "clinic": {"name": "さくら歯科", "phone": "03-1234-5678"},
@@ -377,7 +383,7 @@ async def test_staff_url_setting_is_the_link_in_messages(tmp_path: Path, hook: J
             },
         }
     )
-    store = AsyncStore(tmp_path / "s.db")
+    store = AsyncStore(store_location)
     staff = StaffAlerts(staff_directory(settings), store)
     await staff.enqueue("bookings:7-7/1", "booking_request", "p", count=1, numbers=[7])
     await deliver_all(staff)

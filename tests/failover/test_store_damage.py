@@ -34,7 +34,7 @@ async def settle(rig: Rig) -> None:
 
 
 async def test_a_damaged_store_is_found_reported_once_and_book_still_redirects(tmp_path: Any, clock: Any) -> None:
-    rig = Rig(tmp_path, clock)
+    rig = Rig(tmp_path, str(tmp_path / "pg.db"), clock)
     await rig.store.load([PORTAL])
     await rig.tick()
     assert rig.store.health.damaged is None and rig.metrics.store_damaged._value.get() == 0.0

@@ -37,7 +37,7 @@ class DiskFull:
 
 @pytest.fixture
 def rig(tmp_path: Any, clock: Any) -> Rig:
-    return Rig(tmp_path, clock)
+    return Rig(tmp_path, str(tmp_path / "pg.db"), clock)
 
 
 @pytest.fixture
