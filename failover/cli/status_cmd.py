@@ -49,6 +49,8 @@ def _sites(app: App, out: dict[str, Any]) -> dict[str, dict[str, str]]:
         )
     leader = lease.site if lease is not None and lease.held else None
     service["leader"] = leader
+    # Several instances: the heartbeat is the leader's; any live site means the service runs.
+    service["running"] = bool(service["running"]) or any(s.alive for s in sites)
     out["sites"] = {
         s.site: {
             "alive": s.alive,

@@ -51,6 +51,7 @@ def test_two_sites_one_leader_and_the_split_verdict(cfg: Path, store_location: s
     time.sleep(0.1)  # old-laptop's 0.05 s are over, on the database's clock
     doc = json.loads(status(cfg, "--json"))
     assert doc["service"]["leader"] == "vps-tokyo"
+    assert doc["service"]["running"] is True  # live sites, though no heartbeat was written
     sites = doc["sites"]
     assert {n: (s["alive"], s["leader"]) for n, s in sites.items()} == {
         "vps-tokyo": (True, True),
