@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,9 +16,11 @@ from failover.metrics import FailoverMetrics, SiteMetrics
 from failover.resilient import ResilientStore
 from failover.sites import SiteVotes
 from failover.store import SiteBeat, StoreError
-from tests.conftest import FakeClock
 from watchdog.monitor import PortalHealth
 from watchdog.verdict import Health
+
+if TYPE_CHECKING:  # importing tests.conftest at run time would load it twice (and its loopback guard)
+    from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio
 PORTAL = "sakura"
