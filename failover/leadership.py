@@ -103,7 +103,11 @@ class Leadership:
     async def run(self, stop: asyncio.Event) -> None:
         """Take, renew and lose the lease until ``stop``; then give it up (``resign``)."""
         while not stop.is_set():
-            wait = await self.step()
+            try:
+                wait = await self.step()
+            except Exception as err:  # the loop must go on, or this site would never lead (again)
+                log.error("leader lease: %s", type(err).__name__)
+                wait = min(self.lease / 3, 1.0)
             if self.term is not None:  # wake up in time to notice the local deadline passing
                 wait = max(0.0, min(wait, self.term.valid_until - self.monotonic()))
             with contextlib.suppress(TimeoutError):

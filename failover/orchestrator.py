@@ -398,8 +398,13 @@ class Orchestrator:
         return SETTLING_RECHECK if now < settling else CONVERGED_RECHECK
 
     async def _maintain(self, action: Action, row: ActionRow, incident: Incident) -> None:
-        """A converged, recently observed action that is on: only its upkeep (reminders, caps)."""
-        await self._guarded(row, incident, action.maintain(incident))
+        """A converged, recently observed action that is on: only its upkeep (reminders, caps — a cap
+        pauses the ads: an effect like a switch, so the lease is checked first)."""
+        await self._guarded(row, incident, self._upkeep(action, incident))
+
+    async def _upkeep(self, action: Action, incident: Incident) -> None:
+        await self._still_leader()
+        await action.maintain(incident)
 
     async def _round(self, action: Action, row: ActionRow, incident: Incident) -> None:
         await self._guarded(row, incident, self._converge(action, row, incident, row.desired == "on"))
@@ -429,7 +434,7 @@ class Orchestrator:
         """Observe, switch if needed, observe again. Returns whether a switch was made."""
         if await action.observe() == want:
             if want:
-                await action.maintain(incident)
+                await self._upkeep(action, incident)
             return False
         await self._still_leader()
         await (action.apply(incident) if want else action.revert(incident))

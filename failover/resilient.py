@@ -21,7 +21,10 @@ disk, a read-only file, a lock held too long) never stops failover.
 
 Only the service writes portal state, so memory is the truth while it runs. Claims kept in memory
 are exactly-once within this process only: a crash before they are written may repeat a message,
-which beats telling nobody while the disk is full.
+which beats telling nobody while the disk is full. With several instances the same holds while this
+process leads: it keeps a claim in memory only before its lease's local deadline (no other site can
+lead before that), and drops what it kept when it loses the lease (``forget_unwritten``): the next
+leader may send such a message again, never none.
 """
 
 from __future__ import annotations
@@ -448,6 +451,7 @@ class ResilientStore(AsyncStore):
                 return
             except FencedOut:  # kept while we led; another site leads now and decides afresh
                 log.warning("store: %s kept in memory not written: no longer the leader", write.method)
+                written -= 1
             with contextlib.suppress(ValueError):  # superseded meanwhile: already gone
                 self._journal.remove(write)
             written += 1
@@ -485,6 +489,13 @@ class ResilientStore(AsyncStore):
         await super().flush()
         if self._replay is not None:
             await asyncio.gather(self._replay, return_exceptions=True)
+
+    async def write_kept(self) -> None:
+        """Every queued write, and one try at what was kept in memory: a leader's last step before it
+        gives its lease up (after that its fenced writes are refused)."""
+        await self.flush()
+        if self._journal:
+            await self._write_journal()
 
     async def close(self) -> None:
         await self.flush()

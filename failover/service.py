@@ -26,7 +26,7 @@ from failover.actions.notify import NotifyConfig
 from failover.actions.table import ACTIONS, build_action
 from failover.doctor import run_checks
 from failover.drill import rehearse
-from failover.leadership import Leadership
+from failover.leadership import LEASE_ERRORS, Leadership
 from failover.links import fallback_url, own_base_url
 from failover.metrics import FailoverMetrics, MirrorMetrics, SiteMetrics
 from failover.mirror.config import MirrorSettings
@@ -62,6 +62,7 @@ STATIC_PAGES_EVERY = 2.0  # how often the config file is looked at for the stati
 # Several instances: a booking request stored by a follower is queued for staff by the leader's sweep.
 ANNOUNCE_SWEEP_EVERY_HA = 10.0
 FOLLOW_EVERY = 1.0  # how often a follower reads the leader's portal state (what /book and /staff show)
+OTHERS_FRESH = 3.0  # seconds: another site heard of this recently goes on when this one stops
 
 
 def build_actions(
@@ -291,11 +292,6 @@ class Service:
     def _on_verdict(self, health: PortalHealth, previous: Health) -> None:
         """A combined verdict changed: the leader records it and decides at once; a follower's
         verdicts reach the leader with its heartbeat."""
-        own = self.monitor.health(health.portal)
-        self.smetrics.portal_site_state.labels(health.portal, self.settings.site, own.health.value).set(1)
-        for state in Health:
-            if state is not own.health:
-                self.smetrics.portal_site_state.labels(health.portal, self.settings.site, state.value).set(0)
         if self.may_act():
             self.orchestrator.on_verdict(health, previous)
 
@@ -414,8 +410,27 @@ class Service:
             if term is not None and not term.task.done():
                 term.stop.set()  # a clean stop while leading: its last messages, then the lease
                 await asyncio.gather(term.task, return_exceptions=True)
+            elif not self.may_act():
+                await self._last_word()
+            with contextlib.suppress(StoreError, sqlite3.Error, OSError):
+                await self.store.write_kept()  # under the lease still: written, not refused
+            await self.votes.leave()
             lead_stop.set()
             await asyncio.gather(leading, return_exceptions=True)
+
+    async def _last_word(self) -> None:
+        """A follower stopping while no other site is heard of (they stopped too, a deploy; the
+        leader went first and gave its lease up): it takes the free lease for one last duty, telling
+        staff of the portals left in failover. Nobody else would."""
+        assert self.leadership is not None
+        with contextlib.suppress(*LEASE_ERRORS):
+            await asyncio.wait_for(self.votes.beat_once(), 2.0)
+        if self._others_alive():
+            return
+        with contextlib.suppress(*LEASE_ERRORS):
+            await self.leadership.step()
+        if self.may_act():
+            await self._tell_stopped_in_failover()
 
     async def _follow(self, term: _TermTask | None, stop: asyncio.Event) -> _TermTask | None:
         assert self.leadership is not None
@@ -488,8 +503,10 @@ class Service:
         changed.clear()
 
     def _others_alive(self) -> list[str]:
-        """The other sites alive as last read (several instances)."""
-        return [s.site for s in self.votes.view.sites if s.alive and s.site != self.settings.site]
+        """The other sites heard of within the last few heartbeats (several instances): a site that
+        merely still counts (``stale_after``) may have stopped; it would not take over."""
+        fresh = [s for s in self.votes.view.sites if s.alive and s.age < OTHERS_FRESH and s.site != self.settings.site]
+        return [s.site for s in fresh]
 
     async def _tell_stopped_in_failover(self) -> None:
         """A stop during a failover leaves the ads running while ``/book`` is gone: staff are told at
@@ -510,6 +527,8 @@ class Service:
                 claim = f"stopped:{pid}:{now:.3f}"
                 fields = {"since": now, "staying": measures, "static_page": static}
                 queued |= await self.staff.enqueue(claim, "stopped_in_failover", pid, **fields)
+            except FencedOut:
+                log.warning("staff not told that %s stays failed over: another site leads and goes on", pid)
             except Exception:
                 log.exception("staff not told that %s stays failed over while portalguard is stopped", pid)
         if queued:
@@ -600,7 +619,7 @@ class Service:
     async def _clear_permanent_errors(self) -> None:
         try:
             await self.store.clear_permanent_errors()
-        except (StoreError, sqlite3.Error, OSError) as err:
+        except (StoreError, sqlite3.Error, OSError, FencedOut) as err:
             log.error("permanent action errors not cleared at start (store: %s); `portalguard failover` can", err)
 
     def _servers(self) -> list[tuple[uvicorn.Server, socket.socket]]:
@@ -661,6 +680,8 @@ class Service:
         outbox can deliver them before it stops (if it cannot, the next start's sweep finds them)."""
         try:
             await self.bookings.flush_due(everything=True)
+        except FencedOut:
+            log.warning("booking requests left to the leader's sweep: another site leads")
         except Exception:
             log.exception("booking requests not queued for staff at shutdown: queued at the next start")
 

@@ -70,7 +70,10 @@ class SiteVotes:
         self._combined: dict[str, tuple[Health, float]] = {}  # portal -> (health, since) while not alone
         # The combined verdict listeners were last told of (at first: our own, as the monitor starts it).
         self._last: dict[str, Health] = {pid: own(pid).health for pid in self.portals}
+        for pid in self.portals:
+            self._publish_own(pid)
         self._wake = asyncio.Event()
+        self.left = False  # a clean stop: no heartbeat any more
         self._failing = False
         self._down_since: float | None = None  # the store stopped answering (our clock)
         self.outage: tuple[float, float] | None = None  # the last long store outage, (since, until), untold
@@ -78,10 +81,17 @@ class SiteVotes:
     # -- what the orchestrator reads ------------------------------------------------------------
 
     def health(self, pid: str) -> PortalHealth:
-        """The portal as this site sees it, with the combined verdict (its own when alone)."""
+        """The portal as this site sees it, with the combined verdict (its own when alone). Outvoted —
+        we see it up, the others down — the reason names the sites that see it down."""
         own = self.own(pid)
         combined = self._combined.get(pid)
-        return own if combined is None else replace(own, health=combined[0], since=combined[1])
+        if combined is None:
+            return own
+        health, since = combined
+        if health is Health.DOWN and not own.reason():
+            down = sorted(s for s, h in self._others.get(pid, {}).items() if h is Health.DOWN)
+            return SitesHealth(pid, health, since, own.network_down, own.endpoints, own.streak_since, down)
+        return replace(own, health=health, since=since)
 
     def combined(self, pid: str) -> Combined | None:
         """How the verdict was reached (None: this site decides alone)."""
@@ -93,19 +103,25 @@ class SiteVotes:
     def on_own_verdict(self, health: PortalHealth, previous: Health) -> None:
         """Monitor listener: our own verdict changed. The others hear of it at once (a beat now)."""
         self._wake.set()
+        self._publish_own(health.portal)
         self._recompute(health.portal)
 
     # -- the loop -------------------------------------------------------------------------------
 
     async def run(self) -> None:
         while True:
-            await self.beat_once()
+            try:
+                await self.beat_once()
+            except Exception as err:  # a bug here must not freeze the votes for good: the next beat tries
+                log.error("site %s: heartbeat failed: %s", self.site, type(err).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), BEAT_EVERY)
             self._wake.clear()
 
     async def beat_once(self) -> None:
         """Write our heartbeat and verdicts, read everyone's, recombine."""
+        if self.left:
+            return
         verdicts = {pid: (self.own(pid).health.value, self.own(pid).since) for pid in self.portals}
         beat = SiteBeat(self.site, self.host, self.pid, self.stale_after, self.network_state(), verdicts)
         try:
@@ -146,6 +162,16 @@ class SiteVotes:
             others[v.portal][v.site] = Health.UNKNOWN if row.network_down else _health(v.health)
         self._others = others
 
+    async def leave(self) -> None:
+        """A clean stop: no heartbeat any more, and the store says at once that this site is gone."""
+        if self.left:
+            return
+        self.left = True
+        try:
+            await asyncio.wait_for(self.store.leave(self.site), 2.0)
+        except SITE_ERRORS as err:
+            log.warning("site %s: not marked as gone (%s): it counts until it is stale", self.site, type(err).__name__)
+
     def _own_vote(self, pid: str) -> Health:
         own = self.own(pid)
         return Health.UNKNOWN if own.network_down else own.health
@@ -156,7 +182,12 @@ class SiteVotes:
             self._combined.pop(pid, None)
         else:
             was = self._combined.get(pid)
-            if was is None or was[0] is not result.health:
+            if was is None:  # no longer alone: a verdict that does not change keeps its since
+                before = self._last.get(pid)
+                own = self.own(pid)
+                kept = own.since if result.health is own.health else self.clock()
+                self._combined[pid] = (result.health, kept if before is result.health else self.clock())
+            elif was[0] is not result.health:
                 self._combined[pid] = (result.health, self.clock())
         now = self.health(pid)
         before = self._last.get(pid)
@@ -164,6 +195,13 @@ class SiteVotes:
         if before is not None and before is not now.health:
             for listener in self.listeners:
                 listener(now, before)
+
+    def _publish_own(self, pid: str) -> None:
+        if self.metrics is None:
+            return
+        own = self.own(pid).health
+        for state in Health:
+            self.metrics.portal_site_state.labels(pid, self.site, state.value).set(int(state is own))
 
     def _publish(self) -> None:
         if self.metrics is None:
@@ -173,6 +211,16 @@ class SiteVotes:
         for v in self.view.verdicts:
             for state in Health:
                 self.metrics.portal_site_state.labels(v.portal, v.site, state.value).set(int(state.value == v.health))
+
+
+@dataclass(frozen=True, slots=True)
+class SitesHealth(PortalHealth):
+    """The combined verdict DOWN where this site sees nothing failing: the reason is the others'."""
+
+    down_at: tuple[str, ...] | list[str] = ()
+
+    def reason(self) -> str:
+        return PortalHealth.reason(self) or f"down as seen from site(s) {', '.join(self.down_at)}"
 
 
 def _health(value: str) -> Health:

@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from failover.store import BookingRequest, StoreError
+from failover.store import BookingRequest, FencedOut, StoreError
 
 if TYPE_CHECKING:
     from failover.staff.alerts import StaffAlerts
@@ -91,6 +91,13 @@ class BookingAnnouncer:
                 queued += await self._queue(batch, sorted(waiting), now)
         return queued
 
+    def _forget(self, batch: Batch, numbers: list[int]) -> None:
+        waiting = self._waiting.get(batch, {})
+        for number in numbers:
+            waiting.pop(number, None)
+        if not waiting:
+            self._waiting.pop(batch, None)
+
     def waiting(self) -> int:
         return sum(len(w) for w in self._waiting.values())
 
@@ -105,6 +112,12 @@ class BookingAnnouncer:
     async def _queue(self, batch: Batch, numbers: list[int], now: float) -> int:
         portal, drill = batch
         try:
+            # Told already (by another site leading meanwhile, or before a restart): not again.
+            told = [n for n in numbers if await self.store.claimed(request_claim(n))]
+            numbers = [n for n in numbers if n not in told]
+            if not numbers:
+                self._forget(batch, told)
+                return 0
             await self.staff.enqueue(
                 batch_claim(numbers), "booking_request", portal, drill=drill, count=len(numbers), numbers=numbers
             )
@@ -113,11 +126,10 @@ class BookingAnnouncer:
         except _STORE_ERRORS as err:  # they keep waiting: the next pass tries again
             log.error("staff not yet told of %d booking request(s) for %s: store: %s", len(numbers), portal, err)
             return 0
-        waiting = self._waiting[batch]
-        for number in numbers:
-            waiting.pop(number, None)
-        if not waiting:
-            del self._waiting[batch]
+        except FencedOut as err:  # another site leads: its sweep finds them
+            log.warning("booking request(s) for %s left to the leader: %s", portal, err)
+            return 0
+        self._forget(batch, [*told, *numbers])
         self._last[batch] = now
         log.info("staff told of %d booking request(s) for %s", len(numbers), portal)
         return 1

@@ -397,6 +397,9 @@ class AsyncStore:
     async def beat(self, beat: SiteBeat) -> None:
         await asyncio.wrap_future(self._submit(self._lease, self.sync.beat, beat))
 
+    async def leave(self, site: str) -> None:
+        await asyncio.wrap_future(self._submit(self._lease, self.sync.leave, site))
+
     async def take_lease(self, site: str, seconds: float, token: int | None) -> Lease:
         return await asyncio.wrap_future(self._submit(self._lease, self.sync.take_lease, site, seconds, token))
 

@@ -32,6 +32,18 @@ WRITE = "portalguard_write"  # execution option marking a connection whose trans
 # claim and its rows) never interleaves with another process's (the CLI beside the service).
 PG_WRITE_LOCK = 0x706F7274  # "port"
 PG_CONNECT_TIMEOUT = 5  # seconds: an unreachable server fails a call quickly instead of hanging it
+# A process frozen (SIGSTOP, a paused VM) or cut off in the middle of a write transaction would hold the
+# write lock, and so stop every other instance from writing — and from taking over the leader lease —
+# until the server noticed, hours later by default. The server ends such a session after a few seconds;
+# a write waits for the lock a bounded time; TCP keepalives notice a dead peer within seconds.
+PG_SESSION = {
+    "options": "-c idle_in_transaction_session_timeout=5000 -c lock_timeout=5000",
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10000,
+}
 
 
 def shown(location: str | Path) -> str:
@@ -63,7 +75,7 @@ def make_engine(location: str | Path) -> Engine:
 def postgresql_engine(location: str) -> Engine:
     engine = create_engine(
         _pg_url(location),
-        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT, "application_name": "portalguard"},
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT, "application_name": "portalguard", **PG_SESSION},
         pool_size=8,
         max_overflow=16,
         pool_pre_ping=True,  # a connection the server dropped (a restart, a failover) is replaced

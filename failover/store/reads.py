@@ -127,7 +127,11 @@ class StoreReads:
         """Sites, their verdicts and the lease in one snapshot, aged by the database's clock."""
         now = self.now_sql
         sites, verdicts, lease = self._select(
-            (f'SELECT *, {now} - last_seen AS "age" FROM sites ORDER BY site', {}),
+            (
+                "SELECT site, host, pid, started, last_seen, stale_after, network_down, "
+                f'{now} - last_seen AS "age" FROM sites ORDER BY site',
+                {},
+            ),
             (
                 f'SELECT portal, site, health, since, {now} - seen AS "age" FROM site_verdicts ORDER BY portal, site',
                 {},

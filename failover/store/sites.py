@@ -90,6 +90,12 @@ class SiteWrites:
                     {"portal": portal, "site": beat.site, "health": health, "since": since, "seen": now},
                 )
 
+    def leave(self, site: str) -> None:
+        """A clean stop: the site counts no more from now on (not after ``stale_after``), so another
+        site stopping a moment later knows nobody goes on after it."""
+        with self._write() as conn:
+            conn.execute(update(t.sites).where(t.sites.c.site == site).values(stale_after=0.0))
+
     def take_lease(self, site: str, seconds: float, token: int | None) -> Lease:
         """Renew the lease if ``site`` holds it with ``token``; take it if it is free, expired, or held
         by this very site (a restart); else leave it. Returns the lease as it is now."""

@@ -245,7 +245,7 @@ class Store(StoreReads, SiteWrites):
         statement = update(a).where(a.c.permanent.is_(True)).values(permanent=False, next_attempt=0.0)
         if portal is not None:
             statement = statement.where(a.c.portal == portal)
-        with self._write(fenced=True) as conn:
+        with self._write() as conn:  # a human decision (a restart, the console): no effect to fence
             return conn.execute(statement).rowcount
 
     # -- overrides and maintenance ------------------------------------------------------------

@@ -240,3 +240,22 @@ async def test_a_second_instance_of_a_site_exits_2_naming_the_first(rig: HaRig) 
     assert str(a.proc.pid) in said or re.search(r"site\W+a\b", said), f"the first is not named: {said}"
     assert a.running and await a.healthy()
     assert await rig.leader() == "a"
+
+
+async def test_a_clean_stop_hands_over_at_once_and_the_last_one_tells_staff(rig: HaRig) -> None:
+    a, b = await _two(rig)
+    await _outage_on(rig)
+    leader, other = await _leader_and_follower(rig, a, b)
+
+    def stopped_messages() -> int:
+        return sum("portalguard が停止しました" in r.json().get("title", "") for r in rig.staff.requests)
+
+    leader.signal(signal.SIGTERM)  # an upgrade of one machine: the other goes on, nobody is alarmed
+    assert leader.proc is not None and await asyncio.wait_for(leader.proc.wait(), 30) == 0
+    stopped = time.monotonic()
+    await until(other.is_leader, LEASE / 3 + 2, f"site {other.site} leads soon after the lease is given up")
+    assert time.monotonic() - stopped < LEASE, "the lease was given up, not left to run out"
+    await stays(lambda: stopped_messages() == 0 and _exactly(rig, ONCE_ON), 2, "nothing told, nothing redone")
+    other.signal(signal.SIGTERM)  # the last one: staff must know the fallback page goes with it
+    assert other.proc is not None and await asyncio.wait_for(other.proc.wait(), 40) == 0
+    assert stopped_messages() == 1 and _exactly(rig, ONCE_ON), rig.effects()

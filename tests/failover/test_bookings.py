@@ -216,3 +216,17 @@ async def test_messages_name_the_portal_by_its_name_and_link_it_by_its_id(store:
     ((title, body),) = messages(store)
     assert "EPARK 渋谷" in title and "「EPARK 渋谷」" in body
     assert f"/staff/decide/{PORTAL}" in body, "links take the id"
+
+
+async def test_requests_another_leader_told_meanwhile_are_not_told_again(store: AsyncStore, clock: FakeClock) -> None:
+    # Several instances: site A holds two requests waiting, loses the lease; site B's sweep tells both
+    # (and a third); A leads again and flushes what it held: nothing is told twice.
+    a, b = announcer(store, clock), announcer(store, clock)
+    first, second = await post(store, a), await post(store, a)
+    third = await store.add_request(PORTAL, PATIENT)
+    assert await b.sweep() == 3
+    clock.advance(60)
+    assert await b.flush_due() == 1
+    assert await a.flush_due() == 0 and a.waiting() == 0
+    [(_, body)] = messages(store)
+    assert all(f"No.{n}" in body for n in (first, second, third))

@@ -110,3 +110,20 @@ async def test_the_lease_lost_between_the_look_and_the_switch_stops_the_switch(r
     assert "apply" not in rig.ads.calls and not rig.ads.on
     row = rig.store.sync.action(PORTAL, "ads")
     assert row.last_error is None and row.attempts == 0, "a lost lease is no failure of the action"
+
+
+async def test_the_upkeep_of_a_measure_that_is_on_waits_for_the_lease_too(rig: FencedRig) -> None:
+    # A cap pauses the ads from maintain(): an effect, so a leader past its deadline does not do it.
+    rig.lead()
+    rig.health = Health.DOWN
+    await rig.tick()
+    assert rig.ads.on
+    rig.ads.calls.clear()
+    await rig.tick()
+    assert "maintain" in rig.ads.calls  # as leader: its upkeep runs every tick
+    rig.ads.calls.clear()
+    answers = iter([True])  # the tick may start; by the upkeep the deadline has passed
+    rig.orch.may_act = lambda: next(answers, False)
+    await rig.tick()
+    assert "maintain" not in rig.ads.calls
+    assert rig.store.sync.action(PORTAL, "ads").last_error is None, "a lost lease is no failure of the action"

@@ -195,3 +195,36 @@ async def test_the_store_failing_keeps_the_last_view_and_shows_on_store_up(
     monkeypatch.undo()
     await v.beat_once()
     assert registry.get_sample_value("portalguard_store_up") == 1
+
+
+async def test_a_site_that_left_counts_no_more_at_once(store: ResilientStore, clock: FakeClock) -> None:
+    own = Own()
+    v, _ = votes(store, own, clock)
+    await v.beat_once()
+    await v.leave()
+    await v.beat_once()  # no heartbeat any more: it would make the site count again
+    sites, _, _ = await store.site_view()
+    assert [(s.site, s.alive) for s in sites] == [("a", False)]
+
+
+async def test_a_second_site_appearing_keeps_the_verdict_and_its_since(store: ResilientStore, clock: FakeClock) -> None:
+    own = Own()
+    own.health[PORTAL] = Health.DOWN
+    v, _ = votes(store, own, clock, quorum=1)
+    await v.beat_once()
+    clock.advance(60)
+    other(store, "b", Health.DOWN)
+    await v.beat_once()
+    assert v.combined(PORTAL) is not None
+    assert v.health(PORTAL).health is Health.DOWN and v.health(PORTAL).since == 100.0  # the outage's start
+
+
+async def test_outvoted_the_reason_names_the_sites_that_see_it_down(store: ResilientStore, clock: FakeClock) -> None:
+    own = Own()  # we see it up, with nothing failing
+    v, _ = votes(store, own, clock)
+    other(store, "b", Health.DOWN)
+    other(store, "c", Health.DOWN)
+    await v.beat_once()
+    health = v.health(PORTAL)
+    assert health.health is Health.DOWN
+    assert health.reason() == "down as seen from site(s) b, c"  # what the outage message and the incident say

@@ -81,7 +81,6 @@ FENCED: dict[str, Callable[[Store], object]] = {
     "set_failover": lambda s: s.set_failover("epark", True, "public: timeout"),
     "put_action": lambda s: s.put_action(action_row()),
     "set_page": lambda s: s.set_page("epark", True),
-    "clear_permanent_errors": lambda s: s.clear_permanent_errors(),
     "update_outbox_delivery": lambda s: s.update_outbox_delivery(outbox_row("q")),
     "requeue_interrupted_sends": lambda s: s.requeue_interrupted_sends(),
     "fence_check": lambda s: s.fence_check(),
@@ -244,6 +243,8 @@ def test_unfenced_writes_go_through_for_a_follower(stores: Callable[[], Store]) 
     a.set_verdict("epark", "down", T0)
     a.add_event("tick", "epark")
     assert a.value("heartbeat") == T0 and a.portal("epark").verdict == "down"
+    # A human decision on a follower's console lets stopped actions try again: no effect of its own.
+    assert a.clear_permanent_errors("epark") == 0
 
 
 async def test_the_async_lease_runs_on_its_own_thread_past_a_busy_writer(store_location: str) -> None:

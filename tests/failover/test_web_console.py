@@ -170,3 +170,13 @@ async def test_a_follower_does_not_drill_and_says_where_to(web: Web, clock: Any)
         refused = await decide(c, {"kind": "drill"}, confirm=True)
     assert refused.status_code == 409 and "このインスタンスはリーダーではありません" in refused.text
     assert ran == []
+
+
+async def test_a_followers_console_decides_as_the_leaders_does(web: Web) -> None:
+    # Several instances: a follower's store refuses effects (fence token 0), never a human decision.
+    web.store.sync.fence = ("clinic-shibuya", 0)
+    async with web.client() as c:
+        done = await decide(c, {"kind": "on", "reason": "予約サイトが表示されない"}, confirm=True)
+    assert done.status_code == 303, done.text
+    override = web.store.sync.override(PORTAL)
+    assert override is not None and override.mode == "on"
