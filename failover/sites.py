@@ -88,7 +88,7 @@ class SiteVotes:
         if combined is None:
             return own
         health, since = combined
-        if health is Health.DOWN and not own.reason():
+        if health is Health.DOWN and own.health is not Health.DOWN:  # outvoted: our endpoints say nothing
             down = sorted(s for s, h in self._others.get(pid, {}).items() if h is Health.DOWN)
             return SitesHealth(pid, health, since, own.network_down, own.endpoints, own.streak_since, down)
         return replace(own, health=health, since=since)
