@@ -57,7 +57,8 @@ async def test_an_outage_on_postgresql_survives_kill9_and_recovers_once(rig: Rig
         await rig.kill9()
         await rig.start()
         await asyncio.sleep(2)  # a few ticks of the restarted service: nothing may be re-sent
-        assert len(rig.staff.requests) == 1 and rig.hook_states() == ["failover"], [r.json().get("title") for r in rig.staff.requests]
+        titles = [r.json().get("title") for r in rig.staff.requests]
+        assert len(titles) == 1 and rig.hook_states() == ["failover"], titles
 
         rig.sim.set_mode("healthy")
         await until(lambda: rig.converged(False), 30, "all actions OFF after recovery")
