@@ -47,6 +47,7 @@ bench: $(STAMP) deps-debian
 	$(PY) bench/time_to_failover.py
 	$(PY) bench/fallback_load.py
 	$(PY) bench/store_lock.py
+	$(PY) bench/takeover.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
