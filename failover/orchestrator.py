@@ -57,6 +57,9 @@ ACTION_DEADLINE = 300.0  # one observe/apply/observe round (with API timeouts an
 ALERT_AFTER_FAILING = 180.0
 READ_ERRORS = (sqlite3.Error, StoreError, OSError)
 CLOCK_REPUBLISH_CHANGE = 0.05  # seconds the steady clock's offset moved (slewing) before it is published again
+# Our own network is told down only once every canary has failed for this many canary intervals: one
+# slow canary probe (a busy start, a moment of load) is no outage, and pages nobody.
+NETWORK_CONFIRM_INTERVALS = 1.5
 CLOCK_REPUBLISH_EVERY = 60.0  # and at least this often (a lost fire-and-forget write is made good)
 
 
@@ -103,6 +106,7 @@ class Orchestrator:
         self.network_down = network_down
         # Persisted: a restart during a network outage is not a new episode (no second alert).
         self._network_was_down: bool | None = None  # read from the store at the first tick
+        self._network_down_seen: float | None = None  # since when every canary fails, as seen here
         self.clock = clock
         self.rng = rng or random.Random()
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -554,11 +558,18 @@ class Orchestrator:
         if self._network_was_down is None:
             self._network_was_down = bool(await self.store.value("network_down", False))
         down = self.network_down()
+        if not down:
+            self._network_down_seen = None
+        elif self._network_down_seen is None:
+            self._network_down_seen = now
+        confirm = NETWORK_CONFIRM_INTERVALS * self.settings.canary_interval
+        if down and not self._network_was_down and now - (self._network_down_seen or now) < confirm:
+            return  # not yet for long enough: the next canary probe may answer
         # Unknown (after a restart, until every canary is probed) is no change: taking it for "up"
         # would announce a false recovery during our own outage, then a second "degraded".
         if down is not None and down != self._network_was_down:
             self._network_was_down = down
-            await self.on_network(down, now)
+            await self.on_network(down, (self._network_down_seen or now) if down else now)
 
     async def on_network(self, down: bool, now: float) -> None:
         """Our own network went down (every canary fails) or came back: tell staff once per episode."""
