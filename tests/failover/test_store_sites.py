@@ -19,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from failover.store import (
 )
 from failover.store import schema as t
 from failover.store.copy import RUNTIME_TABLES, copy_store, count, tables
+from tests.failover.test_store_full import DiskFull
 from tests.pg_support import PostgresServer
 
 pytestmark = pytest.mark.anyio
@@ -407,23 +406,6 @@ def test_one_service_lock_per_site_on_one_database(postgres: PostgresServer) -> 
 
 
 # -- the service's journal and the fence -----------------------------------------------------------
-
-
-class DiskFull:
-    """Every write transaction of the store fails as SQLite does on a full disk (reads go on)."""
-
-    def __init__(self, store: ResilientStore, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.full = False
-        real_tx = store.sync._write
-
-        @contextmanager
-        def tx(fenced: bool = False) -> Iterator[Any]:
-            if self.full:
-                raise sqlite3.OperationalError("database or disk is full")
-            with real_tx(fenced) as db:
-                yield db
-
-        monkeypatch.setattr(store.sync, "_write", tx)
 
 
 @pytest.fixture
